@@ -1,0 +1,31 @@
+"""The ComfyUI adapter: node classes and their registration.
+
+Only this package knows about ComfyUI; the protocol lives in ``scenario_api``.
+The mapping keys are the node type ids stored in every saved workflow: they
+must never change (locked by ``tests/node_contract.json``).
+"""
+
+from __future__ import annotations
+
+from .fetch import ScenarioFetchAsset
+from .generate import ScenarioControlNetGenerate, ScenarioImg2ImgControlNet
+from .poll import ScenarioPollJob
+from .upload import ScenarioUploadAsset
+
+NODE_CLASS_MAPPINGS = {
+    "ScenarioControlNetGenerate": ScenarioControlNetGenerate,
+    "ScenarioImg2ImgControlNet": ScenarioImg2ImgControlNet,
+    "ScenarioPollJob": ScenarioPollJob,
+    "ScenarioFetchAsset": ScenarioFetchAsset,
+    "ScenarioUploadAsset": ScenarioUploadAsset,
+}
+
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "ScenarioControlNetGenerate": "Scenario ControlNet Generate",
+    "ScenarioImg2ImgControlNet": "Scenario Img2Img ControlNet",
+    "ScenarioPollJob": "Scenario Poll Job",
+    "ScenarioFetchAsset": "Scenario Fetch Asset",
+    "ScenarioUploadAsset": "Scenario Upload Asset",
+}
+
+__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

@@ -1,0 +1,241 @@
+"""The two generate nodes: ControlNet text-to-image and ControlNet img2img.
+
+Both share :class:`_ScenarioGenerateBase`; the img2img node only adds its
+init-image inputs and ``strength``. A run goes, cheapest checks first:
+
+1. widget rules (again: linked values skipped ``VALIDATE_INPUTS``), the
+   exactly-one-source rules and tensor shapes - no network;
+2. credentials (environment or the user-directory file) - no network;
+3. the model's family (a free read), then every request is validated with
+   the family's rules, with a placeholder asset id, before any upload;
+4. uploads of control / init pixels (once per distinct image, cached);
+5. the optional budget quote (free dry runs); refusal submits nothing;
+6. submit, follow and download each job (see ``jobs``).
+
+No ``IS_CHANGED``: ComfyUI's cache (inputs + hidden ``UNIQUE_ID``) means a
+re-queue with the same seed and inputs is served from the cache - no new job,
+no new cost - while a new seed runs again. ``UNIQUE_ID`` also keeps two
+identical nodes from being merged into one paid call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from ..scenario_api import spec
+from ..scenario_api.client import ScenarioClient
+from ..scenario_api.errors import ScenarioError
+from ..scenario_api.models import ControlNetRequest
+from . import bridge, inputs, plan, tensors
+from .budget import enforce_budget
+from .credentials import resolve_settings
+from .errors import node_errors, prefixed
+from .ids import join_ids
+from .jobs import FANOUT_LIMIT, bounded, run_requests
+from .status import StatusBoard
+from .validation import check_widgets, widget_errors
+
+OUTPUT_TOOLTIPS = (
+    "The generated images, B x num_samples of them in control-batch order. " + inputs.MIXED_SIZES_NOTE,
+    "The Scenario job id (several comma-separated with a control batch). Keep it to recover results with "
+    "Scenario Poll Job.",
+    "The Scenario asset ids of the images, comma-separated, in output order (feed Scenario Fetch Asset).",
+)
+
+
+def _optional_fraction(value: float | None) -> float | None:
+    """-1 (the widget default) means "not sent": Scenario's own default applies."""
+    return None if value is None or value == inputs.UNSET else float(value)
+
+
+def job_ids_text(outcomes: list[Any]) -> str:
+    return join_ids([o.job.job_id for o in outcomes])
+
+
+class _ScenarioGenerateBase:
+    """Shared declaration and run logic; subclasses set ``IMG2IMG`` and the input layout."""
+
+    IMG2IMG = False
+    CATEGORY = "Scenario"
+    FUNCTION = "generate"
+    RETURN_TYPES = ("IMAGE", "STRING", "STRING")
+    RETURN_NAMES = ("images", "job_id", "asset_ids")
+    OUTPUT_TOOLTIPS = OUTPUT_TOOLTIPS
+
+    @classmethod
+    def VALIDATE_INPUTS(
+        cls,
+        model_id: Any = None,
+        modality: Any = None,
+        modalities: Any = None,
+        width: Any = None,
+        height: Any = None,
+        control_start: Any = None,
+        control_end: Any = None,
+        control_image_id: Any = None,
+        image_id: Any = None,
+    ) -> bool | str:
+        """Constant widget values only (ComfyUI passes ``None`` for linked inputs)."""
+        found = widget_errors(
+            model_id=model_id,
+            modality=modality,
+            modalities=modalities,
+            width=width,
+            height=height,
+            control_start=control_start,
+            control_end=control_end,
+            control_image_id=control_image_id,
+            image_id=image_id,
+        )
+        # ComfyUI repeats the returned text once per declared input: one text listing every problem.
+        return prefixed(" | ".join(str(e) for e in found)) if found else True
+
+    async def _prepare(
+        self,
+        client: ScenarioClient,
+        settings: Any,
+        base: ControlNetRequest,
+        controls: list[plan.Source],
+        inits: list[plan.Source] | None,
+        width: int,
+        height: int,
+        progress: bridge.Progress,
+    ) -> list[ControlNetRequest]:
+        """One validated request per control source; pixels are uploaded only once all requests passed."""
+        model = await client.get_model(base.model_id)
+        sizes = await bounded(FANOUT_LIMIT, controls, lambda _, src: plan.source_size(client, src))
+        drafts = []
+        for size in sizes:
+            w, h = plan.output_size(width, height, size, model.family)
+            draft = replace(
+                base,
+                width=w,
+                height=h,
+                control_image_id=plan.PLACEHOLDER_ASSET,
+                image=plan.PLACEHOLDER_ASSET if inits is not None else None,
+            )
+            spec.validate_body(draft.endpoint, draft.to_body(model.family), model.family, strict=True)
+            drafts.append(draft)
+        if any(src.array is not None for src in controls + (inits or [])):
+            progress.text("uploading images")
+        control_ids = await plan.resolve_ids(client, settings, controls, "comfyui-control")
+        init_ids = await plan.resolve_ids(client, settings, inits, "comfyui-init") if inits is not None else None
+        return [
+            replace(d, control_image_id=control_ids[i], image=init_ids[i] if init_ids is not None else None)
+            for i, d in enumerate(drafts)
+        ]
+
+    async def generate(
+        self,
+        prompt: str,
+        model_id: str,
+        modality: str,
+        modality_strength: float,
+        num_samples: int,
+        guidance: float,
+        num_inference_steps: int,
+        width: int,
+        height: int,
+        seed: int,
+        strength: float | None = None,
+        control_image: Any = None,
+        control_image_id: str = "",
+        image: Any = None,
+        image_id: str = "",
+        negative_prompt: str = "",
+        scheduler: str = inputs.SCHEDULER_DEFAULT,
+        modalities: str = "",
+        control_start: float = inputs.UNSET,
+        control_end: float = inputs.UNSET,
+        max_creative_units: float = 0.0,
+        unique_id: str | None = None,
+    ) -> tuple[Any, str, str]:
+        with node_errors():
+            check_widgets(
+                model_id=model_id,
+                modality=modality,
+                modalities=modalities,
+                width=width,
+                height=height,
+                control_start=control_start,
+                control_end=control_end,
+                control_image_id=control_image_id,
+                image_id=image_id if self.IMG2IMG else None,
+            )
+            controls = plan.sources(control_image, control_image_id, "control_image", "control_image_id", "control map")
+            inits = (
+                plan.pair_inits(plan.sources(image, image_id, "image", "image_id", "init image"), len(controls))
+                if self.IMG2IMG
+                else None
+            )
+            settings = resolve_settings()
+            progress = bridge.Progress(unique_id)
+            progress.text("checking the request")
+            base = ControlNetRequest(
+                prompt=prompt,
+                model_id=model_id.strip(),
+                modality=plan.modality_string(modality, modality_strength, modalities),
+                num_samples=int(num_samples),
+                guidance=float(guidance),
+                num_inference_steps=int(num_inference_steps),
+                scheduler=None if scheduler in (None, "", inputs.SCHEDULER_DEFAULT) else scheduler,
+                seed=int(seed),
+                negative_prompt=negative_prompt or None,
+                control_start=_optional_fraction(control_start),
+                control_end=_optional_fraction(control_end),
+                strength=float(strength) if self.IMG2IMG and strength is not None else None,
+            )
+            async with ScenarioClient(settings) as client:
+                requests = await self._prepare(client, settings, base, controls, inits, width, height, progress)
+                if max_creative_units and max_creative_units > 0:
+                    progress.text("asking Scenario for a price quote")
+                    await enforce_budget(client, requests, float(max_creative_units))
+                outcomes = await run_requests(client, requests, StatusBoard(progress, len(requests)))
+            decoded = [img for o in outcomes for img in o.images]
+            if not decoded:
+                raise ScenarioError(prefixed(f"job(s) {job_ids_text(outcomes)} finished without any image"))
+            images, _masks = tensors.results_to_tensors(decoded)
+            job_ids = job_ids_text(outcomes)
+            asset_ids = join_ids([a for o in outcomes for a in o.job.asset_ids])
+            return (images, job_ids, asset_ids)
+
+
+class ScenarioControlNetGenerate(_ScenarioGenerateBase):
+    DESCRIPTION = (
+        "Generate images with Scenario's ControlNet (text-to-image): a prompt plus a control map (canny edges, "
+        "pose, depth...) steer a Scenario model. Runs remotely and costs Scenario creative units; a batch of "
+        "control images runs one job per image. Needs SCENARIO_API_KEY / SCENARIO_API_SECRET or the "
+        "credentials file (see the help page)."
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {
+            "required": inputs.common_required(),
+            "optional": {**inputs.control_image_inputs(), **inputs.common_optional_tail()},
+            "hidden": dict(inputs.HIDDEN),
+        }
+
+
+class ScenarioImg2ImgControlNet(_ScenarioGenerateBase):
+    IMG2IMG = True
+    DESCRIPTION = (
+        "Transform an init image with Scenario's ControlNet img2img: the control map keeps the structure, the "
+        "prompt and strength decide how far the result departs from the init image. Runs remotely and costs "
+        "Scenario creative units; a batch of control images runs one job per image."
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        required = inputs.common_required()
+        required["strength"] = inputs.strength_input()
+        return {
+            "required": required,
+            "optional": {
+                **inputs.control_image_inputs(),
+                **inputs.init_image_inputs(),
+                **inputs.common_optional_tail(),
+            },
+            "hidden": dict(inputs.HIDDEN),
+        }

@@ -1,0 +1,251 @@
+"""Widget definitions and tooltips shared by the nodes.
+
+Ranges, combo lists and defaults come from ``scenario_api.spec`` so the widgets
+can never drift from what the client validates. The *order* of the inputs
+built here is a contract with every saved workflow (``widgets_values`` are
+positional): it is locked by ``tests/node_contract.json``. New inputs may only
+be appended as optional inputs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..scenario_api import spec
+
+DEFAULT_MODEL = "flux.1-dev"
+DEFAULT_MODALITY = "canny"
+SCHEDULER_DEFAULT = "default"
+SCHEDULER_CHOICES = (SCHEDULER_DEFAULT,) + spec.SCHEDULERS
+UNSET = -1.0  # control_start / control_end: "Scenario's default, not sent"
+MAX_BUDGET = 1_000_000.0
+
+SIZE_NOTE = (
+    "0 = derived from the control image (its aspect ratio, fitted to the model's size rules, "
+    "multiples of 8). Otherwise 64-2048 in steps of 8 (SDXL 512-2048, SD 1.5 64-1024)"
+)
+
+MIXED_SIZES_NOTE = (
+    "Results of different sizes are padded, centred, to the largest width and height (black padding; "
+    "never resized)."
+)
+
+
+def _rule(field: str) -> spec.NumberRule:
+    return spec.RULES[field]
+
+
+def prompt_input() -> tuple[str, dict[str, Any]]:
+    return ("STRING", {"multiline": True, "default": "", "tooltip": "What to generate. Required, not empty."})
+
+
+def common_required() -> dict[str, tuple[str, dict[str, Any]] | tuple[Any, ...]]:
+    """Required widgets of both generate nodes, in widget order."""
+    steps = _rule("numInferenceSteps")
+    samples = _rule("numSamples")
+    return {
+        "prompt": prompt_input(),
+        "model_id": (
+            "STRING",
+            {
+                "default": DEFAULT_MODEL,
+                "tooltip": "Scenario model id: a Flux (e.g. flux.1-dev), SDXL or SD 1.5 model or a LoRA trained on "
+                "one. The model's family decides which modalities, sizes and options are allowed.",
+            },
+        ),
+        "modality": (
+            list(spec.ALL_MODALITY_NAMES),
+            {
+                "default": DEFAULT_MODALITY,
+                "tooltip": "What the control image is: canny edges, pose, depth... Flux: "
+                + ", ".join(spec.FLUX_MODALITIES)
+                + ". SDXL: "
+                + ", ".join(spec.SDXL_MODALITIES + spec.PRESETS_BY_FAMILY[spec.SDXL])
+                + ". SD 1.5: "
+                + ", ".join(spec.SD15_MODALITIES + spec.PRESETS_BY_FAMILY[spec.SD15])
+                + ". Ignored when 'modalities' is filled.",
+            },
+        ),
+        "modality_strength": (
+            "FLOAT",
+            {
+                "default": 1.0,
+                "min": 0.01,
+                "max": spec.WEIGHT_MAX,
+                "step": 0.01,
+                "tooltip": "How strongly the control image steers the result, sent as modality:strength "
+                "(e.g. canny:0.8). Ignored when 'modalities' is filled.",
+            },
+        ),
+        "num_samples": (
+            "INT",
+            {
+                "default": 1,
+                "min": int(samples.lo),
+                "max": int(samples.hi),
+                "tooltip": "Images per control image (each one is billed). A batch of B control images runs B "
+                "jobs, giving B x num_samples images.",
+            },
+        ),
+        "guidance": (
+            "FLOAT",
+            {
+                "default": spec.DEFAULT_GUIDANCE[spec.FLUX],
+                "min": _rule("guidance").lo,
+                "max": _rule("guidance").hi,
+                "step": 0.1,
+                "tooltip": "Prompt adherence. Flux: 0-10 (3.5 typical); SDXL / SD 1.5: 0-20 (6-7.5 typical).",
+            },
+        ),
+        "num_inference_steps": (
+            "INT",
+            {
+                "default": spec.DEFAULTS["numInferenceSteps"],
+                "min": int(steps.lo),
+                "max": int(steps.hi),
+                "tooltip": "Denoising steps (1-150). More steps cost more creative units.",
+            },
+        ),
+        "width": (
+            "INT",
+            {"default": 0, "min": 0, "max": int(_rule("width").hi), "step": 8, "tooltip": "Output width. " + SIZE_NOTE},
+        ),
+        "height": (
+            "INT",
+            {"default": 0, "min": 0, "max": int(_rule("height").hi), "step": 8, "tooltip": "Output height. " + SIZE_NOTE},
+        ),
+        "seed": (
+            "INT",
+            {
+                "default": 0,
+                "min": 0,
+                "max": spec.SEED_MAX,
+                "control_after_generate": True,
+                "tooltip": "Seed sent to Scenario. Re-queueing with the same seed and inputs reuses ComfyUI's cached "
+                "result (no new job, no new cost); a new seed runs a new job. Headless /prompt callers must vary "
+                "it themselves.",
+            },
+        ),
+    }
+
+
+def strength_input() -> tuple[str, dict[str, Any]]:
+    rule = _rule("strength")
+    return (
+        "FLOAT",
+        {
+            "default": spec.DEFAULT_STRENGTH,
+            "min": rule.lo,
+            "max": rule.hi,
+            "step": 0.01,
+            "tooltip": "How far the result departs from the init image: 0.01 keeps it almost unchanged, 1.0 ignores it.",
+        },
+    )
+
+
+def control_image_inputs() -> dict[str, tuple[str, dict[str, Any]]]:
+    return {
+        "control_image": (
+            "IMAGE",
+            {
+                "tooltip": "The control map (edges, pose, depth...). Give this OR control_image_id. A batch of B "
+                "images runs B Scenario jobs concurrently (results in batch order). Uploaded once per distinct "
+                "image per ComfyUI session and sent as an asset id.",
+            },
+        ),
+        "control_image_id": (
+            "STRING",
+            {
+                "default": "",
+                "tooltip": "A Scenario asset id (asset_...) of a control map already uploaded, e.g. from Scenario "
+                "Upload Asset. Several ids separated by commas run one job each. Give this OR control_image.",
+            },
+        ),
+    }
+
+
+def init_image_inputs() -> dict[str, tuple[str, dict[str, Any]]]:
+    return {
+        "image": (
+            "IMAGE",
+            {
+                "tooltip": "The init image to transform. Give this OR image_id. Batch size 1 (used for every job) or "
+                "the same size as the control batch (paired by index).",
+            },
+        ),
+        "image_id": (
+            "STRING",
+            {
+                "default": "",
+                "tooltip": "A Scenario asset id (asset_...) of the init image. Give this OR image. One id, or one "
+                "per control image separated by commas.",
+            },
+        ),
+    }
+
+
+def common_optional_tail() -> dict[str, tuple[Any, ...]]:
+    """Optional widgets after the image inputs, in widget order."""
+    return {
+        "negative_prompt": (
+            "STRING",
+            {
+                "multiline": True,
+                "default": "",
+                "tooltip": "What to avoid. Empty = not sent. Ignored by Scenario when guidance < 1.",
+            },
+        ),
+        "scheduler": (
+            list(SCHEDULER_CHOICES),
+            {
+                "default": SCHEDULER_DEFAULT,
+                "tooltip": "Sampler, Stable Diffusion models only. 'default' = Scenario's choice (not sent); any "
+                "other value on a Flux model is rejected before anything is sent.",
+            },
+        ),
+        "modalities": (
+            "STRING",
+            {
+                "default": "",
+                "tooltip": "Advanced: the full modality string, e.g. 'depth:0.5,pose:1.0' (SDXL / SD 1.5: up to 3, "
+                "or one preset such as 'character'; Flux: exactly one). When filled it replaces modality and "
+                "modality_strength.",
+            },
+        ),
+        "control_start": (
+            "FLOAT",
+            {
+                "default": UNSET,
+                "min": UNSET,
+                "max": 1.0,
+                "step": 0.01,
+                "tooltip": "Flux only: fraction of the steps where the control starts (0 = first step). "
+                "-1 = Scenario's default (not sent).",
+            },
+        ),
+        "control_end": (
+            "FLOAT",
+            {
+                "default": UNSET,
+                "min": UNSET,
+                "max": 1.0,
+                "step": 0.01,
+                "tooltip": "Flux only: fraction of the steps where the control stops; must be above control_start. "
+                "-1 = Scenario's default (not sent).",
+            },
+        ),
+        "max_creative_units": (
+            "FLOAT",
+            {
+                "default": 0.0,
+                "min": 0.0,
+                "max": MAX_BUDGET,
+                "step": 0.1,
+                "tooltip": "Budget in Scenario creative units for this node run (all jobs together). When above 0, "
+                "a free price quote is asked first and nothing is submitted if it costs more. 0 = no budget.",
+            },
+        ),
+    }
+
+
+HIDDEN = {"unique_id": "UNIQUE_ID"}

@@ -1,0 +1,140 @@
+"""Turning a generate node's inputs into Scenario requests (no network except free reads).
+
+Policies decided here, documented in the tooltips and help pages:
+
+* **Control source**: exactly one of ``control_image`` (IMAGE) and
+  ``control_image_id`` (asset ids). A batch of B images, or B comma-separated
+  ids, becomes B jobs.
+* **Init image** (img2img): exactly one of ``image`` and ``image_id``; 1 item
+  (shared by every job) or B items (paired by index); anything else is an error.
+* **Size**: width and height 0 are derived per job from the control image
+  (its pixel size, or an asset's recorded width/height, 512 x 512 if none),
+  fitted to the model family's limits with ``spec.fit_size`` (aspect kept,
+  multiples of 8). One side 0 keeps the other side and follows the control
+  image's aspect ratio.
+* **Modality**: ``modalities`` (the full grammar) when filled, else
+  ``modality:modality_strength``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..scenario_api import spec
+from ..scenario_api.errors import ValidationError
+from . import tensors, uploads
+from .ids import parse_ids
+from .jobs import FANOUT_LIMIT, bounded
+
+PLACEHOLDER_ASSET = "asset_placeholder-for-validation"
+
+
+@dataclass(frozen=True)
+class Source:
+    """One image for one job: pixels still to upload, or an existing asset id."""
+
+    array: np.ndarray | None = None
+    asset_id: str | None = None
+
+    @property
+    def size(self) -> tuple[int, int] | None:
+        return tensors.image_size(self.array) if self.array is not None else None
+
+
+def _given(text: Any) -> bool:
+    return text is not None and bool(str(text).strip())
+
+
+def _image_given(image: Any) -> bool:
+    return image is not None
+
+
+def _exactly_one(tensor_name: str, id_name: str, what: str, tensor: Any, ids: Any) -> None:
+    has_tensor, has_ids = _image_given(tensor), _given(ids)
+    if has_tensor == has_ids:
+        got = "both" if has_tensor else "neither"
+        raise ValidationError(
+            f"{tensor_name} / {id_name}",
+            got,
+            f"exactly one of {tensor_name} (connect an IMAGE) or {id_name} (a Scenario asset id like 'asset_...') "
+            f"for the {what}",
+            param=f"{tensor_name} / {id_name}",
+        )
+
+
+def sources(tensor: Any, ids: Any, tensor_name: str, id_name: str, what: str) -> list[Source]:
+    """Split an IMAGE batch or an id list into one :class:`Source` per item."""
+    _exactly_one(tensor_name, id_name, what, tensor, ids)
+    if _image_given(tensor):
+        return [Source(array=a) for a in tensors.image_to_arrays(tensor, tensor_name)]
+    return [Source(asset_id=i) for i in parse_ids(ids, "asset", id_name)]
+
+
+def pair_inits(inits: list[Source], count: int) -> list[Source]:
+    """Init images per job: 1 shared, or exactly one per control image."""
+    if len(inits) == count:
+        return inits
+    if len(inits) == 1:
+        return inits * count
+    raise ValidationError(
+        "image / image_id",
+        f"{len(inits)} init images for {count} control images",
+        f"1 init image (used for every job) or {count} (one per control image, paired by index)",
+        param="image / image_id",
+    )
+
+
+def modality_string(modality: str, strength: float, modalities: Any) -> str:
+    if _given(modalities):
+        return str(modalities).strip()
+    return str(spec.ModalityItem(str(modality), float(strength)))
+
+
+def _snap(value: float, lo: int, hi: int) -> int:
+    return int(min(hi, max(lo, 8 * round(value / 8))))
+
+
+def output_size(width: int, height: int, source_size: tuple[int, int] | None, family: str) -> tuple[int, int]:
+    """The request's width/height from the widgets (0 = derive) and the control image's size."""
+    width, height = int(width or 0), int(height or 0)
+    if width > 0 and height > 0:
+        return width, height
+    sw, sh = source_size or (spec.DEFAULTS["width"], spec.DEFAULTS["height"])
+    if width == 0 and height == 0:
+        return spec.fit_size(sw, sh, family)
+    wlo, whi = spec.size_range("width", family)
+    hlo, hhi = spec.size_range("height", family)
+    if width == 0:
+        return _snap(height * sw / sh, wlo, whi), height
+    return width, _snap(width * sh / sw, hlo, hhi)
+
+
+async def source_size(client: Any, src: Source) -> tuple[int, int] | None:
+    """Pixel size of a source; for an asset id, from its metadata (a free read)."""
+    if src.array is not None:
+        return src.size
+    if src.asset_id is None:
+        return None
+    asset = await client.get_asset(src.asset_id)
+    meta = asset.metadata or {}
+    try:
+        w, h = int(meta.get("width") or 0), int(meta.get("height") or 0)
+    except (TypeError, ValueError):
+        return None
+    return (w, h) if w > 0 and h > 0 else None
+
+
+async def resolve_ids(client: Any, settings: Any, srcs: Sequence[Source], name: str | Sequence[str]) -> list[str]:
+    """Asset ids for the sources, uploading pixels once each (see ``uploads``); ``name`` per source or shared."""
+    names = [name] * len(srcs) if isinstance(name, str) else list(name)
+
+    async def one(i: int, src: Source) -> str:
+        if src.asset_id is not None:
+            return src.asset_id
+        assert src.array is not None
+        return await uploads.upload_array(client, settings, src.array, names[i])
+
+    return await bounded(FANOUT_LIMIT, list(srcs), one)

@@ -1,0 +1,137 @@
+"""Upload each distinct image to Scenario once per ComfyUI process.
+
+Generate nodes never inline control or init images in the paid request:
+each image is PNG-encoded, hashed, uploaded with ``POST /assets`` once, and
+the request carries the asset id. This keeps request bodies small (no
+payload-size failures on big maps) and makes re-running a workflow, or two
+nodes sharing a map, cost no second upload.
+
+Cache key: ``(API base URL, sha256 of the key id, sha256 of the PNG bytes)`` -
+so switching Scenario account or endpoint (e.g. to the emulator) never reuses
+an asset id from elsewhere. Only asset ids are kept (no secrets, no pixels).
+
+Concurrency: identical uploads started together (a batch holding the same
+image twice, two nodes running concurrently) share one in-flight task, so
+the image is sent once. In-flight tasks belong to the event loop that started
+them (ComfyUI runs each prompt in a fresh loop), hence the per-loop map.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import threading
+from typing import Awaitable, Callable
+
+import numpy as np
+
+from ..scenario_api import imaging
+from ..scenario_api.config import Settings
+from ..scenario_api.errors import NotFoundError
+
+CacheKey = tuple[str, str, str]
+
+_lock = threading.Lock()
+_asset_ids: dict[CacheKey, str] = {}
+_in_flight: dict[tuple[int, CacheKey], asyncio.Future[str]] = {}
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def cache_key(settings: Settings, png_hash: str) -> CacheKey:
+    """Key of one image for one account on one API endpoint (no secret inside)."""
+    key_id = ""
+    if settings.credentials is not None:
+        # authorization_header() covers key and secret; hashing it identifies the account without storing either.
+        key_id = hashlib.sha256(settings.credentials.authorization_header().encode()).hexdigest()
+    return (settings.base_url, key_id, png_hash)
+
+
+def cached(key: CacheKey) -> str | None:
+    with _lock:
+        return _asset_ids.get(key)
+
+
+def forget(asset_id: str) -> None:
+    """Drop an asset id that Scenario no longer knows (deleted, other project)."""
+    with _lock:
+        for k in [k for k, v in _asset_ids.items() if v == asset_id]:
+            del _asset_ids[k]
+
+
+def clear() -> None:
+    """Empty the cache (tests; never needed in normal use)."""
+    with _lock:
+        _asset_ids.clear()
+        _in_flight.clear()
+
+
+async def upload_once(key: CacheKey, upload: Callable[[], Awaitable[str]]) -> str:
+    """Return the cached asset id for ``key``, or run ``upload()`` exactly once to get it.
+
+    Concurrent callers on the same loop await the same task. A failed upload
+    is not cached; the next call tries again.
+    """
+    hit = cached(key)
+    if hit is not None:
+        return hit
+    loop = asyncio.get_running_loop()
+    slot = (id(loop), key)
+    with _lock:
+        fut = _in_flight.get(slot)
+        owner = fut is None or fut.get_loop() is not loop
+        if owner:
+            fut = loop.create_future()
+            _in_flight[slot] = fut
+    assert fut is not None
+    if not owner:
+        return await asyncio.shield(fut)
+    try:
+        asset_id = await upload()
+    except BaseException as exc:
+        with _lock:
+            _in_flight.pop(slot, None)
+        if not fut.done():
+            if isinstance(exc, asyncio.CancelledError):
+                fut.cancel()
+            else:
+                fut.set_exception(exc)
+                fut.exception()  # mark retrieved: waiters re-raise it themselves
+        raise
+    with _lock:
+        _asset_ids[key] = asset_id
+        _in_flight.pop(slot, None)
+    if not fut.done():
+        fut.set_result(asset_id)
+    return asset_id
+
+
+async def upload_array(client: object, settings: Settings, arr: np.ndarray, name: str) -> str:
+    """PNG-encode ``arr`` (gray maps as single-channel PNG) and return its asset id, uploading at most once.
+
+    A cached id is checked with a free ``GET /assets/{id}`` before reuse.
+
+    ``client`` is a ``ScenarioClient`` bound to the running loop. Encoding
+    runs in a worker thread: a large batch would otherwise stall sibling nodes.
+    """
+    png = await asyncio.to_thread(imaging.encode_png, arr, gray_if_equal=True)
+    key = cache_key(settings, content_hash(png))
+    hit = cached(key)
+    if hit is not None:
+        # A free read proves the asset still exists (deleted in the web app, or a reset emulator);
+        # otherwise every later run would fail on the stale id until ComfyUI restarts.
+        try:
+            await client.get_asset(hit)  # type: ignore[attr-defined]
+            return hit
+        except NotFoundError:
+            forget(hit)
+
+    async def _send() -> str:
+        asset = await client.upload_image(png, name=name)  # type: ignore[attr-defined]
+        if not asset.asset_id:
+            raise RuntimeError("Scenario answered the upload without an asset id")
+        return asset.asset_id
+
+    return await upload_once(key, _send)

@@ -1,0 +1,690 @@
+"""``ScenarioClient``: the Scenario ControlNet operations, async, one per event loop.
+
+The two rules that shape this module:
+
+1. **Never pay twice.** A paid submit is resent only when the request provably
+   never reached Scenario (connect failure) or Scenario refused it (429/503).
+   After any ambiguous failure (timeout after sending, dropped connection,
+   500/502/504) the client looks for the job it may have created
+   (``GET /jobs?createdAfter=…``, matched on prompt, model, modality, seed and
+   sample count) and adopts it, or raises :class:`OutcomeUnknownError` telling
+   the user what to look for. Always sending our own seed makes the match
+   reliable.
+2. **Validate before spending.** Every request is checked with
+   :func:`spec.validate_body` (strict) before the paid call. Rules that no model
+   family accepts are reported before *any* request; family-specific rules after
+   the free model lookup.
+
+Waiting honours a caller's ``should_cancel()`` (checked at least every 0.25 s)
+and task cancellation: both send one shielded, best-effort remote cancel so an
+abandoned job stops billing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from datetime import datetime, timedelta, timezone
+from typing import Any, Awaitable, Callable, Iterable, Mapping, Sequence
+
+import httpx
+
+from . import spec
+from .config import Settings
+from .downloads import (
+    DEFAULT_MAX_BYTES,
+    Downloader,
+    ExpiredURLError,
+    HostPolicy,
+    TransientDownloadError,
+    TruncatedDownloadError,
+)
+from .errors import (
+    DownloadError,
+    ImageDecodeError,
+    JobCanceledError,
+    JobFailedError,
+    OutcomeUnknownError,
+    RateLimitedError,
+    ScenarioError,
+    ScenarioTimeoutError,
+    ServerError,
+    TransportError,
+    ValidationError,
+)
+from .imaging import content_hash, from_data_url, sniff_mime, to_data_url
+from .models import ACTIVE_STATUSES, Asset, ControlNetRequest, Job, Model, Quote, Submission
+from .retry import CancelRequested, RetryPolicy, interruptible_sleep, run_cancellable
+from .transport import DEFAULT_TIMEOUT, LOG, AmbiguousOutcome, Transport, api_error, decode_body, redact
+
+__all__ = ["ScenarioClient", "INLINE_IMAGE_LIMIT", "precheck_request", "iso_utc"]
+
+# Largest data URL sent inline in a request body; bigger images are uploaded as
+# assets and referenced by id (Scenario documents no body limit; keep bodies small).
+INLINE_IMAGE_LIMIT = 2 * 1024 * 1024
+
+DRY_RUN_STATUS = 269
+QUEUED_STATUSES = ("pending", "queued")
+MAX_PAGE_SIZE = 100
+
+ProgressCallback = Callable[[Job], "Awaitable[None] | None"]
+CancelCheck = Callable[[], bool]
+
+
+def iso_utc(moment: datetime) -> str:
+    """``2026-05-01T12:00:00.000Z``: the ISO form Scenario uses."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def precheck_request(request: ControlNetRequest) -> None:
+    """Raise the :class:`ValidationError` of a problem that no model family accepts.
+
+    The request is validated against each ControlNet family; when all of them
+    reject it on the same field with the same explanation, the problem cannot
+    depend on the model, so it is reported before any network call (not even
+    the free model lookup). Family-specific problems wait for the lookup.
+    Embedded data URLs are also decoded once, so a corrupt one never leaves.
+    """
+    failures: list[ValidationError] = []
+    for family in (spec.FLUX, spec.SDXL, spec.SD15):
+        try:
+            spec.validate_body(request.endpoint, request.to_body(family), family, strict=True)
+        except ValidationError as exc:
+            failures.append(exc)
+        else:
+            break
+    if len(failures) == 3 and all((e.field, e.allowed) == (failures[0].field, failures[0].allowed) for e in failures):
+        raise failures[0]
+    for field, value in (("controlImage", request.control_image), ("image", request.image)):
+        if isinstance(value, str) and value.startswith("data:"):
+            try:
+                from_data_url(value)
+            except ImageDecodeError as exc:
+                raise ValidationError(field, value, f"a valid base64 PNG/JPEG/WebP data URL ({exc.message})") from None
+
+
+def _same_text(a: Any, b: Any) -> bool:
+    return isinstance(a, str) and isinstance(b, str) and a.strip() == b.strip()
+
+
+def _same_int(a: Any, b: Any) -> bool:
+    try:
+        return int(str(a).strip()) == int(str(b).strip())
+    except (TypeError, ValueError):
+        return False
+
+
+def _same_modality(echoed: Any, sent: str) -> bool:
+    """Same names in the same order; weights compared only where both sides state one
+    (a server may echo ``canny`` as ``canny:1`` or the other way round)."""
+    try:
+        a = spec.parse_modality(echoed, strict=False)
+        b = spec.parse_modality(sent, strict=False)
+    except ValidationError:
+        return False
+    if [i.name for i in a] != [i.name for i in b]:
+        return False
+    return all(x.weight is None or y.weight is None or abs(x.weight - y.weight) < 1e-6 for x, y in zip(a, b))
+
+
+def input_matches(job: Job, endpoint: str, body: Mapping[str, Any]) -> bool:
+    """Does ``job``'s request echo describe the request ``body`` we sent to ``endpoint``?"""
+    echo = job.input
+    if not echo:
+        return False
+    if not (_same_text(echo.get("prompt"), body["prompt"]) and _same_text(echo.get("modelId"), body["modelId"])):
+        return False
+    if "seed" not in echo or not _same_int(echo.get("seed"), body["seed"]):
+        return False
+    if "modality" in echo and not _same_modality(echo.get("modality"), body["modality"]):
+        return False
+    if "numSamples" in echo and not _same_int(echo.get("numSamples"), body.get("numSamples", 1)):
+        return False
+    kind = echo.get("type")
+    if isinstance(kind, str) and kind.replace("_", "-").lower() not in (endpoint, endpoint.replace("-", "")):
+        return False
+    return True
+
+
+async def _maybe_await(result: Any) -> None:
+    if inspect.isawaitable(result):
+        await result
+
+
+class ScenarioClient:
+    """Async client for Scenario's ControlNet API.
+
+    Create one per event loop and use it as ``async with ScenarioClient(settings)
+    as client``. The connection pools are created lazily in the running loop;
+    using the client from another loop raises ``RuntimeError``.
+
+    Parameters tune timing; the defaults suit the real API. Tests pass
+    ``retry=RetryPolicy.fast()`` and short intervals.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        submit_timeout: float = 60.0,
+        retry: RetryPolicy | None = None,
+        paid_retry: RetryPolicy | None = None,
+        poll_interval: float = 2.0,
+        cancel_timeout: float = 5.0,
+        reconcile_attempts: int = 4,
+        reconcile_interval: float = 2.0,
+        reconcile_skew: float = 120.0,
+        max_poll_failures: int = 3,
+        max_download_bytes: int = DEFAULT_MAX_BYTES,
+        download_attempts: int = 3,
+        download_timeout: httpx.Timeout | float | None = None,
+    ) -> None:
+        self.settings = settings if settings is not None else Settings.from_env()
+        self._transport = Transport(self.settings, timeout=timeout)  # raises ConfigurationError without a key
+        self.retry = retry or RetryPolicy()
+        self.paid_retry = paid_retry or self.retry
+        self.submit_timeout = submit_timeout
+        self.poll_interval = poll_interval
+        self.cancel_timeout = cancel_timeout
+        self.reconcile_attempts = max(1, reconcile_attempts)
+        self.reconcile_interval = reconcile_interval
+        self.reconcile_skew = reconcile_skew
+        self.max_poll_failures = max(1, max_poll_failures)
+        self.download_attempts = max(1, download_attempts)
+        policy = HostPolicy(self.settings.download_hosts, api_host=self.settings.api_host)
+        kwargs: dict[str, Any] = {"max_bytes": max_download_bytes}
+        if download_timeout is not None:
+            kwargs["timeout"] = download_timeout
+        self._downloader = Downloader(policy, **kwargs)
+        self._models: dict[str, Model] = {}
+        self._known_jobs: set[str] = set()
+        self._uploads: dict[str, str] = {}
+
+    def __repr__(self) -> str:
+        creds = self.settings.credentials
+        return f"ScenarioClient(base_url={self.settings.base_url!r}, key={creds.key_hint if creds else None!r})"
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> "ScenarioClient":
+        self._transport.bind()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close both connection pools (API and downloads). Safe to call twice."""
+        try:
+            await self._transport.aclose()
+        finally:
+            await self._downloader.aclose()
+
+    # ------------------------------------------------------------------ models
+
+    async def get_model(self, model_id: str) -> Model:
+        """The model record (cached per client), which decides the request rules."""
+        model_id = spec.check_id("modelId", model_id)
+        cached = self._models.get(model_id)
+        if cached is not None:
+            return cached
+        response = await self._transport.read(
+            "GET", f"/models/{model_id}", what=f"model '{model_id}'", policy=self.retry
+        )
+        model = Model.from_api(decode_body(response))
+        if not model.model_id:
+            raise ScenarioError(f"Scenario answered the lookup of model '{model_id}' without a model record")
+        self._models[model_id] = model
+        return model
+
+    async def list_models(self, *, max_pages: int = 10) -> list[Model]:
+        """Models visible to the key (follows pagination up to ``max_pages``)."""
+        rows = await self._paged("/models", "models", {}, max_pages=max_pages, what="the model list")
+        return [Model.from_api(row) for row in rows]
+
+    # ------------------------------------------------------------------ requests
+
+    async def validate(self, request: ControlNetRequest) -> dict[str, Any]:
+        """Check ``request`` with the strict rules and return the wire body it would send.
+
+        Only the free model lookup may go over the network (and nothing at all
+        for problems no model family accepts). Raises :class:`ValidationError`.
+        """
+        return (await self._prepare(request))[1]
+
+    async def _prepare(self, request: ControlNetRequest) -> tuple[Model, dict[str, Any]]:
+        if not isinstance(request, ControlNetRequest):
+            raise TypeError(f"expected a ControlNetRequest, got {type(request).__name__}")
+        spec.check_id("modelId", request.model_id)
+        precheck_request(request)
+        model = await self.get_model(request.model_id)
+        body = spec.validate_body(request.endpoint, request.to_body(model.family), model.family, strict=True)
+        return model, body
+
+    async def quote(self, request: ControlNetRequest) -> Quote:
+        """The price of ``request`` in creative units (a dry run: nothing is generated or charged)."""
+        _, body = await self._prepare(request)
+        path = spec.endpoint_path(request.endpoint)
+        response = await self._transport.read(
+            "POST", path, what="the price quote", policy=self.retry, params={"dryRun": "true"}, json=body
+        )
+        data = decode_body(response)
+        if not isinstance(data, Mapping):
+            raise ScenarioError(f"Scenario answered the price quote with HTTP {response.status_code} but no JSON")
+        job = data.get("job")
+        if isinstance(job, Mapping) and (job.get("jobId") or job.get("id")):
+            created = Job.from_api(data)
+            self._known_jobs.add(created.job_id)
+            raise ScenarioError(
+                "Scenario created a job for what was sent as a price quote (dry run); it may be charged",
+                job_id=created.job_id,
+            )
+        if response.status_code != DRY_RUN_STATUS and "creativeUnitsCost" not in data:
+            raise ScenarioError(
+                f"Scenario answered the price quote with HTTP {response.status_code} and no creativeUnitsCost"
+            )
+        return Quote.from_api(data)
+
+    async def submit(
+        self,
+        request: ControlNetRequest,
+        *,
+        on_wait: Callable[[float, str], Awaitable[None] | None] | None = None,
+    ) -> Submission:
+        """Start a paid generation and return its job (see the module doc for the retry rules).
+
+        ``on_wait(seconds, why)`` is called before waiting out a 429/503 or a
+        connect failure, so a UI can say "waiting for a Scenario slot".
+        """
+        request = request.with_seed()
+        _, body = await self._prepare(request)
+        path = spec.endpoint_path(request.endpoint)
+        what = f"the generation request ({path})"
+        sent_at = datetime.now(timezone.utc)
+        try:
+            response = await self._transport.paid(
+                "POST", path, what=what, policy=self.paid_retry, json=body, timeout=self._submit_timeout(),
+                on_wait=on_wait,
+            )
+        except AmbiguousOutcome as exc:
+            LOG.warning("submit outcome unknown (%s); looking for the job instead of resubmitting", exc.cause)
+            return await self._reconcile(request, body, sent_at, exc.cause)
+        status = response.status_code
+        if status == DRY_RUN_STATUS:
+            raise ScenarioError("Scenario answered the generation request with a price quote (HTTP 269): no job")
+        if not 200 <= status < 300:
+            raise api_error(response, what=what)
+        data = decode_body(response)
+        job = Job.from_api(data if isinstance(data, Mapping) else {})
+        if not job.job_id:
+            raise ScenarioError(
+                f"Scenario accepted the generation request (HTTP {status}) but sent no job id; check your recent "
+                "jobs in the Scenario app before running again"
+            )
+        self._known_jobs.add(job.job_id)
+        cost = data.get("creativeUnitsCost") if isinstance(data, Mapping) else None
+        LOG.info("submitted job %s (seed %s)", job.job_id, body["seed"])
+        return Submission(
+            job=job,
+            creative_units=float(cost) if isinstance(cost, (int, float)) else job.cost,
+            adopted=False,
+            request=request,
+        )
+
+    def _submit_timeout(self) -> httpx.Timeout:
+        return httpx.Timeout(self.submit_timeout, connect=min(10.0, self.submit_timeout))
+
+    async def _reconcile(
+        self, request: ControlNetRequest, body: Mapping[str, Any], sent_at: datetime, cause: str
+    ) -> Submission:
+        """Find the job an ambiguous submit may have created, or raise OutcomeUnknownError."""
+        since = sent_at - timedelta(seconds=self.reconcile_skew)
+        lookup_error: ScenarioError | None = None
+        for attempt in range(self.reconcile_attempts):
+            if attempt:
+                await asyncio.sleep(self.reconcile_interval)
+            try:
+                jobs = await self.list_jobs(created_after=since, page_size=MAX_PAGE_SIZE)
+            except ScenarioError as exc:
+                lookup_error = exc
+                LOG.warning("job lookup after an ambiguous submit failed: %s", type(exc).__name__)
+                continue
+            lookup_error = None
+            for job in jobs:
+                if job.job_id and job.job_id not in self._known_jobs and input_matches(job, request.endpoint, body):
+                    self._known_jobs.add(job.job_id)
+                    LOG.info("adopted job %s after an ambiguous submit (%s)", job.job_id, cause)
+                    return Submission(job=job, creative_units=job.cost, adopted=True, request=request)
+        since_text = iso_utc(sent_at)
+        prompt = body["prompt"] if len(body["prompt"]) <= 60 else body["prompt"][:57] + "..."
+        lookup = f" (the job list could not be read: {lookup_error.message})" if lookup_error else ""
+        raise OutcomeUnknownError(
+            f"Scenario: it is unknown whether the generation request sent at {since_text} created a job: "
+            f"{cause}. No matching job was found among recent jobs{lookup}. Nothing was resubmitted, so you were "
+            f"not charged twice. Before running again, check your recent jobs in the Scenario app or with Poll Job "
+            f"(or 'python -m scenario_api jobs') for prompt {prompt!r} with seed {body['seed']}",
+            since=since_text,
+        )
+
+    # ------------------------------------------------------------------ jobs
+
+    async def get_job(self, job_id: str, *, should_cancel: CancelCheck | None = None) -> Job:
+        """The job's current state."""
+        job_id = spec.check_id("jobId", job_id)
+        response = await self._transport.read(
+            "GET", f"/jobs/{job_id}", what=f"job {job_id}", policy=self.retry, job_id=job_id,
+            should_cancel=should_cancel,
+        )
+        job = Job.from_api(decode_body(response))
+        if not job.job_id:
+            raise ScenarioError("Scenario answered a job lookup without a job record", job_id=job_id)
+        return job
+
+    async def list_jobs(
+        self,
+        created_after: datetime | str | None = None,
+        status: str | None = None,
+        page_size: int = 50,
+        max_pages: int = 10,
+    ) -> list[Job]:
+        """Recent jobs, newest first, following pagination tokens (short or empty pages are fine)."""
+        if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise ValidationError("pageSize", page_size, f"an integer from 1 to {MAX_PAGE_SIZE}", param="page_size")
+        params: dict[str, Any] = {"pageSize": page_size}
+        if created_after is not None:
+            params["createdAfter"] = iso_utc(created_after) if isinstance(created_after, datetime) else created_after
+        if status is not None:
+            params["status"] = status
+        rows = await self._paged("/jobs", "jobs", params, max_pages=max_pages, what="the job list")
+        return [Job.from_api(row) for row in rows]
+
+    async def _paged(
+        self, path: str, key: str, params: Mapping[str, Any], *, max_pages: int, what: str
+    ) -> list[Mapping[str, Any]]:
+        rows: list[Mapping[str, Any]] = []
+        token: str | None = None
+        seen_tokens: set[str] = set()
+        for _ in range(max(1, max_pages)):
+            query = dict(params)
+            if token:
+                query["paginationToken"] = token
+            response = await self._transport.read("GET", path, what=what, policy=self.retry, params=query)
+            data = decode_body(response)
+            page = data.get(key) if isinstance(data, Mapping) else None
+            rows.extend(r for r in (page or []) if isinstance(r, Mapping))
+            token = data.get("nextPaginationToken") if isinstance(data, Mapping) else None
+            if not isinstance(token, str) or not token or token in seen_tokens:
+                break
+            seen_tokens.add(token)
+        return rows
+
+    async def wait_for_job(
+        self,
+        job_id: str,
+        *,
+        on_progress: ProgressCallback | None = None,
+        should_cancel: CancelCheck | None = None,
+        timeout: float | None = None,
+        poll_interval: float | None = None,
+    ) -> Job:
+        """Poll until the job ends; return it on success.
+
+        * ``on_progress(job)`` (sync or async) runs after every poll; its
+          exceptions propagate and do *not* cancel the job.
+        * ``timeout`` counts only time after the job left ``pending``/``queued``
+          (a long queue is Scenario's capacity, not a stuck job). On expiry:
+          :class:`ScenarioTimeoutError` with the job id; the job is *not*
+          canceled, so it can still be collected later (Poll Job / ``fetch``).
+        * ``should_cancel()`` is checked at least every 0.25 s; when True, one
+          best-effort cancel is sent and ``JobCanceledError(by_caller=True)``
+          raised. Task cancellation sends the same cancel and re-raises.
+        * failure → :class:`JobFailedError` (reason and hint); canceled
+          elsewhere → :class:`JobCanceledError`; an unknown status → ScenarioError.
+        """
+        job_id = spec.check_id("jobId", job_id)
+        interval = self.poll_interval if poll_interval is None else max(0.0, poll_interval)
+        try:
+            return await self._wait(job_id, on_progress, should_cancel, timeout, interval)
+        except CancelRequested:
+            await self._cancel_shielded(job_id)
+            raise JobCanceledError(
+                f"Scenario job {job_id} canceled on request", by_caller=True, job_id=job_id
+            ) from None
+        except asyncio.CancelledError:
+            await self._cancel_shielded(job_id)
+            raise
+
+    async def _wait(
+        self,
+        job_id: str,
+        on_progress: ProgressCallback | None,
+        should_cancel: CancelCheck | None,
+        timeout: float | None,
+        interval: float,
+    ) -> Job:
+        loop = asyncio.get_running_loop()
+        running_since: float | None = None
+        failures = 0
+        while True:
+            if should_cancel is not None and should_cancel():
+                raise CancelRequested()
+            try:
+                job = await run_cancellable(self.get_job(job_id, should_cancel=should_cancel), should_cancel)
+                failures = 0
+            except (TransportError, ServerError, RateLimitedError) as exc:
+                failures += 1
+                if failures >= self.max_poll_failures:
+                    raise type(exc)(
+                        f"Lost contact with Scenario while waiting for job {job_id}: {exc.message}. The job may "
+                        "still finish: collect it later with Poll Job or 'python -m scenario_api fetch'",
+                        status=exc.status, job_id=job_id,
+                    ) from None
+                LOG.warning("polling job %s failed (%s); will keep trying", job_id, type(exc).__name__)
+                await interruptible_sleep(interval, should_cancel)
+                continue
+            if on_progress is not None:
+                await _maybe_await(on_progress(job))
+            if job.status == "success":
+                return job
+            if job.status == "failure":
+                raise JobFailedError(
+                    f"Scenario job {job_id} failed", reason=job.error or "no reason given", hint=job.hint,
+                    job_id=job_id,
+                )
+            if job.status == "canceled":
+                raise JobCanceledError(f"Scenario job {job_id} was canceled", job_id=job_id)
+            if job.status not in ACTIVE_STATUSES:
+                raise ScenarioError(
+                    f"Scenario reported an unknown status {job.status!r} for job {job_id}; the client stopped "
+                    "waiting (protocol change?)",
+                    job_id=job_id,
+                )
+            now = loop.time()
+            if running_since is None and job.status not in QUEUED_STATUSES:
+                running_since = now
+            nap = interval
+            if timeout is not None and running_since is not None:
+                left = running_since + timeout - now
+                if left <= 0:
+                    raise ScenarioTimeoutError(
+                        f"Scenario job {job_id} did not finish within {timeout:g} s of starting (last status "
+                        f"'{job.status}'). It was not canceled: collect it later with Poll Job or "
+                        f"'python -m scenario_api fetch {job_id}'",
+                        job_id=job_id,
+                    )
+                nap = min(nap, left)
+            await interruptible_sleep(nap, should_cancel)
+
+    async def cancel_job(self, job_id: str, *, best_effort: bool = True, timeout: float | None = None) -> Job | None:
+        """Ask Scenario to cancel a job, once.
+
+        Returns the job from the reply, or None when Scenario answers 400 (not
+        cancellable, or already finished). With ``best_effort`` (default) network
+        and server errors are logged and None is returned; a malformed job id
+        always raises :class:`ValidationError` (nothing is sent).
+        """
+        job_id = spec.check_id("jobId", job_id)
+        limit = self.cancel_timeout if timeout is None else timeout
+        try:
+            response = await self._transport.send(
+                "POST", f"/jobs/{job_id}/action", json={"action": "cancel"}, timeout=httpx.Timeout(limit)
+            )
+        except httpx.TransportError as exc:
+            if best_effort:
+                LOG.warning("cancel of job %s not delivered (%s)", job_id, type(exc).__name__)
+                return None
+            raise TransportError(f"Could not send the cancel for job {job_id}: {type(exc).__name__}", job_id=job_id)
+        if response.status_code == 400:
+            LOG.info("job %s not cancellable: %s", job_id, redact(decode_body(response)))
+            return None
+        if response.status_code >= 300:
+            error = api_error(response, what=f"canceling job {job_id}", job_id=job_id)
+            if best_effort:
+                LOG.warning("cancel of job %s refused: %s", job_id, error.message)
+                return None
+            raise error
+        LOG.info("cancel requested for job %s", job_id)
+        return Job.from_api(decode_body(response))
+
+    async def _cancel_shielded(self, job_id: str) -> None:
+        """Best-effort cancel that survives the caller's own cancellation."""
+        task = asyncio.ensure_future(
+            asyncio.wait_for(self.cancel_job(job_id, best_effort=True), self.cancel_timeout + 1.0)
+        )
+        try:
+            await asyncio.shield(task)
+        except BaseException as exc:  # noqa: BLE001 - best effort: never mask the original outcome
+            LOG.warning("best-effort cancel of job %s incomplete (%s)", job_id, type(exc).__name__)
+
+    # ------------------------------------------------------------------ assets
+
+    async def get_asset(self, asset_id: str, *, should_cancel: CancelCheck | None = None) -> Asset:
+        """The asset record, including a fresh signed file URL."""
+        asset_id = spec.check_id("assetId", asset_id)
+        response = await self._transport.read(
+            "GET", f"/assets/{asset_id}", what=f"asset {asset_id}", policy=self.retry, should_cancel=should_cancel
+        )
+        asset = Asset.from_api(decode_body(response))
+        if not asset.asset_id:
+            raise ScenarioError(f"Scenario answered the lookup of asset {asset_id} without an asset record")
+        return asset
+
+    async def download_asset(self, asset_or_id: Asset | str, *, should_cancel: CancelCheck | None = None) -> bytes:
+        """The asset's file bytes, fetched without credentials from an allow-listed host.
+
+        An expired/refused URL, a truncated body or a transient file-host error
+        leads to a fresh :meth:`get_asset` and another try (bounded).
+        """
+        try:
+            return await self._download(asset_or_id, should_cancel)
+        except CancelRequested:
+            raise JobCanceledError("Download stopped on request", by_caller=True) from None
+
+    async def _download(self, asset_or_id: Asset | str, should_cancel: CancelCheck | None) -> bytes:
+        if isinstance(asset_or_id, Asset):
+            asset: Asset | None = asset_or_id
+            asset_id = spec.check_id("assetId", asset_or_id.asset_id)
+        else:
+            asset, asset_id = None, spec.check_id("assetId", asset_or_id)
+        last: DownloadError | None = None
+        for attempt in range(1, self.download_attempts + 1):
+            if asset is None or not asset.url:
+                asset = await self.get_asset(asset_id, should_cancel=should_cancel)
+            if not asset.url:
+                raise DownloadError(f"Asset {asset_id} has no file URL yet (status {asset.status!r})")
+            try:
+                fetching = self._downloader.fetch(asset.url, should_cancel=should_cancel)
+                return await run_cancellable(fetching, should_cancel)
+            except (ExpiredURLError, TruncatedDownloadError, TransientDownloadError) as exc:
+                last = exc
+                LOG.warning("download of %s failed (%s); getting a fresh URL", asset_id, type(exc).__name__)
+                asset = None
+                if attempt < self.download_attempts:
+                    await interruptible_sleep(self.retry.backoff(attempt), should_cancel)
+        raise DownloadError(
+            f"Could not download asset {asset_id} after {self.download_attempts} attempts: "
+            f"{last.message if last else 'unknown error'}"
+        )
+
+    async def upload_image(self, data: bytes | str, name: str = "image.png") -> Asset:
+        """Upload an image (bytes or a data URL) as an asset and return it.
+
+        Retried like a read (network failures, 429, 5xx): a duplicate upload only
+        leaves an unused asset and costs nothing (pack guide §10), whereas a lost
+        upload would block the generation.
+        """
+        if not isinstance(name, str) or not name.strip():
+            raise ValidationError("name", name, "a non-empty asset name")
+        if isinstance(data, str):
+            try:
+                from_data_url(data)
+            except ImageDecodeError as exc:
+                raise ValidationError("image", data, f"a PNG/JPEG/WebP data URL ({exc.message})") from None
+            url = data
+        elif isinstance(data, (bytes, bytearray, memoryview)):
+            mime = sniff_mime(bytes(data))
+            if mime is None:
+                raise ValidationError("image", f"<{len(data)} bytes>", "PNG, JPEG or WebP image bytes")
+            url = to_data_url(bytes(data), mime)
+        else:
+            raise ValidationError("image", type(data).__name__, "image bytes or a data URL")
+        response = await self._transport.read(
+            "POST", "/assets", what=f"the upload of '{name.strip()}'", policy=self.retry,
+            json={"name": name.strip(), "image": url},
+        )
+        asset = Asset.from_api(decode_body(response))
+        if not asset.asset_id:
+            raise ScenarioError("Scenario accepted the upload but returned no asset id")
+        LOG.info("uploaded asset %s (%s)", asset.asset_id, redact(url))
+        return asset
+
+    async def image_ref(self, png: bytes, *, name: str = "control.png") -> str:
+        """How to reference ``png`` in a request: its data URL when small, else an uploaded asset id.
+
+        Uploads are remembered per client by content hash, so one image is
+        uploaded once however many requests use it.
+        """
+        url = to_data_url(png, sniff_mime(png) or "image/png")
+        if len(url) <= INLINE_IMAGE_LIMIT:
+            return url
+        key = content_hash(png)
+        if key not in self._uploads:
+            self._uploads[key] = (await self.upload_image(png, name)).asset_id
+        return self._uploads[key]
+
+    # ------------------------------------------------------------------ all in one
+
+    async def generate(
+        self,
+        request: ControlNetRequest,
+        *,
+        on_progress: ProgressCallback | None = None,
+        should_cancel: CancelCheck | None = None,
+        timeout: float | None = None,
+        on_submitted: Callable[[Submission], Awaitable[None] | None] | None = None,
+    ) -> tuple[Job, list[bytes]]:
+        """Submit, wait, and download every result (concurrently, in order)."""
+        submission = await self.submit(request)
+        if on_submitted is not None:
+            await _maybe_await(on_submitted(submission))
+        job = await self.wait_for_job(
+            submission.job_id, on_progress=on_progress, should_cancel=should_cancel, timeout=timeout
+        )
+        if not job.asset_ids:
+            raise ScenarioError("Scenario reported success but listed no result assets", job_id=job.job_id)
+        images = await self.download_all(job.asset_ids, should_cancel=should_cancel)
+        return job, images
+
+    async def download_all(
+        self, asset_ids: Sequence[str] | Iterable[str], *, should_cancel: CancelCheck | None = None
+    ) -> list[bytes]:
+        """Download several assets concurrently; results in the given order. One failure cancels the rest."""
+        tasks = [asyncio.ensure_future(self.download_asset(a, should_cancel=should_cancel)) for a in asset_ids]
+        try:
+            return list(await asyncio.gather(*tasks))
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise

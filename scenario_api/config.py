@@ -1,0 +1,127 @@
+"""Client configuration: base URL, credentials and project, from the environment.
+
+Credentials are held in a :class:`Credentials` object whose ``repr``/``str``
+never show the secret, so a settings object can be logged or put in an
+exception without leaking anything.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from dataclasses import dataclass, field
+from typing import Mapping
+from urllib.parse import urlsplit
+
+from .errors import ConfigurationError, ValidationError
+from .spec import check_id
+
+DEFAULT_BASE_URL = "https://api.cloud.scenario.com/v1"
+ENV_URL = "SCENARIO_API_URL"
+ENV_KEY = "SCENARIO_API_KEY"
+ENV_SECRET = "SCENARIO_API_SECRET"
+ENV_PROJECT = "SCENARIO_PROJECT_ID"
+
+# Scenario's signed CDN hosts; the configured API host is added at run time so
+# the emulator's file route is reachable too.
+CDN_HOSTS = ("cdn.cloud.scenario.com", "cdn.scenario.com")
+
+MISSING_CREDENTIALS_HELP = (
+    "No Scenario API key is configured. Create a key in the Scenario web app "
+    "(Workspace settings > API keys), then set the environment variables "
+    f"{ENV_KEY} and {ENV_SECRET} before starting the program"
+)
+
+
+class Credentials:
+    """An API key and secret for HTTP Basic auth. The secret is never shown."""
+
+    __slots__ = ("_key", "_secret")
+
+    def __init__(self, key: str, secret: str) -> None:
+        key = (key or "").strip()
+        secret = (secret or "").strip()
+        if not key or not secret:
+            raise ConfigurationError(MISSING_CREDENTIALS_HELP)
+        if ":" in key:
+            raise ConfigurationError(f"The Scenario API key must not contain ':' (check {ENV_KEY})")
+        self._key = key
+        self._secret = secret
+
+    @property
+    def key_hint(self) -> str:
+        """The key's first characters, safe to show: ``api_ab…``."""
+        return self._key[:6] + "…"
+
+    def authorization_header(self) -> str:
+        token = base64.b64encode(f"{self._key}:{self._secret}".encode()).decode("ascii")
+        return f"Basic {token}"
+
+    def matches(self, key: str, secret: str) -> bool:
+        import hmac
+
+        return hmac.compare_digest(key.encode(), self._key.encode()) and hmac.compare_digest(
+            secret.encode(), self._secret.encode()
+        )
+
+    def __repr__(self) -> str:
+        return f"Credentials(key={self.key_hint!r}, secret='***')"
+
+    __str__ = __repr__
+
+    def __reduce__(self):  # pickling would copy the secret somewhere unexpected
+        raise TypeError("Credentials cannot be pickled")
+
+
+def normalise_base_url(url: str) -> str:
+    url = (url or "").strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(f"{ENV_URL} must be an http(s) URL such as {DEFAULT_BASE_URL}, got {url!r}")
+    if parts.username or parts.password:
+        raise ConfigurationError(f"{ENV_URL} must not carry credentials; use {ENV_KEY}/{ENV_SECRET}")
+    return url
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the client needs to reach Scenario."""
+
+    base_url: str = DEFAULT_BASE_URL
+    credentials: Credentials | None = field(default=None, repr=True)
+    project_id: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "base_url", normalise_base_url(self.base_url))
+        if self.project_id:
+            try:
+                check_id("projectId", self.project_id, ENV_PROJECT)
+            except ValidationError as exc:
+                raise ConfigurationError(str(exc)) from None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, *, require_credentials: bool = False) -> "Settings":
+        env = os.environ if env is None else env
+        key, secret = env.get(ENV_KEY, ""), env.get(ENV_SECRET, "")
+        creds = Credentials(key, secret) if key.strip() and secret.strip() else None
+        if creds is None and require_credentials:
+            raise ConfigurationError(MISSING_CREDENTIALS_HELP)
+        return cls(
+            base_url=env.get(ENV_URL) or DEFAULT_BASE_URL,
+            credentials=creds,
+            project_id=(env.get(ENV_PROJECT) or "").strip() or None,
+        )
+
+    def require_credentials(self) -> Credentials:
+        if self.credentials is None:
+            raise ConfigurationError(MISSING_CREDENTIALS_HELP)
+        return self.credentials
+
+    @property
+    def api_host(self) -> str:
+        """``host[:port]`` of the base URL, as compared by the download allow list."""
+        return urlsplit(self.base_url).netloc.lower()
+
+    @property
+    def download_hosts(self) -> tuple[str, ...]:
+        return CDN_HOSTS + (self.api_host,)

@@ -1,0 +1,230 @@
+"""Credential-free downloads of result files from allow-listed hosts.
+
+Scenario hands out signed CDN URLs for assets. Fetching them must never carry
+the API key: this module owns a *separate* ``httpx.AsyncClient`` with no auth,
+no cookies from the API client and only ``Accept`` / ``User-Agent`` /
+``Accept-Encoding: identity`` headers. Redirects are followed by hand (at most
+:data:`MAX_REDIRECTS`), each hop re-checked against the allow list, so a
+redirect can never lead us to an arbitrary host.
+
+Failures are typed so the client can react: an expired/forbidden URL or a
+truncated body is worth a fresh URL and another try; a refused host or an
+oversized file is not.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from typing import Callable, Iterable
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from .errors import DownloadError
+from .retry import CancelRequested
+from .transport import USER_AGENT, LOG, LoopBoundClient
+
+__all__ = [
+    "MAX_REDIRECTS",
+    "DEFAULT_MAX_BYTES",
+    "DownloadRefusedError",
+    "ExpiredURLError",
+    "TruncatedDownloadError",
+    "TransientDownloadError",
+    "HostPolicy",
+    "Downloader",
+]
+
+MAX_REDIRECTS = 2
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+DEFAULT_DOWNLOAD_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+_EXPIRED_STATUSES = frozenset({401, 403, 404, 410})
+_TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+class DownloadRefusedError(DownloadError):
+    """Not fetched, and retrying will not help: host/scheme not allowed, file too large."""
+
+
+class ExpiredURLError(DownloadError):
+    """The file host refused the signed URL (expired or revoked): get a fresh one."""
+
+
+class TruncatedDownloadError(DownloadError):
+    """Fewer bytes than announced, or the connection dropped mid-body."""
+
+
+class TransientDownloadError(DownloadError):
+    """A network failure or 429/5xx from the file host: worth another try."""
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _split_netloc(entry: str) -> tuple[str, int | None]:
+    """``host[:port]`` → (bracket-free lowercase host, port or None)."""
+    parts = urlsplit("//" + entry.strip())
+    return (parts.hostname or "").lower(), parts.port
+
+
+class HostPolicy:
+    """Which URLs may be downloaded.
+
+    ``allowed`` entries are ``host`` (matches that host on the scheme's default
+    port) or ``host:port`` (exact). Plain ``http`` is accepted only for loopback
+    hosts and for the configured API host (so the local emulator's file route
+    works); everything else must be https.
+    """
+
+    def __init__(self, allowed: Iterable[str], *, api_host: str | None = None) -> None:
+        self.allowed = tuple(h.strip().lower() for h in allowed if h and h.strip())
+        self._allowed = tuple(_split_netloc(h) for h in self.allowed)
+        self._api = _split_netloc(api_host) if api_host else None
+
+    def check(self, url: str) -> None:
+        """Raise :class:`DownloadRefusedError` unless ``url`` may be fetched."""
+        try:
+            parts = urlsplit(url)
+            host = (parts.hostname or "").lower()
+            port = parts.port
+        except ValueError:
+            raise DownloadRefusedError(f"Refusing to download from a malformed URL ({len(url)} chars)") from None
+        if parts.scheme not in ("http", "https") or not host:
+            raise DownloadRefusedError(
+                f"Refusing to download from a {parts.scheme or 'scheme-less'} URL: only http(s) file URLs are fetched"
+            )
+        if parts.username or parts.password:
+            raise DownloadRefusedError(f"Refusing to download from a URL with embedded credentials (host {host})")
+        default_port = 443 if parts.scheme == "https" else 80
+        effective = port if port is not None else default_port
+        shown = host if port is None else f"{host}:{port}"
+
+        def matches(entry: tuple[str, int | None]) -> bool:
+            e_host, e_port = entry
+            return e_host == host and (e_port == effective if e_port is not None else effective == default_port)
+
+        if not any(matches(e) for e in self._allowed):
+            raise DownloadRefusedError(
+                f"Refusing to download from host '{shown}': allowed hosts are {', '.join(self.allowed) or 'none'}"
+            )
+        if parts.scheme == "http" and not (_is_loopback(host) or (self._api is not None and matches(self._api))):
+            raise DownloadRefusedError(
+                f"Refusing a plain-http download from '{shown}': https is required except for loopback "
+                "or the configured API host"
+            )
+
+
+def _safe_url(url: str) -> str:
+    """Host and path only: the signed query is a bearer token and stays out of logs."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+class Downloader:
+    """Fetches file URLs without credentials, enforcing :class:`HostPolicy` and a size cap."""
+
+    def __init__(
+        self,
+        policy: HostPolicy,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        timeout: httpx.Timeout | float = DEFAULT_DOWNLOAD_TIMEOUT,
+    ) -> None:
+        if max_bytes <= 0:
+            raise ValueError("max_bytes must be positive")
+        self.policy = policy
+        self.max_bytes = max_bytes
+        self._timeout = timeout
+        self._pool = LoopBoundClient(self._make_client, owner="ScenarioClient downloader")
+
+    def _make_client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            headers={"Accept": "image/*, */*;q=0.5", "User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
+            timeout=self._timeout,
+            follow_redirects=False,
+            trust_env=False,  # no proxy/netrc surprises: a download goes straight to the allowed host
+        )
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()
+
+    async def fetch(self, url: str, *, should_cancel: Callable[[], bool] | None = None) -> bytes:
+        """The body of ``url``; follows up to :data:`MAX_REDIRECTS` checked redirects."""
+        client = self._pool.get()
+        current = url
+        for hop in range(MAX_REDIRECTS + 1):
+            self.policy.check(current)
+            started = time.monotonic()
+            try:
+                async with client.stream("GET", current) as response:
+                    if response.status_code in (301, 302, 303, 307, 308):
+                        location = response.headers.get("location")
+                        if not location:
+                            raise DownloadError(
+                                f"The file host sent a redirect without a location ({_safe_url(current)})"
+                            )
+                        LOG.info("download %s -> %s redirect", _safe_url(current), response.status_code)
+                        current = urljoin(current, location)
+                        continue
+                    data = await self._read_body(response, current, should_cancel)
+            except httpx.TransportError as exc:
+                if isinstance(exc, httpx.RemoteProtocolError):
+                    raise TruncatedDownloadError(
+                        f"The download from {_safe_url(current)} was cut off ({exc.__class__.__name__})"
+                    ) from None
+                raise TransientDownloadError(
+                    f"The download from {_safe_url(current)} failed: {type(exc).__name__}"
+                ) from None
+            LOG.info(
+                "download %s -> %d bytes (%.0f ms)", _safe_url(current), len(data), (time.monotonic() - started) * 1000
+            )
+            return data
+        raise DownloadRefusedError(f"The file host redirected more than {MAX_REDIRECTS} times; gave up")
+
+    async def _read_body(
+        self, response: httpx.Response, url: str, should_cancel: Callable[[], bool] | None
+    ) -> bytes:
+        status = response.status_code
+        where = _safe_url(url)
+        if status in _EXPIRED_STATUSES:
+            raise ExpiredURLError(f"The file URL was refused (HTTP {status}); it has probably expired ({where})")
+        if status in _TRANSIENT_STATUSES or status >= 500:
+            raise TransientDownloadError(f"The file host answered HTTP {status} ({where})")
+        if status != 200:
+            raise DownloadError(f"The file host answered HTTP {status} ({where})")
+        encoding = response.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            raise DownloadError(f"The file host sent a {encoding!r}-encoded body although identity was requested")
+        announced = _content_length(response)
+        if announced is not None and announced > self.max_bytes:
+            raise DownloadRefusedError(
+                f"The file is {announced} bytes, above the {self.max_bytes}-byte download limit ({where})"
+            )
+        chunks: list[bytes] = []
+        received = 0
+        async for chunk in response.aiter_raw():
+            received += len(chunk)
+            if received > self.max_bytes:
+                raise DownloadRefusedError(f"The file exceeded the {self.max_bytes}-byte download limit ({where})")
+            if should_cancel is not None and should_cancel():
+                raise CancelRequested()
+            chunks.append(chunk)
+        if announced is not None and received < announced:
+            raise TruncatedDownloadError(f"The download stopped at {received} of {announced} bytes ({where})")
+        return b"".join(chunks)
+
+
+def _content_length(response: httpx.Response) -> int | None:
+    value = response.headers.get("content-length")
+    try:
+        n = int(value) if value is not None else None
+    except ValueError:
+        return None
+    return n if n is not None and n >= 0 else None

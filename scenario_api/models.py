@@ -1,0 +1,281 @@
+"""Typed views of Scenario's requests and responses.
+
+Responses are parsed tolerantly (unknown keys kept in ``raw``; missing keys
+become ``None``), because the real API's shapes are only partly documented.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping
+
+from . import spec
+
+TERMINAL_STATUSES = ("success", "failure", "canceled")
+ACTIVE_STATUSES = ("pending", "queued", "warming-up", "in-progress", "finalizing")
+STATUS_LABELS = {
+    "pending": "waiting",
+    "queued": "queued",
+    "warming-up": "starting",
+    "in-progress": "generating",
+    "finalizing": "finishing",
+    "success": "done",
+    "failure": "failed",
+    "canceled": "canceled",
+}
+
+
+def _float(v: Any) -> float | None:
+    try:
+        return None if v is None or isinstance(v, bool) else float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+# --------------------------------------------------------------------------- request
+
+
+@dataclass(frozen=True)
+class ControlNetRequest:
+    """A ControlNet generation, txt2img or (with ``image``) img2img.
+
+    Exactly one of ``control_image`` (a data URL) and ``control_image_id`` (an
+    asset id) is required. ``image`` (data URL or asset id) makes it img2img.
+    ``None`` fields take the documented defaults at build time
+    (:meth:`to_body`), so every value is sent explicitly.
+    """
+
+    prompt: str
+    model_id: str = "flux.1-dev"
+    modality: str = "canny"
+    control_image: str | None = None
+    control_image_id: str | None = None
+    image: str | None = None
+    strength: float | None = None
+    num_samples: int | None = None
+    guidance: float | None = None
+    num_inference_steps: int | None = None
+    width: int | None = None
+    height: int | None = None
+    scheduler: str | None = None
+    seed: int | None = None
+    negative_prompt: str | None = None
+    negative_prompt_strength: float | None = None
+    control_start: float | None = None
+    control_end: float | None = None
+    disable_modality_detection: bool | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return spec.IMG2IMG if self.image is not None else spec.TXT2IMG
+
+    def with_seed(self) -> "ControlNetRequest":
+        """A copy with a concrete seed, drawn here if none was given.
+
+        Sending our own seed makes the request recognisable in the job list
+        when a submit reply is lost.
+        """
+        if self.seed is not None:
+            return self
+        return replace(self, seed=secrets.randbelow(spec.SEED_MAX + 1))
+
+    def to_body(self, family: str) -> dict[str, Any]:
+        """The wire body with defaults filled in for ``family``; not yet validated."""
+        body: dict[str, Any] = {
+            "prompt": self.prompt,
+            "modelId": self.model_id,
+            "modality": self.modality,
+            "numSamples": self.num_samples if self.num_samples is not None else spec.DEFAULTS["numSamples"],
+            "guidance": self.guidance if self.guidance is not None else spec.DEFAULT_GUIDANCE.get(family),
+            "numInferenceSteps": (
+                self.num_inference_steps
+                if self.num_inference_steps is not None
+                else spec.DEFAULTS["numInferenceSteps"]
+            ),
+            "width": self.width if self.width is not None else spec.DEFAULTS["width"],
+            "height": self.height if self.height is not None else spec.DEFAULTS["height"],
+        }
+        optional = {
+            "controlImage": self.control_image,
+            "controlImageId": self.control_image_id,
+            "image": self.image,
+            "scheduler": spec.canonical_scheduler(self.scheduler) or self.scheduler if self.scheduler else None,
+            "seed": self.seed,
+            "negativePrompt": self.negative_prompt or None,
+            "negativePromptStrength": self.negative_prompt_strength,
+            "controlStart": self.control_start,
+            "controlEnd": self.control_end,
+            "disableModalityDetection": self.disable_modality_detection,
+        }
+        if self.image is not None:
+            optional["strength"] = self.strength if self.strength is not None else spec.DEFAULT_STRENGTH
+        elif self.strength is not None:
+            optional["strength"] = self.strength
+        if family in (spec.SDXL, spec.SD15) and self.disable_modality_detection is None:
+            optional["disableModalityDetection"] = True  # open question 9: be explicit on SD
+        body.update({k: v for k, v in optional.items() if v is not None})
+        return body
+
+    def summary(self) -> dict[str, Any]:
+        """A loggable view: no image data, only sizes."""
+        out: dict[str, Any] = {}
+        for k, v in self.__dict__.items():
+            if v is None:
+                continue
+            out[k] = f"<data URL, {len(v)} chars>" if isinstance(v, str) and v.startswith("data:") else v
+        return out
+
+
+# --------------------------------------------------------------------------- responses
+
+
+@dataclass(frozen=True)
+class Job:
+    job_id: str
+    status: str
+    progress: float | None = None
+    job_type: str | None = None
+    asset_ids: tuple[str, ...] = ()
+    error: str | None = None
+    hint: str | None = None
+    input: Mapping[str, Any] = field(default_factory=dict)
+    cost: float | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    status_history: tuple[Mapping[str, Any], ...] = ()
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def label(self) -> str:
+        return STATUS_LABELS.get(self.status, self.status)
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> "Job":
+        """Parse ``{"job": {...}}`` or the bare job object."""
+        j = data.get("job", data) if isinstance(data, Mapping) else {}
+        if not isinstance(j, Mapping):
+            j = {}
+        meta = j.get("metadata") if isinstance(j.get("metadata"), Mapping) else {}
+        billing = j.get("billing") if isinstance(j.get("billing"), Mapping) else {}
+        error = meta.get("error") or j.get("error")
+        if isinstance(error, Mapping):
+            error = error.get("message") or error.get("reason") or str(dict(error))
+        cost = _float(billing.get("cuCost"))
+        if cost is None and isinstance(data, Mapping):
+            cost = _float(data.get("creativeUnitsCost"))
+        history = j.get("statusHistory") if isinstance(j.get("statusHistory"), list) else []
+        return cls(
+            job_id=str(j.get("jobId") or j.get("id") or ""),
+            status=str(j.get("status") or "unknown"),
+            progress=_float(j.get("progress")),
+            job_type=j.get("jobType"),
+            asset_ids=tuple(str(a) for a in (meta.get("assetIds") or []) if a),
+            error=str(error) if error else None,
+            hint=(meta.get("hint") or j.get("hint")) or None,
+            input=meta.get("input") if isinstance(meta.get("input"), Mapping) else {},
+            cost=cost,
+            created_at=j.get("createdAt"),
+            updated_at=j.get("updatedAt"),
+            status_history=tuple(h for h in history if isinstance(h, Mapping)),
+            raw=dict(j),
+        )
+
+
+@dataclass(frozen=True)
+class Asset:
+    asset_id: str
+    url: str | None = None
+    mime_type: str | None = None
+    kind: str | None = None
+    status: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    def __repr__(self) -> str:  # the signed URL is a bearer token of sorts: keep it out of reprs
+        return f"Asset(asset_id={self.asset_id!r}, mime_type={self.mime_type!r}, status={self.status!r})"
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> "Asset":
+        a = data.get("asset", data) if isinstance(data, Mapping) else {}
+        if not isinstance(a, Mapping):
+            a = {}
+        meta = a.get("metadata") if isinstance(a.get("metadata"), Mapping) else {}
+        return cls(
+            asset_id=str(a.get("id") or a.get("assetId") or ""),
+            url=a.get("url"),
+            mime_type=a.get("mimeType"),
+            kind=a.get("kind"),
+            status=a.get("status"),
+            metadata=dict(meta),
+            raw=dict(a),
+        )
+
+
+@dataclass(frozen=True)
+class Model:
+    model_id: str
+    type: str | None
+    family: str
+    name: str | None = None
+    custom: bool = False
+    capabilities: tuple[str, ...] = ()
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """Modality names (and presets) this model's family accepts."""
+        return spec.MODALITIES_BY_FAMILY.get(self.family, ()) + spec.PRESETS_BY_FAMILY.get(self.family, ())
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> "Model":
+        m = data.get("model", data) if isinstance(data, Mapping) else {}
+        if not isinstance(m, Mapping):
+            m = {}
+        mid = str(m.get("id") or m.get("modelId") or "")
+        custom = bool(m.get("custom"))
+        caps = m.get("capabilities") if isinstance(m.get("capabilities"), list) else []
+        return cls(
+            model_id=mid,
+            type=m.get("type"),
+            family=spec.family_of(m.get("type"), mid, custom),
+            name=m.get("name"),
+            custom=custom,
+            capabilities=tuple(str(c) for c in caps),
+            raw=dict(m),
+        )
+
+
+@dataclass(frozen=True)
+class Quote:
+    """A dry-run price (HTTP 269)."""
+
+    creative_units: float
+    discount: float = 0.0
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> "Quote":
+        return cls(
+            creative_units=_float(data.get("creativeUnitsCost")) or 0.0,
+            discount=_float(data.get("creativeUnitsDiscount")) or 0.0,
+            details=dict(data.get("costDetails") or {}),
+        )
+
+
+@dataclass(frozen=True)
+class Submission:
+    """The answer to a paid submit. ``adopted`` = found in the job list after a lost reply."""
+
+    job: Job
+    creative_units: float | None = None
+    adopted: bool = False
+    request: ControlNetRequest | None = field(default=None, repr=False)
+
+    @property
+    def job_id(self) -> str:
+        return self.job.job_id

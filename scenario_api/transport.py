@@ -1,0 +1,367 @@
+"""The authenticated HTTP layer between :class:`ScenarioClient` and Scenario.
+
+Why a separate module: everything that touches credentials, the connection
+pool and the retry rules lives here, so the operations in ``client.py`` read
+as plain protocol steps and the downloader (``downloads.py``) can be shown to
+share none of it.
+
+* One ``httpx.AsyncClient`` per :class:`Transport`, created lazily inside the
+  running event loop and bound to it (:class:`LoopBoundClient`). ComfyUI runs
+  every prompt in a fresh ``asyncio.run``, so a pool cached across loops would
+  fail in confusing ways; we fail early with a clear ``RuntimeError``.
+* The ``Authorization`` header is attached per request, and only requests to
+  the configured API base URL are ever built here.
+* Log lines go through :func:`redact`: no header values, no secrets, no data
+  URLs (their length and a sha256 prefix instead).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+import time
+from typing import Any, Awaitable, Callable, Mapping
+
+import httpx
+
+from . import __version__
+from .config import Settings
+from .errors import APIError, ScenarioTimeoutError, TransportError, error_for_status
+from .retry import (
+    REFUSED_PAID_STATUSES,
+    RETRYABLE_READ_STATUSES,
+    RetryPolicy,
+    interruptible_sleep,
+    is_ambiguous_failure,
+    is_connect_failure,
+    server_wait_hint,
+)
+
+__all__ = [
+    "LOG",
+    "USER_AGENT",
+    "DEFAULT_TIMEOUT",
+    "redact",
+    "describe_blob",
+    "decode_body",
+    "api_error",
+    "LoopBoundClient",
+    "Transport",
+    "AmbiguousOutcome",
+]
+
+LOG = logging.getLogger("scenario_api")
+USER_AGENT = f"scenario-comfyui/{__version__}"
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+
+# --------------------------------------------------------------------------- redaction
+
+_SENSITIVE_KEYS = re.compile(r"authorization|secret|password|token|api[-_]?key|signature|policy", re.I)
+_BASE64_RUN = re.compile(r"^[A-Za-z0-9+/=\s]{200,}$")
+_MAX_LOGGED_STRING = 200
+
+
+def describe_blob(data: str | bytes) -> str:
+    """``<N chars sha256:abcdef123456>``: identifies a blob in logs without revealing it."""
+    raw = data.encode("utf-8", "replace") if isinstance(data, str) else data
+    unit = "chars" if isinstance(data, str) else "bytes"
+    return f"<{len(data)} {unit} sha256:{hashlib.sha256(raw).hexdigest()[:12]}>"
+
+
+def redact(value: Any, *, key: str | None = None) -> Any:
+    """A copy of ``value`` safe to log.
+
+    Data URLs and long base64 runs become :func:`describe_blob` summaries;
+    values under credential-like keys become ``***``; other long strings are
+    truncated. Works on nested dicts/lists; other types pass through.
+    """
+    if key is not None and _SENSITIVE_KEYS.search(key) and key != "paginationToken":
+        return "***"
+    if isinstance(value, Mapping):
+        return {k: redact(v, key=str(k)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact(v) for v in value]
+    if isinstance(value, bytes):
+        return describe_blob(value)
+    if isinstance(value, str):
+        if value.startswith("data:") or _BASE64_RUN.match(value):
+            return "data URL " + describe_blob(value) if value.startswith("data:") else describe_blob(value)
+        if len(value) > _MAX_LOGGED_STRING:
+            return value[:_MAX_LOGGED_STRING] + "…"
+    return value
+
+
+# --------------------------------------------------------------------------- responses
+
+
+def decode_body(response: httpx.Response) -> Any:
+    """Decoded JSON, else the text (possibly empty). Never raises."""
+    try:
+        return response.json()
+    except (ValueError, UnicodeDecodeError):
+        try:
+            return response.text
+        except (UnicodeDecodeError, httpx.ResponseNotRead):
+            return ""
+
+
+def api_error(response: httpx.Response, *, what: str, job_id: str | None = None) -> APIError:
+    """The typed error for an HTTP error answer (reason, hint, retry-after carried over)."""
+    return error_for_status(
+        response.status_code,
+        decode_body(response),
+        what=what,
+        job_id=job_id,
+        retry_after=server_wait_hint(response),
+    )
+
+
+def transport_error(exc: BaseException, *, what: str, attempts: int) -> TransportError:
+    """Wrap an httpx network failure without leaking URLs or headers."""
+    tries = f" after {attempts} attempt{'s' if attempts != 1 else ''}" if attempts else ""
+    kind = type(exc).__name__
+    detail = str(exc).strip() or kind
+    if isinstance(exc, httpx.TimeoutException):
+        return ScenarioTimeoutError(f"Scenario did not answer in time for {what}{tries} ({kind})")
+    if is_connect_failure(exc):
+        return TransportError(f"Could not connect to Scenario for {what}{tries}: {detail}. Nothing was sent")
+    return TransportError(f"The connection to Scenario failed during {what}{tries}: {kind}: {detail}")
+
+
+# --------------------------------------------------------------------------- loop-bound pool
+
+
+class LoopBoundClient:
+    """An ``httpx.AsyncClient`` created on first use and tied to that event loop.
+
+    Using it from another running loop raises ``RuntimeError`` instead of
+    failing deep inside the connection pool.
+    """
+
+    def __init__(self, factory: Callable[[], httpx.AsyncClient], *, owner: str) -> None:
+        self._factory = factory
+        self._owner = owner
+        self._client: httpx.AsyncClient | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self._client is not None
+
+    def get(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        if self._client is None:
+            self._client = self._factory()
+            self._loop = loop
+        elif self._loop is not loop:
+            raise RuntimeError(
+                f"This {self._owner} was opened in a different event loop. Its connection pool belongs to that "
+                "loop; create one ScenarioClient per event loop (e.g. one per ComfyUI prompt, inside "
+                "'async with ScenarioClient(...)')."
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        client, loop = self._client, self._loop
+        self._client = self._loop = None
+        if client is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:  # pragma: no cover - aclose is async, a loop always runs
+            running = None
+        if running is loop:
+            await client.aclose()
+        else:
+            LOG.warning("%s closed from another event loop; its connections are dropped unclosed", self._owner)
+
+
+# --------------------------------------------------------------------------- transport
+
+
+class AmbiguousOutcome(Exception):
+    """Internal: a paid request may or may not have been processed (never resend it)."""
+
+    def __init__(self, cause: str, *, status: int | None = None) -> None:
+        self.cause = cause
+        self.status = status
+        super().__init__(cause)
+
+
+class Transport:
+    """Authenticated requests to the Scenario API, with read and paid retry rules."""
+
+    def __init__(self, settings: Settings, *, timeout: httpx.Timeout | float = DEFAULT_TIMEOUT) -> None:
+        self._settings = settings
+        self._credentials = settings.require_credentials()
+        self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout, connect=10.0)
+        self._pool = LoopBoundClient(self._make_client, owner="ScenarioClient")
+
+    def __repr__(self) -> str:
+        return f"Transport(base_url={self._settings.base_url!r}, credentials={self._credentials!r})"
+
+    def _make_client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=self._settings.base_url + "/",
+            headers={"Accept": "application/json", "User-Agent": USER_AGENT},
+            timeout=self._timeout,
+            follow_redirects=False,  # never carry the Authorization header anywhere else
+        )
+
+    def bind(self) -> None:
+        """Create (or check) the pool in the running loop; raises RuntimeError on a foreign loop."""
+        self._pool.get()
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()
+
+    # ------------------------------------------------------------------ one request
+
+    async def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        timeout: httpx.Timeout | float | None = None,
+    ) -> httpx.Response:
+        """One request, no retries. ``path`` is relative to the base URL (``/jobs/…``)."""
+        if not path.startswith("/") or "://" in path or path.startswith("//"):
+            raise ValueError(f"API paths must be relative to the base URL, got {path!r}")  # auth stays on the API
+        client = self._pool.get()
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        if self._settings.project_id:
+            query.setdefault("projectId", self._settings.project_id)
+        headers = {"Authorization": self._credentials.authorization_header()}
+        kwargs: dict[str, Any] = {"params": query or None, "headers": headers}
+        if json is not None:
+            kwargs["json"] = json
+        if timeout is not None:
+            kwargs["timeout"] = timeout
+        started = time.monotonic()
+        if json is not None and LOG.isEnabledFor(logging.DEBUG):
+            LOG.debug("%s %s body=%s", method, path, redact(json))
+        try:
+            response = await client.request(method, path.lstrip("/"), **kwargs)
+        except httpx.TransportError as exc:
+            LOG.info("%s %s failed after %.0f ms: %s", method, path, _ms(started), type(exc).__name__)
+            raise
+        LOG.info("%s %s -> %s (%.0f ms)", method, path, response.status_code, _ms(started))
+        return response
+
+    # ------------------------------------------------------------------ reads
+
+    async def read(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        policy: RetryPolicy,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        job_id: str | None = None,
+        should_cancel: Callable[[], bool] | None = None,
+        timeout: httpx.Timeout | float | None = None,
+    ) -> httpx.Response:
+        """A request that is safe to repeat: retried on 429/5xx and network failures.
+
+        Returns the first non-retryable response with a 2xx status; raises the
+        matching :class:`APIError` for an error status, or a :class:`TransportError`
+        when the network keeps failing.
+        """
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = await self.send(method, path, params=params, json=json, timeout=timeout)
+            except httpx.TransportError as exc:
+                if not policy.should_retry(attempt):
+                    raise transport_error(exc, what=what, attempts=attempt) from None
+                await self._pause(policy.delay_for(attempt), what, attempt, should_cancel)
+                continue
+            if response.status_code in RETRYABLE_READ_STATUSES and policy.should_retry(attempt):
+                await self._pause(policy.delay_for(attempt, response), what, attempt, should_cancel)
+                continue
+            if response.status_code >= 300:
+                raise api_error(response, what=what, job_id=job_id)
+            return response
+
+    # ------------------------------------------------------------------ paid
+
+    async def paid(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        policy: RetryPolicy,
+        json: Any,
+        params: Mapping[str, Any] | None = None,
+        timeout: httpx.Timeout | float | None = None,
+        on_wait: Callable[[float, str], Awaitable[None] | None] | None = None,
+    ) -> httpx.Response:
+        """A request that spends credits: resent only when it provably created nothing.
+
+        * connect failures (nothing reached the server) → retried with backoff;
+        * 429 / 503 (the server refused) → wait as told, then resent;
+        * timeouts after sending, dropped connections, 500/502/504 →
+          :class:`AmbiguousOutcome` (the caller reconciles; never resent here);
+        * any other answer is returned as is (the caller maps error statuses).
+        """
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = await self.send(method, path, params=params, json=json, timeout=timeout)
+            except httpx.TransportError as exc:
+                if is_ambiguous_failure(exc):
+                    raise AmbiguousOutcome(_describe_failure(exc)) from exc
+                if not policy.should_retry(attempt):
+                    raise transport_error(exc, what=what, attempts=attempt) from None
+                delay = policy.delay_for(attempt)
+                await _notify(on_wait, delay, "could not connect")
+                await self._pause(delay, what, attempt, None)
+                continue
+            status = response.status_code
+            if status in REFUSED_PAID_STATUSES:
+                if not policy.should_retry(attempt):
+                    raise api_error(response, what=what)
+                delay = policy.delay_for(attempt, response)
+                await _notify(on_wait, delay, "rate limited" if status == 429 else "service unavailable")
+                await self._pause(delay, what, attempt, None)
+                continue
+            if status >= 500:
+                raise AmbiguousOutcome(f"HTTP {status} answer", status=status)
+            return response
+
+    async def _pause(
+        self, delay: float, what: str, attempt: int, should_cancel: Callable[[], bool] | None
+    ) -> None:
+        LOG.info("retrying %s in %.2f s (attempt %d failed)", what, delay, attempt)
+        await interruptible_sleep(delay, should_cancel)
+
+
+async def _notify(callback: Callable[[float, str], Awaitable[None] | None] | None, delay: float, why: str) -> None:
+    if callback is None:
+        return
+    result = callback(delay, why)
+    if asyncio.iscoroutine(result):
+        await result
+
+
+def _describe_failure(exc: BaseException) -> str:
+    if isinstance(exc, httpx.ReadTimeout):
+        return "no answer before the read timeout, after the request was sent"
+    if isinstance(exc, httpx.WriteTimeout):
+        return "a write timeout while sending the request"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "the server closed the connection without a complete answer"
+    return f"a network failure after sending ({type(exc).__name__})"
+
+
+def _ms(started: float) -> float:
+    return (time.monotonic() - started) * 1000.0

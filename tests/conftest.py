@@ -1,0 +1,137 @@
+"""Shared pytest fixtures: one emulator per session, reset before each test that asks for it.
+
+Fixtures
+--------
+- ``emulator``: an :class:`EmulatorHandle` on a freshly reset emulator (fast timing
+  ``Timing(0.05, 0.05, 0.2)``, credentials ``test-key`` / ``test-secret-value-123``).
+  ``.url`` (``…/v1``), ``.origin``, ``.log()``, ``.requests(method, path_glob)``,
+  ``.fault(**fault)``, ``.faults()``, ``.config(**cfg)``, ``.reset()``, ``.clear_log()``,
+  ``.api()`` (an authenticated ``httpx.Client`` on ``.url``), ``.emu`` (the in-process object).
+- ``settings``: ``Settings(base_url=emulator.url, credentials=Credentials(TEST_KEY, TEST_SECRET))``.
+- ``env_for_emulator``: the ``emulator`` handle, with SCENARIO_API_URL/KEY/SECRET pointing at it.
+
+Every test also runs with SCENARIO_API_KEY/SECRET set to the test pair, SCENARIO_API_URL
+set to the session emulator (so nothing can reach the real API by accident) and
+SCENARIO_PROJECT_ID unset. Image helpers live in ``tests/helpers.py`` (``from helpers import make_png``).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+for _p in (str(ROOT), str(ROOT / "tests")):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+import httpx  # noqa: E402
+
+from scenario_api.config import Credentials, Settings  # noqa: E402
+from scenario_api.emulator import Emulator, Timing  # noqa: E402
+
+TEST_KEY = "test-key"
+TEST_SECRET = "test-secret-value-123"
+FAST_TIMING = Timing(queued=0.05, warming_up=0.05, running=0.2)
+
+
+class EmulatorHandle:
+    """Test-side view of a running emulator; every helper goes over real HTTP."""
+
+    def __init__(self, emu: Emulator) -> None:
+        self.emu = emu
+        self.url = emu.url
+        self.origin = emu.origin
+        self.key, self.secret = TEST_KEY, TEST_SECRET
+        self._http = httpx.Client(base_url=self.origin, trust_env=False, timeout=10.0)
+
+    # ---------------------------------------------------------------- controls
+
+    def _call(self, method: str, path: str, payload: Any = None) -> Any:
+        resp = self._http.request(method, path, json=payload)
+        assert resp.status_code == 200, f"{method} {path} -> {resp.status_code} {resp.text}"
+        return resp.json()
+
+    def log(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/_emulator/log")
+
+    def clear_log(self) -> None:
+        self._call("DELETE", "/_emulator/log")
+
+    def requests(self, method: str = "*", path_glob: str = "*") -> list[dict[str, Any]]:
+        """Log entries whose method and path (no query) match the shell patterns."""
+        return [
+            e for e in self.log()
+            if fnmatch.fnmatchcase(e["method"], method) and fnmatch.fnmatchcase(e["path"], path_glob)
+        ]
+
+    def fault(self, **fault: Any) -> dict[str, Any]:
+        return self._call("POST", "/_emulator/faults", fault)
+
+    def faults(self, *faults: dict[str, Any]) -> Any:
+        """Add several faults at once, or list the pending ones when called without arguments."""
+        if not faults:
+            return self._call("GET", "/_emulator/faults")
+        return self._call("POST", "/_emulator/faults", list(faults))
+
+    def clear_faults(self) -> None:
+        self._call("DELETE", "/_emulator/faults")
+
+    def config(self, **cfg: Any) -> dict[str, Any]:
+        return self._call("POST", "/_emulator/config", cfg)
+
+    def reset(self) -> None:
+        self._call("POST", "/_emulator/reset")
+
+    # ---------------------------------------------------------------- API access
+
+    def api(self, **kw: Any) -> httpx.Client:
+        """An authenticated client on the ``/v1`` base URL (close it, or use ``with``)."""
+        kw.setdefault("timeout", 10.0)
+        return httpx.Client(base_url=self.url, auth=(self.key, self.secret), trust_env=False, **kw)
+
+    def close(self) -> None:
+        self._http.close()
+
+
+@pytest.fixture(scope="session")
+def emulator_server() -> Iterator[EmulatorHandle]:
+    emu = Emulator(credentials=(TEST_KEY, TEST_SECRET), timing=FAST_TIMING)
+    emu.start()
+    handle = EmulatorHandle(emu)
+    try:
+        yield handle
+    finally:
+        handle.close()
+        emu.stop()
+
+
+@pytest.fixture(autouse=True)
+def _scenario_test_env(monkeypatch: pytest.MonkeyPatch, emulator_server: EmulatorHandle) -> None:
+    monkeypatch.setenv("SCENARIO_API_KEY", TEST_KEY)
+    monkeypatch.setenv("SCENARIO_API_SECRET", TEST_SECRET)
+    monkeypatch.setenv("SCENARIO_API_URL", emulator_server.url)
+    monkeypatch.delenv("SCENARIO_PROJECT_ID", raising=False)
+
+
+@pytest.fixture
+def emulator(emulator_server: EmulatorHandle) -> EmulatorHandle:
+    emulator_server.reset()
+    return emulator_server
+
+
+@pytest.fixture
+def settings(emulator: EmulatorHandle) -> Settings:
+    return Settings(base_url=emulator.url, credentials=Credentials(TEST_KEY, TEST_SECRET))
+
+
+@pytest.fixture
+def env_for_emulator(emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch) -> EmulatorHandle:
+    monkeypatch.setenv("SCENARIO_API_URL", emulator.url)
+    monkeypatch.setenv("SCENARIO_API_KEY", TEST_KEY)
+    monkeypatch.setenv("SCENARIO_API_SECRET", TEST_SECRET)
+    return emulator

@@ -1,0 +1,291 @@
+"""Retry rules over real HTTP: paid submits are never sent twice after they may have landed.
+
+The emulator's fault plan plays 429/503/5xx answers, dropped connections and
+slow answers; its request log is the ground truth for how many paid requests
+reached the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import threading
+import time
+
+import pytest
+from conftest import FAST_TIMING, TEST_KEY, TEST_SECRET
+from helpers import data_url, make_png
+
+from scenario_api import (
+    ControlNetRequest,
+    Credentials,
+    JobCanceledError,
+    OutcomeUnknownError,
+    RateLimitedError,
+    RetryPolicy,
+    ScenarioClient,
+    ServerError,
+    Settings,
+    TransportError,
+)
+from scenario_api.emulator import Emulator
+
+MAP = data_url(make_png(64, 64, "edges"))
+SUBMIT = "POST /v1/generate/*"
+PAID_ONLY = {"dryRun": None}
+
+
+def _client(settings, **kw) -> ScenarioClient:
+    kw.setdefault("retry", RetryPolicy.fast())
+    kw.setdefault("poll_interval", 0.05)
+    kw.setdefault("reconcile_interval", 0.1)
+    kw.setdefault("reconcile_attempts", 3)
+    return ScenarioClient(settings, **kw)
+
+
+def _request(**changes) -> ControlNetRequest:
+    fields = {"prompt": "a lighthouse at dusk", "modality": "canny", "control_image": MAP, "seed": 1234}
+    fields.update(changes)
+    return ControlNetRequest(**fields)
+
+
+def _submits(emulator) -> list[dict]:
+    return emulator.requests("POST", "/v1/generate/*")
+
+
+def _emulator_jobs(emulator) -> list[dict]:
+    with emulator.api() as api:
+        return api.get("/jobs").json()["jobs"]
+
+
+# --------------------------------------------------------------------------- refused: wait and resend
+
+
+async def test_429_with_retry_after_waits_then_submits_once(emulator, settings):
+    emulator.fault(target=SUBMIT, kind="status", status=429, retry_after=1)
+    started = time.monotonic()
+    async with _client(settings) as client:
+        submission = await client.submit(_request())
+    elapsed = time.monotonic() - started
+    assert elapsed >= 0.9  # the Retry-After was honoured, not the tiny test backoff
+    statuses = [e["status"] for e in _submits(emulator)]
+    assert statuses == [429, 200]
+    assert not submission.adopted and submission.job_id.startswith("job_")
+    assert [j["jobId"] for j in _emulator_jobs(emulator)] == [submission.job_id]
+
+
+async def test_503_waits_then_submits_once(emulator, settings):
+    emulator.fault(target=SUBMIT, kind="status", status=503, retry_after=0.3)
+    waits: list[tuple[float, str]] = []
+    async with _client(settings) as client:
+        submission = await client.submit(_request(), on_wait=lambda s, why: waits.append((s, why)))
+    assert [e["status"] for e in _submits(emulator)] == [503, 200]
+    assert waits == [(0.3, "service unavailable")]
+    assert not submission.adopted
+
+
+async def test_remaining_seconds_in_the_body_is_honoured(emulator, settings):
+    body = {"reason": "Too many requests", "remainingSeconds": 0.6, "details": {"actionName": "generate"}}
+    emulator.fault(target=SUBMIT, kind="status", status=429, body=body)
+    started = time.monotonic()
+    async with _client(settings) as client:
+        await client.submit(_request())
+    assert time.monotonic() - started >= 0.55
+    assert [e["status"] for e in _submits(emulator)] == [429, 200]
+
+
+async def test_persistent_429_gives_up_with_rate_limited_error(emulator, settings):
+    emulator.fault(target=SUBMIT, kind="status", status=429, retry_after=0, count=10)
+    async with _client(settings, paid_retry=RetryPolicy.fast(max_attempts=3)) as client:
+        with pytest.raises(RateLimitedError) as info:
+            await client.submit(_request())
+    assert info.value.status == 429 and "throttling" in str(info.value)
+    assert [e["status"] for e in _submits(emulator)] == [429, 429, 429]
+    assert _emulator_jobs(emulator) == []
+
+
+# --------------------------------------------------------------------------- never reached: resend
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_connect_error_on_submit_is_retried(caplog):
+    """The server is down when the paid request is tried, and back a moment later."""
+    port = _free_port()
+    first = Emulator(port=port, credentials=(TEST_KEY, TEST_SECRET), timing=FAST_TIMING)
+    url = first.start()
+    settings = Settings(base_url=url, credentials=Credentials(TEST_KEY, TEST_SECRET))
+    second = Emulator(port=port, credentials=(TEST_KEY, TEST_SECRET), timing=FAST_TIMING)
+    policy = RetryPolicy(max_attempts=8, base=0.15, cap=0.3, rng=lambda: 1.0)
+    try:
+        async with _client(settings, paid_retry=policy) as client:
+            await client.get_model("flux.1-dev")  # cached: the next request is the paid one
+            first.stop()
+            restart = threading.Timer(0.4, second.start)
+            restart.start()
+            with caplog.at_level(logging.INFO, logger="scenario_api"):
+                submission = await client.submit(_request())
+            restart.join()
+        assert not submission.adopted
+        submits = [e for e in second.request_log() if e["path"].startswith("/v1/generate/")]
+        assert len(submits) == 1 and submits[0]["status"] == 200
+        assert [e for e in first.request_log() if e["path"].startswith("/v1/generate/")] == []
+        assert any("retrying the generation request" in r.getMessage() for r in caplog.records)
+    finally:
+        first.stop()
+        second.stop()
+
+
+async def test_connect_errors_exhausted_say_nothing_was_sent():
+    settings = Settings(base_url=f"http://127.0.0.1:{_free_port()}/v1", credentials=Credentials("k", "s"))
+    async with _client(settings, retry=RetryPolicy.fast(max_attempts=2)) as client:
+        with pytest.raises(TransportError) as info:
+            await client.get_model("flux.1-dev")
+    assert "Nothing was sent" in str(info.value) and "2 attempts" in str(info.value)
+
+
+# --------------------------------------------------------------------------- ambiguous: reconcile, never resend
+
+
+async def test_500_on_submit_is_never_resent_and_reports_outcome_unknown(emulator, settings):
+    emulator.fault(target=SUBMIT, kind="status", status=500, query=PAID_ONLY)
+    async with _client(settings) as client:
+        with pytest.raises(OutcomeUnknownError) as info:
+            await client.submit(_request(prompt="a unique tower"))
+    assert len(_submits(emulator)) == 1  # exactly one paid request
+    lookups = emulator.requests("GET", "/v1/jobs")
+    assert len(lookups) == 3 and all("createdAfter" in e["query"] for e in lookups)
+    err = info.value
+    text = str(err)
+    assert err.since and err.since in text
+    assert "HTTP 500" in text and "'a unique tower'" in text and "seed 1234" in text
+    assert "Poll Job" in text and "not charged twice" in text
+
+
+async def test_disconnect_after_accept_adopts_the_job(emulator, settings):
+    emulator.fault(target=SUBMIT, kind="disconnect_after_accept")
+    async with _client(settings) as client:
+        submission = await client.submit(_request())
+        job = await client.wait_for_job(submission.job_id)
+    submits = _submits(emulator)
+    assert len(submits) == 1 and submits[0]["status"] is None  # no answer ever reached us
+    jobs = _emulator_jobs(emulator)
+    assert submission.adopted and [j["jobId"] for j in jobs] == [submission.job_id]
+    assert job.status == "success"
+
+
+async def test_slow_submit_and_read_timeout_adopts_without_resubmitting(emulator, settings):
+    emulator.fault(target=SUBMIT, kind="slow", delay=1.0)
+    async with _client(settings, submit_timeout=0.3, reconcile_attempts=6, reconcile_interval=0.2) as client:
+        submission = await client.submit(_request())
+    assert submission.adopted
+    assert len(_submits(emulator)) == 1
+    assert [j["jobId"] for j in _emulator_jobs(emulator)] == [submission.job_id]
+
+
+async def test_reconciliation_follows_short_and_empty_pages(emulator, settings):
+    emulator.config(short_pages=True)
+    with emulator.api() as api:
+        for i in range(4):  # other jobs, newer pages hide ours behind tokens
+            body = {"prompt": f"other {i}", "modelId": "flux.1-dev", "modality": "canny", "controlImage": MAP}
+            assert api.post("/generate/controlnet", json=body).status_code == 200
+    emulator.fault(target=SUBMIT, kind="disconnect_after_accept")
+    async with _client(settings) as client:
+        submission = await client.submit(_request(prompt="the one to find"))
+    assert submission.adopted and submission.job.input["prompt"] == "the one to find"
+    pages = emulator.requests("GET", "/v1/jobs")
+    assert any("paginationToken" in e["query"] for e in pages)
+
+
+async def test_disconnect_before_accept_on_submit_is_ambiguous_not_resent(emulator, settings):
+    emulator.fault(target=SUBMIT, kind="disconnect_before_accept", query=PAID_ONLY)
+    async with _client(settings, reconcile_attempts=2) as client:
+        with pytest.raises(OutcomeUnknownError, match="closed the connection"):
+            await client.submit(_request())
+    assert len(_submits(emulator)) == 1
+    assert _emulator_jobs(emulator) == []
+
+
+async def test_a_job_is_never_adopted_twice(emulator, settings):
+    request = _request(prompt="same request twice")
+    async with _client(settings, reconcile_attempts=2) as client:
+        first = await client.submit(request)
+        emulator.fault(target=SUBMIT, kind="status", status=502, query=PAID_ONLY)
+        with pytest.raises(OutcomeUnknownError):
+            await client.submit(request)  # the first job matches the echo but is ours already
+    assert not first.adopted
+    assert len(_submits(emulator)) == 2
+
+
+async def test_different_seed_is_not_adopted(emulator, settings):
+    with emulator.api() as api:
+        body = {"prompt": "look-alike", "modelId": "flux.1-dev", "modality": "canny", "controlImage": MAP, "seed": 1}
+        assert api.post("/generate/controlnet", json=body).status_code == 200
+    emulator.fault(target=SUBMIT, kind="status", status=504, query=PAID_ONLY)
+    async with _client(settings, reconcile_attempts=1) as client:
+        with pytest.raises(OutcomeUnknownError):
+            await client.submit(_request(prompt="look-alike", seed=2))
+
+
+# --------------------------------------------------------------------------- reads
+
+
+async def test_reads_retry_5xx_and_honour_retry_after(emulator, settings):
+    async with _client(settings) as client:
+        submission = await client.submit(_request())
+        emulator.clear_log()
+        emulator.fault(target="GET /v1/jobs/*", kind="status", status=503, retry_after=0.4, count=2)
+        started = time.monotonic()
+        job = await client.get_job(submission.job_id)
+    assert time.monotonic() - started >= 0.75
+    assert job.job_id == submission.job_id
+    assert [e["status"] for e in emulator.requests("GET", "/v1/jobs/*")] == [503, 503, 200]
+
+
+async def test_reads_retry_429_500_and_dropped_connections(emulator, settings):
+    emulator.faults(
+        {"target": "GET /v1/models/*", "kind": "status", "status": 429, "retry_after": 0},
+        {"target": "GET /v1/models/*", "kind": "status", "status": 500},
+        {"target": "GET /v1/models/*", "kind": "disconnect_before_accept"},
+    )
+    async with _client(settings, retry=RetryPolicy.fast(max_attempts=5)) as client:
+        model = await client.get_model("flux.1-dev")
+    assert model.family == "flux"
+    assert [e["status"] for e in emulator.requests("GET", "/v1/models/*")] == [429, 500, None, 200]
+
+
+async def test_reads_give_up_after_max_attempts(emulator, settings):
+    emulator.fault(target="GET /v1/assets/*", kind="status", status=502, count=10)
+    async with _client(settings, retry=RetryPolicy.fast(max_attempts=3)) as client:
+        with pytest.raises(ServerError) as info:
+            await client.get_asset("asset_demo_canny")
+    assert info.value.status == 502
+    assert len(emulator.requests("GET", "/v1/assets/*")) == 3
+
+
+async def test_quote_is_retried_like_a_read(emulator, settings):
+    emulator.fault(target=SUBMIT, kind="status", status=500, query={"dryRun": "true"})
+    async with _client(settings) as client:
+        quote = await client.quote(_request())
+    assert quote.creative_units > 0
+    assert [e["status"] for e in _submits(emulator)] == [500, 269]
+    assert _emulator_jobs(emulator) == []
+
+
+async def test_should_cancel_interrupts_a_retry_wait(emulator, settings):
+    async with _client(settings) as client:
+        submission = await client.submit(_request())
+        emulator.fault(target="GET /v1/jobs/*", kind="status", status=503, retry_after=30)
+        flag = {"stop": False}
+        asyncio.get_running_loop().call_later(0.2, lambda: flag.update(stop=True))
+        started = time.monotonic()
+        with pytest.raises(JobCanceledError) as info:
+            await client.wait_for_job(submission.job_id, should_cancel=lambda: flag["stop"])
+    assert time.monotonic() - started < 5  # not the 30 s Retry-After
+    assert info.value.by_caller and info.value.job_id == submission.job_id
+    assert len(emulator.requests("POST", f"/v1/jobs/{submission.job_id}/action")) == 1

@@ -1,0 +1,686 @@
+"""The frontend's server routes (nodes/routes.py) and the web extension (web/*.js).
+
+The route logic is plain async functions, tested here against the emulator
+over real loopback HTTP; the aiohttp wrappers get their own test when aiohttp
+is importable (ComfyUI ships it; the dev venv does not). The JavaScript is
+checked with Node: syntax, which node types it names, and its behaviour with
+fake ComfyUI objects (serialization of the status widget, debounced quotes,
+modality narrowing), by importing the real modules with stubbed
+``scripts/app.js`` / ``scripts/api.js``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pack_loader import comfy, submodule  # noqa: F401 - `comfy` is a fixture
+
+from scenario_api import spec
+
+ROOT = Path(__file__).resolve().parents[1]
+WEB = ROOT / "web"
+OUR_NODE_TYPES = {"ScenarioControlNetGenerate", "ScenarioImg2ImgControlNet"}
+TEST_SECRET = "test-secret-value-123"
+
+
+@pytest.fixture
+def routes(env_for_emulator: Any) -> Any:
+    module = submodule("nodes.routes")
+    module.clear_model_cache()
+    yield module
+    module.clear_model_cache()
+
+
+def widget_values(**overrides: Any) -> dict[str, Any]:
+    """What web/scenario.js sends for a fresh ControlNet Generate node."""
+    values = {
+        "prompt": "a house",
+        "model_id": "flux.1-dev",
+        "modality": "canny",
+        "modality_strength": 1.0,
+        "modalities": "",
+        "num_samples": 1,
+        "guidance": 3.5,
+        "num_inference_steps": 30,
+        "width": 0,
+        "height": 0,
+        "seed": 42,
+        "scheduler": "default",
+        "control_start": -1,
+        "control_end": -1,
+        "img2img": False,
+        "batch": 1,
+    }
+    values.update(overrides)
+    return values
+
+
+def paid_or_quote_calls(emulator: Any) -> list[dict[str, Any]]:
+    return emulator.requests("POST", "/v1/generate/*")
+
+
+async def expect_error(routes: Any, coro: Any) -> tuple[int, dict[str, Any]]:
+    with pytest.raises(Exception) as info:
+        await coro
+    return routes.error_payload(info.value)
+
+
+# --------------------------------------------------------------------------- GET /scenario/models/{id}
+
+
+async def test_model_info_describes_a_flux_model(routes: Any, emulator: Any) -> None:
+    info = await routes.model_info("flux.1-dev")
+    assert info["model_id"] == "flux.1-dev"
+    assert info["family"] == spec.FLUX and info["type"] == "flux.1" and info["custom"] is False
+    assert info["modalities"] == list(spec.FLUX_MODALITIES)
+    assert info["max_modalities"] == 1
+    assert info["guidance_range"] == [0.0, 10.0]
+    assert info["size_range"]["width"] == [64, 2048] and info["size_range"]["multiple_of"] == 8
+    assert info["controlnet"] is True
+
+
+async def test_model_info_includes_presets_for_sd_families(routes: Any) -> None:
+    sdxl = await routes.model_info("stable-diffusion-xl-base-1.0")
+    assert sdxl["family"] == spec.SDXL
+    assert sdxl["modalities"] == list(spec.SDXL_MODALITIES) + ["character", "landscape"]
+    assert sdxl["max_modalities"] == 3 and sdxl["size_range"]["width"] == [512, 2048]
+    sd15 = await routes.model_info("stable-diffusion-v1-5")
+    assert "interior" in sd15["modalities"] and sd15["size_range"]["height"] == [64, 1024]
+    assert sd15["guidance_range"] == [0.0, 20.0]
+
+
+async def test_custom_model_offers_no_modality_and_says_why(routes: Any) -> None:
+    info = await routes.model_info("model_bfl-flux-1-dev")
+    assert info["family"] == spec.CUSTOM and info["custom"] is True
+    assert info["modalities"] == [] and info["controlnet"] is False
+    assert "custom" in info["note"]
+
+
+async def test_model_info_is_cached_per_process(routes: Any, emulator: Any) -> None:
+    first = await routes.model_info("flux.1-dev")
+    first["modalities"].append("mutated by a caller")
+    second = await routes.model_info("flux.1-dev")
+    assert len(emulator.requests("GET", "/v1/models/flux.1-dev")) == 1
+    assert "mutated by a caller" not in second["modalities"]
+    routes.clear_model_cache()
+    await routes.model_info("flux.1-dev")
+    assert len(emulator.requests("GET", "/v1/models/flux.1-dev")) == 2
+
+
+@pytest.mark.parametrize("bad", ["../x", "a/b", "", "flux..1", "x" * 200, None, 5])
+async def test_malformed_model_id_is_refused_before_any_request(routes: Any, emulator: Any, bad: Any) -> None:
+    status, body = await expect_error(routes, routes.model_info(bad))
+    assert status == 400 and body["code"] == "validation" and body["field"] == "model_id"
+    assert "model_id" in body["error"] and "flux.1-dev" in body["error"]
+    assert emulator.log() == []
+
+
+async def test_unknown_model_answers_404(routes: Any) -> None:
+    status, body = await expect_error(routes, routes.model_info("no-such-model"))
+    assert status == 404 and body["code"] == "not_found"
+    assert "no-such-model" in body["error"]
+
+
+async def test_missing_credentials_answers_400_with_help(routes: Any, emulator: Any, monkeypatch: Any) -> None:
+    monkeypatch.delenv("SCENARIO_API_KEY")
+    monkeypatch.delenv("SCENARIO_API_SECRET")
+    status, body = await expect_error(routes, routes.model_info("flux.1-dev"))
+    assert status == 400 and body["code"] == "configuration"
+    assert "SCENARIO_API_KEY" in body["error"] and "credentials.json" in body["error"]
+    status, body = await expect_error(routes, routes.quote(widget_values()))
+    assert status == 400 and "SCENARIO_API_SECRET" in body["error"]
+    assert emulator.log() == []
+
+
+async def test_wrong_key_is_not_reported_as_a_comfyui_login(routes: Any, monkeypatch: Any) -> None:
+    monkeypatch.setenv("SCENARIO_API_SECRET", "wrong-secret-456")
+    status, body = await expect_error(routes, routes.model_info("flux.1-dev"))
+    assert status == 400 and body["code"] == "auth"
+    assert "wrong-secret-456" not in json.dumps(body)
+    assert "Please login" not in body["error"]
+
+
+# --------------------------------------------------------------------------- POST /scenario/quote
+
+
+async def test_quote_is_a_dry_run_priced_per_job(routes: Any, emulator: Any) -> None:
+    answer = await routes.quote(widget_values(num_samples=2, batch=3))
+    calls = paid_or_quote_calls(emulator)
+    assert len(calls) == 1
+    call = calls[0]
+    assert call["path"] == "/v1/generate/controlnet" and call["query"].get("dryRun") == "true"
+    assert call["status"] == 269
+    body = call["body"]
+    # width/height 0 are priced at 512; the control map is the placeholder PNG.
+    assert body["width"] == 512 and body["height"] == 512 and body["numSamples"] == 2
+    assert body["modality"] == "canny:1" and "controlImage" in body and "image" not in body
+    # emulator price: 5 CU x 2 samples x 30/28 steps x 512²/1024²
+    assert answer["per_job"] == pytest.approx(round(5 * 2 * 30 / 28 / 4, 2))
+    assert answer["jobs"] == 3 and answer["creative_units"] == pytest.approx(3 * answer["per_job"])
+    with emulator.api() as api:
+        assert api.get("/jobs").json()["jobs"] == []  # nothing was generated
+
+
+async def test_quote_img2img_and_sd_options(routes: Any, emulator: Any) -> None:
+    answer = await routes.quote(
+        widget_values(
+            model_id="stable-diffusion-v1-5",
+            modality="depth",
+            modality_strength=0.5,
+            width=512,
+            height=768,
+            scheduler="EulerDiscreteScheduler",
+            guidance=7.5,
+            strength=0.6,
+            img2img=True,
+        )
+    )
+    (call,) = paid_or_quote_calls(emulator)
+    assert call["path"] == "/v1/generate/controlnet-img2img" and call["query"].get("dryRun") == "true"
+    body = call["body"]
+    assert body["modality"] == "depth:0.5" and body["strength"] == 0.6 and "image" in body
+    assert body["scheduler"] == "EulerDiscreteScheduler" and body["height"] == 768
+    assert answer["per_job"] > 0 and answer["jobs"] == 1
+
+
+async def test_quote_sends_flux_control_window_only_when_set(routes: Any, emulator: Any) -> None:
+    await routes.quote(widget_values(control_start=0.1, control_end=0.8, modalities="depth:0.4"))
+    (call,) = paid_or_quote_calls(emulator)
+    assert call["body"]["controlStart"] == 0.1 and call["body"]["controlEnd"] == 0.8
+    assert call["body"]["modality"] == "depth:0.4"  # the override wins over modality
+
+
+@pytest.mark.parametrize(
+    "overrides, field, words",
+    [
+        ({"scheduler": "EulerDiscreteScheduler"}, "scheduler", "Flux"),
+        ({"modality": "seg"}, "modality", "Flux"),
+        ({"num_samples": 0}, "num_samples", "1 to 128"),
+        ({"num_inference_steps": 151}, "num_inference_steps", "150"),
+        ({"guidance": 11}, "guidance", "10"),
+        ({"width": 100}, "width", "steps of 8"),
+        ({"control_start": 0.9, "control_end": 0.2}, "control_start", "control_end"),
+        ({"modalities": "depth:0"}, "modalities", "(0, 1]"),
+        ({"modality_strength": 0}, "modality_strength", "(0, 1]"),
+        ({"model_id": "../etc"}, "model_id", "model id"),
+        ({"batch": 0}, "batch", "1 to"),
+        ({"batch": True}, "batch", "integer"),
+        ({"img2img": "yes"}, "img2img", "true or false"),
+        ({"modality": "not-a-modality"}, "modality", "one of"),
+    ],
+)
+async def test_invalid_widget_values_answer_400_naming_the_field(
+    routes: Any, emulator: Any, overrides: dict[str, Any], field: str, words: str
+) -> None:
+    status, body = await expect_error(routes, routes.quote(widget_values(**overrides)))
+    assert status == 400 and body["code"] == "validation"
+    assert body["field"] == field, body
+    assert field in body["error"] and words in body["error"]
+    assert paid_or_quote_calls(emulator) == []  # rejected before the dry run
+
+
+async def test_quote_body_must_be_an_object(routes: Any, emulator: Any) -> None:
+    status, body = await expect_error(routes, routes.quote(["not", "a", "dict"]))
+    assert status == 400 and body["field"] == "body"
+    assert emulator.log() == []
+
+
+async def test_empty_prompt_is_priced_with_a_placeholder(routes: Any, emulator: Any) -> None:
+    answer = await routes.quote(widget_values(prompt=""))
+    (call,) = paid_or_quote_calls(emulator)
+    assert call["body"]["prompt"] == routes.PLACEHOLDER_PROMPT
+    assert answer["per_job"] > 0
+
+
+async def test_unknown_model_in_quote_answers_404(routes: Any, emulator: Any) -> None:
+    status, body = await expect_error(routes, routes.quote(widget_values(model_id="no-such-model")))
+    assert status == 404 and "no-such-model" in body["error"]
+    assert paid_or_quote_calls(emulator) == []
+
+
+async def test_scenario_outage_answers_502_not_500(routes: Any, emulator: Any, monkeypatch: Any) -> None:
+    monkeypatch.setattr(routes, "ROUTE_RETRY", routes.RetryPolicy.fast(max_attempts=2))
+    emulator.fault(target="POST /v1/generate/*", kind="status", status=502, count=5)
+    status, body = await expect_error(routes, routes.quote(widget_values()))
+    assert status == 502 and body["code"] == "upstream" and "502" in body["error"]
+    assert len(paid_or_quote_calls(emulator)) == 2  # bounded retries of a free dry run
+
+
+async def test_logs_and_answers_hold_no_secret(routes: Any, emulator: Any, caplog: Any) -> None:
+    caplog.set_level(logging.DEBUG)
+    answers = [await routes.model_info("flux.1-dev"), await routes.quote(widget_values()), routes.status()]
+    with pytest.raises(Exception) as info:
+        await routes.quote(widget_values(scheduler="DDIMScheduler"))
+    answers.append(routes.error_payload(info.value)[1])
+    text = json.dumps(answers) + caplog.text
+    assert TEST_SECRET not in text and "test-key" not in text
+    assert "Authorization" not in text and "Basic " not in text
+
+
+# --------------------------------------------------------------------------- GET /scenario/status
+
+
+def test_status_reports_the_emulator_without_key_material(routes: Any, emulator: Any) -> None:
+    answer = routes.status()
+    assert answer == {"configured": True, "base_url": emulator.url, "emulator": True}
+
+
+def test_status_without_credentials(routes: Any, monkeypatch: Any) -> None:
+    monkeypatch.delenv("SCENARIO_API_KEY")
+    answer = routes.status()
+    assert answer["configured"] is False and "SCENARIO_API_KEY" in answer["error"]
+
+
+def test_status_for_the_real_api_hides_query_strings(routes: Any) -> None:
+    env = {"SCENARIO_API_URL": "https://api.cloud.scenario.com/v1?token=abc#frag", "SCENARIO_API_KEY": "k"}
+    answer = routes.status(env)
+    assert answer["base_url"] == "https://api.cloud.scenario.com/v1" and answer["emulator"] is False
+    assert answer["configured"] is False  # a key without its secret is not configured
+    assert "abc" not in json.dumps(answer)
+
+
+def test_status_never_echoes_a_malformed_url(routes: Any) -> None:
+    answer = routes.status({"SCENARIO_API_URL": "ftp://user:hunter2@example.com/v1"})
+    assert answer["configured"] is False and answer["base_url"] == ""
+    assert "hunter2" not in json.dumps(answer)
+
+
+@pytest.mark.parametrize(
+    "url, loopback",
+    [
+        ("http://127.0.0.1:8790/v1", True),
+        ("http://localhost:8790/v1", True),
+        ("http://[::1]:8790/v1", True),
+        ("https://api.cloud.scenario.com/v1", False),
+        ("http://10.0.0.5/v1", False),
+    ],
+)
+def test_loopback_detection(routes: Any, url: str, loopback: bool) -> None:
+    assert routes.is_loopback(url) is loopback
+
+
+# --------------------------------------------------------------------------- wiring
+
+
+class FakeRouteTable(list):
+    """Collects ``routes.route(method, path)(handler)`` like aiohttp's RouteTableDef."""
+
+    def route(self, method: str, path: str, **kwargs: Any) -> Any:
+        def add(handler: Any) -> Any:
+            self.append(type("RouteDef", (), {"method": method, "path": path, "handler": handler})())
+            return handler
+
+        return add
+
+
+def test_try_register_without_comfyui_returns_false(routes: Any) -> None:
+    assert routes.try_register() is False
+
+
+def test_try_register_on_a_prompt_server(routes: Any, comfy: Any) -> None:
+    table = FakeRouteTable()
+    comfy.modules["server"].PromptServer.instance.routes = table
+    assert routes.try_register() is True
+    assert {(r.method, r.path) for r in table} == set(routes.ROUTES)
+    assert routes.try_register() is True
+    assert len(table) == 3  # idempotent: a second registration adds nothing
+
+
+def test_try_register_never_raises(routes: Any, comfy: Any) -> None:
+    class Broken:
+        def __iter__(self) -> Any:
+            raise RuntimeError("boom")
+
+    comfy.modules["server"].PromptServer.instance.routes = Broken()
+    assert routes.try_register() is False
+
+
+async def test_aiohttp_handlers_answer_json(routes: Any, emulator: Any) -> None:
+    web = pytest.importorskip("aiohttp.web")
+    test_utils = pytest.importorskip("aiohttp.test_utils")
+    table = web.RouteTableDef()
+    routes.register_routes(table)
+    app = web.Application()
+    app.add_routes(table)
+    async with test_utils.TestClient(test_utils.TestServer(app)) as client:
+        resp = await client.get("/scenario/models/flux.1-dev")
+        assert resp.status == 200 and (await resp.json())["family"] == "flux"
+        resp = await client.get("/scenario/models/bad..id")
+        assert resp.status == 400 and (await resp.json())["field"] == "model_id"
+        resp = await client.post("/scenario/quote", json=widget_values())
+        assert resp.status == 200 and (await resp.json())["per_job"] > 0
+        resp = await client.post("/scenario/quote", json=widget_values(num_samples=0))
+        assert resp.status == 400 and (await resp.json())["field"] == "num_samples"
+        resp = await client.post("/scenario/quote", data=b"{not json", headers={"Content-Type": "application/json"})
+        assert resp.status == 400 and (await resp.json())["field"] == "body"
+        resp = await client.get("/scenario/status")
+        assert resp.status == 200 and (await resp.json())["emulator"] is True
+
+
+# --------------------------------------------------------------------------- web/*.js
+
+
+NODE = shutil.which("node")
+needs_node = pytest.mark.skipif(NODE is None, reason="node is not installed")
+
+
+def js_files() -> list[Path]:
+    return sorted(WEB.glob("*.js"))
+
+
+def test_web_extension_files_exist() -> None:
+    names = {p.name for p in js_files()}
+    assert {"scenario.js", "scenario_core.js"} <= names
+
+
+@needs_node
+@pytest.mark.parametrize("path", js_files(), ids=lambda p: p.name)
+def test_js_is_a_valid_es_module(path: Path) -> None:
+    result = subprocess.run(
+        [NODE, "--input-type=module", "--check"], input=path.read_text(), capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_js_names_only_our_node_types() -> None:
+    text = "\n".join(p.read_text() for p in js_files())
+    named = set(re.findall(r"['\"`](Scenario[A-Z][A-Za-z0-9]*)['\"`]", text))
+    assert named == OUR_NODE_TYPES
+    # no generic hooks that would reach every node type of every pack
+    assert "LGraphNode.prototype" not in text and "beforeRegisterNodeDef" not in text
+
+
+def test_js_routes_match_the_server() -> None:
+    text = (WEB / "scenario.js").read_text()
+    for path in ("/scenario/models/", "/scenario/quote", "/scenario/status"):
+        assert path in text
+    routes = submodule("nodes.routes")
+    assert {p for _, p in routes.ROUTES} == {
+        "/scenario/models/{model_id}",
+        "/scenario/quote",
+        "/scenario/status",
+    }
+
+
+HARNESS = r"""
+// Behaviour of web/scenario.js with fake ComfyUI objects. The frontend facts
+// mirrored here are from ComfyUI_frontend 1.27.10 (src/lib/litegraph/src/
+// LGraphNode.ts serialize/configure, src/utils/executionUtil.ts graphToPrompt).
+import assert from 'node:assert/strict'
+
+const timers = []
+globalThis.setTimeout = (fn, ms) => { timers.push({ fn, ms }); return timers.length }
+globalThis.clearTimeout = (id) => { if (timers[id - 1]) timers[id - 1].fn = null }
+async function flush() {
+  for (let round = 0; round < 5; round++) {
+    const due = timers.splice(0).filter((t) => t.fn)
+    for (const t of due) t.fn()
+    for (let i = 0; i < 20; i++) await Promise.resolve()
+    await new Promise((r) => setImmediate(r))
+  }
+}
+
+function el() {
+  return { style: {}, children: [], textContent: '', title: '', className: '',
+           append(...c) { this.children.push(...c) } }
+}
+globalThis.document = { createElement: () => el() }
+
+const { app, api, settings } = await import('./scripts/app.js').then(async (m) => ({
+  app: m.app, api: (await import('./scripts/api.js')).api, settings: m.settings
+}))
+await import('./extensions/pack/scenario.js')
+const core = await import('./extensions/pack/scenario_core.js')
+const ext = app.extensions[0]
+assert.equal(ext.name, 'Scenario.ControlNet')
+assert.deepEqual(ext.settings.map((s) => [s.id, s.type, s.defaultValue]),
+  [['Scenario.Quote.Enabled', 'boolean', true], ['Scenario.ModelAware.Enabled', 'boolean', true]])
+for (const s of ext.settings) assert.equal(s.category[0], 'Scenario')
+
+const ALL = ['canny', 'pose', 'depth', 'tile', 'blur', 'gray', 'low-quality', 'sketch', 'lines', 'seg',
+             'scribble', 'lineart', 'normal-map', 'illusion', 'character', 'landscape', 'city', 'interior']
+
+function widget(name, value, extra = {}) {
+  return { name, value, type: 'number', options: {}, callback: null, ...extra }
+}
+function makeNode(type) {
+  const node = {
+    comfyClass: type, type, size: [300, 400], inputs: [], widgets: [
+      widget('prompt', 'a house', { type: 'customtext' }),
+      widget('model_id', 'flux.1-dev', { type: 'text' }),
+      widget('modality', 'seg', { type: 'combo', options: { values: ALL.slice() } }),
+      widget('modality_strength', 1.0), widget('num_samples', 1), widget('guidance', 3.5),
+      widget('num_inference_steps', 30), widget('width', 0), widget('height', 0), widget('seed', 7),
+      widget('control_after_generate', 'randomize', { type: 'combo' })
+    ],
+    addDOMWidget(name, type, element, options) {
+      const w = { name, type, element, options, get value() { return options.getValue() } }
+      this.widgets.push(w)
+      return w
+    },
+    computeSize() { return [300, 450] },
+    setSize(s) { this.size = s },
+    setDirtyCanvas() {}
+  }
+  if (type === 'ScenarioImg2ImgControlNet') node.widgets.push(widget('strength', 0.75))
+  for (const w of node.widgets) w.inputWidget = true
+  return node
+}
+// LGraphNode.serialize: widgets_values[i] = value at the widget's own index, skipping serialize === false.
+function serializeValues(node) {
+  const out = []
+  for (const [i, w] of node.widgets.entries()) { if (w.serialize === false) continue; out[i] = w.value }
+  const data = { widgets_values: out }
+  node.onSerialize?.(data)
+  return JSON.parse(JSON.stringify(data.widgets_values))
+}
+// graphToPrompt: every named widget unless options.serialize === false.
+function promptInputs(node) {
+  const out = {}
+  for (const w of node.widgets) { if (!w.name || w.options?.serialize === false) continue; out[w.name] = w.value }
+  return out
+}
+
+// --- other packs' nodes are never touched
+const other = makeNode('KSampler')
+const otherBefore = other.widgets.map((w) => [w.name, w.callback])
+ext.nodeCreated(other)
+await flush()
+assert.deepEqual(other.widgets.map((w) => [w.name, w.callback]), otherBefore)
+assert.equal(other.onSerialize, undefined)
+assert.equal(api.calls.length, 0)
+
+// --- our node: the status widget is excluded from saved workflows and from prompts
+const node = makeNode('ScenarioControlNetGenerate')
+const savedBefore = serializeValues(node)
+const promptBefore = promptInputs(node)
+ext.nodeCreated(node)
+const status = node.widgets.find((w) => w.name === core.STATUS_WIDGET)
+assert.ok(status, 'status widget added')
+assert.equal(status.serialize, false)
+assert.equal(status.options.serialize, false)
+assert.equal(node.widgets.at(-1), status, 'status widget is last')
+assert.deepEqual(serializeValues(node), savedBefore)
+assert.deepEqual(promptInputs(node), promptBefore)
+assert.deepEqual(node.size, [300, 450])
+
+// --- model-aware choices and the quote, after the debounce
+await flush()
+const modelCalls = api.calls.filter((c) => c.path.startsWith('/scenario/models/'))
+assert.deepEqual(modelCalls.map((c) => c.path), ['/scenario/models/flux.1-dev'])
+const combo = node.widgets.find((w) => w.name === 'modality')
+assert.deepEqual(combo.options.values, api.flux.modalities)
+assert.equal(combo.value, 'canny', 'seg is not a Flux modality: first allowed chosen')
+const [main, note] = status.element.children
+assert.match(note.textContent, /'seg' is not available for Flux models/)
+assert.equal(main.textContent, '≈ 1.34 CU per job')
+const quotes = api.calls.filter((c) => c.path === '/scenario/quote')
+assert.equal(quotes.length, 1)
+const sent = JSON.parse(quotes[0].opts.body)
+assert.equal(quotes[0].opts.method, 'POST')
+assert.equal(sent.modality, 'canny')
+assert.equal(sent.img2img, false)
+assert.equal(sent.batch, 1)
+assert.equal(sent.num_inference_steps, 30)
+assert.ok(!('scenario_quote' in sent) && !('control_after_generate' in sent))
+assert.deepEqual(serializeValues(node), [...savedBefore.slice(0, 2), 'canny', ...savedBefore.slice(3)])
+
+// --- debounced: five quick changes, one request
+api.calls.length = 0
+const steps = node.widgets.find((w) => w.name === 'num_inference_steps')
+for (const v of [31, 32, 33, 34, 35]) { steps.value = v; steps.callback(v) }
+await flush()
+assert.equal(api.calls.filter((c) => c.path === '/scenario/quote').length, 1)
+assert.equal(JSON.parse(api.calls.find((c) => c.path === '/scenario/quote').opts.body).num_inference_steps, 35)
+assert.equal(api.calls.filter((c) => c.path.startsWith('/scenario/models/')).length, 0, 'model info cached')
+
+// --- a server error is shown, short, with the full text as tooltip
+api.failNextQuote = { error: 'Scenario: Invalid numSamples (num_samples): got 0; allowed: an integer from 1 to 128.', code: 'validation', field: 'num_samples' }
+steps.callback(35)
+await flush()
+assert.match(main.textContent, /num_samples/)
+assert.match(status.element.title, /from 1 to 128/)
+
+// --- a linked price input: no number, no request
+api.calls.length = 0
+node.inputs.push({ name: 'width', widget: { name: 'width' }, link: 12 })
+node.onConnectionsChange()
+await flush()
+assert.equal(api.calls.filter((c) => c.path === '/scenario/quote').length, 0)
+assert.match(main.textContent, /linked: width/)
+node.inputs.length = 0
+
+// --- settings off: no quote, full modality list back
+settings['Scenario.Quote.Enabled'] = false
+settings['Scenario.ModelAware.Enabled'] = false
+ext.settings[0].onChange(false)
+api.calls.length = 0
+await flush()
+assert.equal(api.calls.length, 0)
+assert.equal(main.textContent, '')
+assert.deepEqual(combo.options.values, ALL)
+settings['Scenario.Quote.Enabled'] = true
+settings['Scenario.ModelAware.Enabled'] = true
+
+// --- img2img node sends img2img: true and strength; an SDXL model keeps a valid modality
+const i2i = makeNode('ScenarioImg2ImgControlNet')
+i2i.widgets.find((w) => w.name === 'model_id').value = 'stable-diffusion-xl-base-1.0'
+ext.nodeCreated(i2i)
+api.calls.length = 0
+await flush()
+const i2iCombo = i2i.widgets.find((w) => w.name === 'modality')
+assert.equal(i2iCombo.value, 'seg', 'seg is an SDXL modality: kept')
+assert.deepEqual(i2iCombo.options.values, api.sdxl.modalities)
+const i2iSent = JSON.parse(api.calls.find((c) => c.path === '/scenario/quote').opts.body)
+assert.equal(i2iSent.img2img, true)
+assert.equal(i2iSent.strength, 0.75)
+
+// --- an unknown model: one short error, no quote request, full modality list
+const bad = makeNode('ScenarioControlNetGenerate')
+bad.widgets.find((w) => w.name === 'model_id').value = 'nope'
+ext.nodeCreated(bad)
+api.calls.length = 0
+await flush()
+assert.equal(api.calls.filter((c) => c.path === '/scenario/quote').length, 0)
+const [badMain, badNote] = bad.widgets.at(-1).element.children
+assert.match(badMain.textContent, /'nope' not found/)
+assert.equal(badNote.textContent, '')
+assert.deepEqual(bad.widgets.find((w) => w.name === 'modality').options.values, ALL)
+bad.onRemoved()
+
+// --- a custom model: said once, no quote request
+const custom = makeNode('ScenarioControlNetGenerate')
+custom.widgets.find((w) => w.name === 'model_id').value = 'model_custom'
+ext.nodeCreated(custom)
+api.calls.length = 0
+await flush()
+assert.equal(api.calls.filter((c) => c.path === '/scenario/quote').length, 0)
+assert.match(custom.widgets.at(-1).element.children[0].textContent, /custom models do not run/)
+assert.equal(custom.widgets.at(-1).element.children[1].textContent, '')
+custom.onRemoved()
+
+// --- a widget added after ours would leave a hole: onSerialize repairs it
+i2i.widgets.push(widget('late_widget', 'x'))
+const values = serializeValues(i2i)
+assert.ok(values.every((v) => v !== null), 'no null holes')
+assert.equal(values.at(-1), 'x')
+assert.equal(values.length, i2i.widgets.length - 1)
+
+// --- removed nodes stop refreshing
+i2i.onRemoved()
+api.calls.length = 0
+ext.settings[1].onChange(true)
+await flush()
+assert.equal(api.calls.filter((c) => c.path === '/scenario/quote').length, 1, 'only the remaining node')
+console.log('harness ok')
+"""
+
+STUB_APP = r"""
+export const settings = {}
+export const app = {
+  extensions: [],
+  registerExtension(ext) { this.extensions.push(ext) },
+  extensionManager: { setting: { get: (id) => settings[id] } }
+}
+"""
+
+STUB_API = r"""
+const flux = { model_id: 'flux.1-dev', family: 'flux', family_label: 'Flux',
+  modalities: ['canny', 'tile', 'depth', 'blur', 'pose', 'gray', 'low-quality', 'sketch'] }
+const sdxl = { model_id: 'stable-diffusion-xl-base-1.0', family: 'sd-xl', family_label: 'SDXL',
+  modalities: ['canny', 'pose', 'depth', 'seg', 'illusion', 'scribble', 'character', 'landscape'] }
+function reply(status, body) { return { ok: status < 300, status, json: async () => body } }
+export const api = {
+  calls: [], flux, sdxl, failNextQuote: null,
+  async fetchApi(path, opts = {}) {
+    this.calls.push({ path, opts })
+    if (path === '/scenario/models/flux.1-dev') return reply(200, flux)
+    if (path === '/scenario/models/stable-diffusion-xl-base-1.0') return reply(200, sdxl)
+  if (path === '/scenario/models/model_custom') return reply(200, { model_id: 'model_custom', family: 'custom',
+    modalities: [], controlnet: false, note: 'custom models do not run on the ControlNet endpoints' })
+    if (path.startsWith('/scenario/models/')) return reply(404, { error: 'not found', code: 'not_found' })
+    if (path === '/scenario/quote') {
+      if (this.failNextQuote) { const b = this.failNextQuote; this.failNextQuote = null; return reply(400, b) }
+      return reply(200, { creative_units: 1.34, per_job: 1.34, jobs: 1 })
+    }
+    if (path === '/scenario/status') return reply(200, { configured: true, base_url: 'http://127.0.0.1:1/v1', emulator: true })
+    return reply(404, { error: 'no route' })
+  }
+}
+"""
+
+
+@needs_node
+def test_web_extension_behaviour_with_fake_comfyui(tmp_path: Path) -> None:
+    pack = tmp_path / "extensions" / "pack"
+    pack.mkdir(parents=True)
+    for path in js_files():
+        shutil.copy(path, pack / path.name)
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    (scripts / "app.js").write_text(STUB_APP)
+    (scripts / "api.js").write_text(STUB_API)
+    (tmp_path / "harness.mjs").write_text(HARNESS)
+    result = subprocess.run(
+        [NODE, str(tmp_path / "harness.mjs")], cwd=tmp_path, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "harness ok" in result.stdout
+
+
+def test_settings_locale_matches_the_extension() -> None:
+    locale = json.loads((ROOT / "locales" / "en" / "settings.json").read_text())
+    core = (WEB / "scenario_core.js").read_text()
+    ids = set(re.findall(r"SETTING_\w+ = '(Scenario\.[\w.]+)'", core))
+    assert ids == {"Scenario.Quote.Enabled", "Scenario.ModelAware.Enabled"}
+    assert set(locale) == {i.replace(".", "_") for i in ids}
+    js = (WEB / "scenario.js").read_text()
+    for entry in locale.values():
+        assert entry["name"] in js  # the English text is the extension's own default

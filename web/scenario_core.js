@@ -1,0 +1,302 @@
+// Scenario ControlNet for ComfyUI: the frontend logic that does not need ComfyUI.
+//
+// This module has no imports on purpose: web/scenario.js wires it to ComfyUI's
+// `app` and `api`, and the test suite imports it under Node with fake nodes,
+// so every rule here (which nodes we touch, what the quote request holds, how
+// the modality list is narrowed, how the status widget stays out of saved
+// workflows) is checked without a browser. ComfyUI loads every .js file of
+// the pack's web folder as a module; this one only exports, so loading it
+// twice or on its own has no effect.
+
+/** The only node types this extension ever touches (never other packs' nodes). */
+export const NODE_TYPES = Object.freeze([
+  'ScenarioControlNetGenerate',
+  'ScenarioImg2ImgControlNet'
+])
+
+export const IMG2IMG_TYPE = 'ScenarioImg2ImgControlNet'
+
+/** Name of the status widget; it is not a node input and is never saved. */
+export const STATUS_WIDGET = 'scenario_quote'
+
+export const SETTING_QUOTE = 'Scenario.Quote.Enabled'
+export const SETTING_MODEL_AWARE = 'Scenario.ModelAware.Enabled'
+
+export const DEBOUNCE_MS = 800
+/** Pixel height of one text line of the status widget (it shows one or two). */
+export const LINE_HEIGHT = 16
+export const MODEL_CACHE_MS = 5 * 60 * 1000
+
+/** Widget values sent to POST /scenario/quote (the generate node's own names). */
+export const QUOTE_FIELDS = Object.freeze([
+  'prompt',
+  'model_id',
+  'modality',
+  'modality_strength',
+  'modalities',
+  'num_samples',
+  'guidance',
+  'num_inference_steps',
+  'width',
+  'height',
+  'seed',
+  'scheduler',
+  'control_start',
+  'control_end',
+  'strength'
+])
+
+/**
+ * Widgets whose change makes the shown quote stale. The prompt and the seed
+ * are left out: the price does not depend on them, and a multiline prompt
+ * reports every keystroke.
+ */
+export const TRIGGER_FIELDS = Object.freeze(
+  QUOTE_FIELDS.filter((name) => name !== 'prompt' && name !== 'seed')
+)
+
+/**
+ * Inputs the price depends on. When one of them is linked to another node,
+ * its widget value is not what will run, so no number is shown.
+ */
+export const PRICE_FIELDS = Object.freeze([
+  'model_id',
+  'num_samples',
+  'num_inference_steps',
+  'width',
+  'height'
+])
+
+/** Text inputs that, when linked, are sent empty (the server then ignores them). */
+const TEXT_FIELDS_EMPTY_WHEN_LINKED = ['prompt', 'modalities']
+
+export function isScenarioNode(node) {
+  const type = node?.comfyClass ?? node?.constructor?.comfyClass ?? node?.type
+  return NODE_TYPES.includes(type)
+}
+
+export function nodeType(node) {
+  return node?.comfyClass ?? node?.constructor?.comfyClass ?? node?.type
+}
+
+export function findWidget(node, name) {
+  return (node?.widgets ?? []).find((w) => w && w.name === name)
+}
+
+/** True when the input backing widget `name` is connected to another node. */
+export function isLinked(node, name) {
+  const input = (node?.inputs ?? []).find(
+    (i) => i && (i.widget?.name === name || i.name === name)
+  )
+  return input != null && input.link != null
+}
+
+/**
+ * Call `extra` after `obj[prop]` (if any), keeping the original's return
+ * value. Errors in `extra` are reported, never thrown into ComfyUI's code.
+ */
+export function chainCallback(obj, prop, extra) {
+  const original = obj[prop]
+  obj[prop] = function (...args) {
+    const result = typeof original === 'function' ? original.apply(this, args) : undefined
+    try {
+      extra.apply(this, args)
+    } catch (err) {
+      console.warn('[Scenario] hook failed:', err)
+    }
+    return result
+  }
+}
+
+/**
+ * The body of POST /scenario/quote for `node`.
+ * Returns {payload, linkedPriceFields}: when linkedPriceFields is not empty
+ * the price cannot be known from the widgets.
+ */
+export function buildQuotePayload(node) {
+  const payload = {}
+  for (const name of QUOTE_FIELDS) {
+    const w = findWidget(node, name)
+    if (!w) continue
+    payload[name] =
+      TEXT_FIELDS_EMPTY_WHEN_LINKED.includes(name) && isLinked(node, name) ? '' : w.value
+  }
+  payload.img2img = nodeType(node) === IMG2IMG_TYPE
+  payload.batch = 1
+  const linkedPriceFields = PRICE_FIELDS.filter((name) => isLinked(node, name))
+  return { payload, linkedPriceFields }
+}
+
+/** A stable key of a payload, to skip asking again for the same values. */
+export function payloadKey(payload) {
+  return JSON.stringify(Object.keys(payload).sort().map((k) => [k, payload[k]]))
+}
+
+export function formatUnits(value) {
+  const n = Number(value)
+  if (!Number.isFinite(n)) return '?'
+  if (Number.isInteger(n)) return String(n)
+  return String(Math.round(n * 100) / 100)
+}
+
+/** The one-line text of a quote answer. */
+export function formatQuote(answer) {
+  return `≈ ${formatUnits(answer?.per_job)} CU per job`
+}
+
+/** Shorten a server message for the node; the full text goes in the tooltip. */
+export function shortText(text, max = 90) {
+  const t = String(text ?? '').replace(/^Scenario:\s*/, '').trim()
+  return t.length > max ? t.slice(0, max - 1) + '…' : t
+}
+
+/** A short label for an error answer of our routes ({error, code, field}). */
+export function errorLabel(answer) {
+  if (answer?.code === 'configuration') return 'Scenario key not configured (hover for help)'
+  const field = answer?.field ? `${answer.field}: ` : ''
+  const text = shortText(answer?.error || 'quote unavailable')
+  return field && !text.includes(answer.field) ? field + text : text
+}
+
+/** A short label for a failed model lookup. */
+export function modelErrorLabel(modelId, answer) {
+  if (answer?.code === 'not_found') return `model_id: '${shortText(modelId, 40)}' not found on Scenario`
+  if (answer?.code === 'configuration') return errorLabel(answer)
+  return `model_id: ${shortText(answer?.error || 'lookup failed', 70)}`
+}
+
+/**
+ * Narrow the `modality` combo of `node` to `allowed` (names valid for the
+ * model's family), or restore `fullList` when `allowed` is null.
+ * Keeps the current value when allowed; otherwise selects the first allowed
+ * name. Returns {changed, from, to} so the caller can tell the user.
+ */
+export function restrictModalities(node, allowed, fullList) {
+  const combo = findWidget(node, 'modality')
+  if (!combo || !combo.options) return { changed: false }
+  const list = Array.isArray(allowed) && allowed.length ? allowed.slice() : fullList.slice()
+  combo.options.values = list
+  const current = combo.value
+  if (list.includes(current)) return { changed: false }
+  const next = list[0]
+  combo.value = next
+  return { changed: true, from: current, to: next }
+}
+
+/**
+ * Keep `widget` the last of `node.widgets`. LGraphNode.serialize writes
+ * widgets_values[i] at each widget's own index and skips widgets with
+ * `serialize === false`; a skipped widget in the middle would leave a hole
+ * (null in JSON) and shift every later value on load. At the end it leaves
+ * nothing.
+ */
+export function moveWidgetLast(node, widget) {
+  const list = node?.widgets
+  if (!Array.isArray(list)) return
+  const i = list.indexOf(widget)
+  if (i >= 0 && i !== list.length - 1) {
+    list.splice(i, 1)
+    list.push(widget)
+  }
+}
+
+/**
+ * Repair a serialised node if a widget added after ours left a hole in
+ * widgets_values: rebuild the list from the saved widgets in order, which is
+ * exactly what LGraphNode.configure reads back.
+ */
+export function compactWidgetsValues(node, data) {
+  const values = data?.widgets_values
+  if (!Array.isArray(values)) return false
+  let sparse = false
+  for (let i = 0; i < values.length; i++) {
+    if (!(i in values)) {
+      sparse = true
+      break
+    }
+  }
+  if (!sparse) return false
+  data.widgets_values = (node.widgets ?? [])
+    .filter((w) => w && w.serialize !== false)
+    .map((w) => w.value)
+  return true
+}
+
+/**
+ * Add the status DOM widget to `node`, excluded from both saved workflows
+ * (`widget.serialize = false`: not in widgets_values) and queued prompts
+ * (`options.serialize = false`: not sent as an input). `lineCount()` says how
+ * many text lines it shows (1 or 2), for its height. Returns the widget.
+ */
+export function addStatusWidget(node, element, lineCount = () => 1) {
+  const height = () => 10 + LINE_HEIGHT * Math.max(1, Math.min(2, lineCount()))
+  const options = {
+    serialize: false,
+    hideOnZoom: false,
+    getValue: () => '',
+    setValue: () => {},
+    getMinHeight: height,
+    getMaxHeight: height,
+    margin: 4
+  }
+  const widget = node.addDOMWidget(STATUS_WIDGET, 'scenario-status', element, options)
+  widget.serialize = false
+  if (widget.options) widget.options.serialize = false
+  moveWidgetLast(node, widget)
+  return widget
+}
+
+/**
+ * A per-node debounced runner: `schedule()` restarts the timer; `run` is
+ * awaited with a sequence number, and `isCurrent(seq)` tells a finished
+ * request whether a newer one has started since (its answer is then dropped).
+ */
+export function createScheduler(run, delay = DEBOUNCE_MS, timers = globalThis) {
+  let timer = null
+  let seq = 0
+  return {
+    schedule() {
+      if (timer != null) timers.clearTimeout(timer)
+      timer = timers.setTimeout(() => {
+        timer = null
+        seq += 1
+        Promise.resolve()
+          .then(() => run(seq))
+          .catch((err) => console.warn('[Scenario] refresh failed:', err))
+      }, delay)
+    },
+    isCurrent(n) {
+      return n === seq
+    },
+    cancel() {
+      if (timer != null) timers.clearTimeout(timer)
+      timer = null
+      seq += 1
+    }
+  }
+}
+
+/**
+ * A small time-limited cache of promises (model lookups), so many nodes with
+ * the same model id share one request. Failed lookups are not kept.
+ */
+export function createPromiseCache(ttlMs = MODEL_CACHE_MS, now = () => Date.now()) {
+  const entries = new Map()
+  return {
+    get(key, load) {
+      const hit = entries.get(key)
+      if (hit && now() - hit.at < ttlMs) return hit.promise
+      const promise = Promise.resolve()
+        .then(load)
+        .catch((err) => {
+          entries.delete(key)
+          throw err
+        })
+      entries.set(key, { at: now(), promise })
+      return promise
+    },
+    clear() {
+      entries.clear()
+    }
+  }
+}
