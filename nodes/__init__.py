@@ -29,3 +29,15 @@ NODE_DISPLAY_NAME_MAPPINGS = {
 }
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
+
+# The web extension's helper routes (price quote, model info). Optional: outside
+# ComfyUI, or if they fail, the nodes still load.
+try:
+    from .routes import try_register
+
+    try_register()
+except Exception:  # noqa: BLE001 - never block node registration
+    import logging
+
+    logging.getLogger(__name__).warning("Scenario: web routes unavailable; the nodes still work", exc_info=True)
+

@@ -76,8 +76,8 @@ def _restore_interrupt_flag() -> None:
     if fn is not None:
         try:
             fn(True)
-        except Exception:
-            pass
+        except Exception as exc:
+            log.debug("could not restore the Stop flag: %s", type(exc).__name__)
 
 
 def interrupt_exception_class() -> type[BaseException]:
@@ -166,7 +166,7 @@ class Progress:
         try:
             bar.update_absolute(value)  # type: ignore[attr-defined]
             self.last_value = value
-        except BaseException as exc:  # noqa: BLE001 - the hook may raise the interrupt
+        except BaseException as exc:  # ComfyUI's progress hook raises its interrupt exception here
             if is_interrupt(exc):
                 _restore_interrupt_flag()
                 return

@@ -9,7 +9,8 @@ and submits nothing. The quote is Scenario's price at that moment; the final
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..scenario_api.errors import BudgetExceededError
 from ..scenario_api.models import ControlNetRequest

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from ..scenario_api.config import (
     DEFAULT_BASE_URL,

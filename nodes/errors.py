@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 from ..scenario_api.errors import JobCanceledError, ScenarioError
 from . import bridge
@@ -24,7 +24,12 @@ _RESERVED = ("Unauthorized: Please login first", "Payment Required")
 
 def prefixed(message: str) -> str:
     """``message`` with the "Scenario: " prefix, and with ComfyUI's reserved phrases defused."""
-    text = message if message.startswith(PREFIX) else PREFIX + message
+    if message.startswith(PREFIX):
+        text = message
+    elif message.startswith("Scenario "):  # "Scenario rejected …" -> "Scenario: rejected …", not said twice
+        text = PREFIX + message[len("Scenario ") :]
+    else:
+        text = PREFIX + message
     for phrase in _RESERVED:
         text = text.replace(phrase, phrase.replace(":", " -"))
     return text

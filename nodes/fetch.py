@@ -35,8 +35,10 @@ class ScenarioFetchAsset:
     RETURN_NAMES = ("images", "masks")
     OUTPUT_TOOLTIPS = (
         "The assets as one IMAGE batch, in id order. " + inputs.MIXED_SIZES_NOTE,
-        "Per image: 1 on opaque pixels, the alpha value on translucent ones, 0 in padding (the inverse of "
-        "LoadImage's mask convention; use InvertMask to convert).",
+        (
+            "Per image: 1 on opaque pixels, the alpha value on translucent ones, 0 in padding (the inverse of "
+            "LoadImage's mask convention; use InvertMask to convert)."
+        ),
     )
     DESCRIPTION = (
         "Download Scenario assets (generated images or uploads) by id. Free; works with the ids output by the "

@@ -38,8 +38,10 @@ from .validation import check_widgets, widget_errors
 
 OUTPUT_TOOLTIPS = (
     "The generated images, B x num_samples of them in control-batch order. " + inputs.MIXED_SIZES_NOTE,
-    "The Scenario job id (several comma-separated with a control batch). Keep it to recover results with "
-    "Scenario Poll Job.",
+    (
+        "The Scenario job id (several comma-separated with a control batch). Keep it to recover results with "
+        "Scenario Poll Job."
+    ),
     "The Scenario asset ids of the images, comma-separated, in output order (feed Scenario Fetch Asset).",
 )
 

@@ -29,8 +29,9 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Iterable, Sequence, TypeVar
+from typing import Any, TypeVar
 
 from ..scenario_api import imaging
 from ..scenario_api.errors import JobCanceledError
@@ -183,13 +184,13 @@ async def _submit(client: Any, request: ControlNetRequest) -> Any:
     except asyncio.CancelledError:
         try:
             sub = await asyncio.wait_for(task, SUBMIT_DRAIN_SECONDS)
-        except BaseException:  # noqa: BLE001 - nothing was created, or we cannot know
+        except BaseException:  # the submit failed (no job) or is still unknown: nothing to cancel
             raise asyncio.CancelledError() from None
         log.info("Scenario job %s submitted while the node was being cancelled; cancelling it", sub.job_id)
         try:
             await asyncio.wait_for(client.cancel_job(sub.job_id), 10)
-        except BaseException:  # noqa: BLE001 - best effort
-            pass
+        except BaseException as exc:  # best effort: the cancellation must go on
+            log.warning("Scenario job %s: cancel not confirmed (%s)", sub.job_id, type(exc).__name__)
         raise
 
 

@@ -18,8 +18,9 @@ Policies decided here, documented in the tooltips and help pages:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

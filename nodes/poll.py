@@ -62,10 +62,14 @@ class ScenarioPollJob:
     RETURN_TYPES = ("STRING", "STRING")
     RETURN_NAMES = ("asset_ids", "status")
     OUTPUT_TOOLTIPS = (
-        "Asset ids of the finished job(s), comma-separated in job order (empty while a job is unfinished). "
-        "Feed Scenario Fetch Asset.",
-        "The job status (success, or the current status such as in-progress when timeout_seconds ran out); "
-        "comma-separated per job when several ids were given.",
+        (
+            "Asset ids of the finished job(s), comma-separated in job order (empty while a job is unfinished). "
+            "Feed Scenario Fetch Asset."
+        ),
+        (
+            "The job status (success, or the current status such as in-progress when timeout_seconds ran out); "
+            "comma-separated per job when several ids were given."
+        ),
     )
     DESCRIPTION = (
         "Wait for Scenario job(s) and output their asset ids, e.g. to recover images after a restart or a "

@@ -18,7 +18,8 @@ transparent; use ``InvertMask`` to convert.)
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 import torch

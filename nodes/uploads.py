@@ -6,7 +6,7 @@ the request carries the asset id. This keeps request bodies small (no
 payload-size failures on big maps) and makes re-running a workflow, or two
 nodes sharing a map, cost no second upload.
 
-Cache key: ``(API base URL, sha256 of the key id, sha256 of the PNG bytes)`` -
+Cache key: ``(API base URL, sha256 of the credentials, sha256 of the PNG bytes)`` -
 so switching Scenario account or endpoint (e.g. to the emulator) never reuses
 an asset id from elsewhere. Only asset ids are kept (no secrets, no pixels).
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import threading
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import numpy as np
 

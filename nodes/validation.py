@@ -80,11 +80,11 @@ def check_control_window(control_start: Any, control_end: Any) -> None:
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0.0 <= float(value) <= 1.0):
             raise ValidationError(name, value, "-1 (Scenario's default, not sent) or a fraction from 0 to 1", param=name)
-    if control_start is not None and control_end is not None and control_start != UNSET and control_end != UNSET:
-        if float(control_start) >= float(control_end):
-            raise ValidationError(
-                "control_start", control_start, f"a value below control_end ({control_end})", param="control_start"
-            )
+    both_set = control_start not in (None, UNSET) and control_end not in (None, UNSET)
+    if both_set and float(control_start) >= float(control_end):
+        raise ValidationError(
+            "control_start", control_start, f"a value below control_end ({control_end})", param="control_start"
+        )
 
 
 def check_asset_ids(name: str, value: Any) -> None:

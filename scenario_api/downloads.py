@@ -23,7 +23,7 @@ import httpx
 
 from .errors import DownloadError
 from .retry import CancelRequested
-from .transport import USER_AGENT, LOG, LoopBoundClient
+from .transport import USER_AGENT, LOG, LoopBoundClient, install_log_redaction
 
 __all__ = [
     "MAX_REDIRECTS",
@@ -145,6 +145,7 @@ class Downloader:
         self._pool = LoopBoundClient(self._make_client, owner="ScenarioClient downloader")
 
     def _make_client(self) -> httpx.AsyncClient:
+        install_log_redaction()
         return httpx.AsyncClient(
             headers={"Accept": "image/*, */*;q=0.5", "User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
             timeout=self._timeout,

@@ -44,6 +44,7 @@ __all__ = [
     "USER_AGENT",
     "DEFAULT_TIMEOUT",
     "redact",
+    "install_log_redaction",
     "describe_blob",
     "decode_body",
     "api_error",
@@ -91,6 +92,40 @@ def redact(value: Any, *, key: str | None = None) -> Any:
         if len(value) > _MAX_LOGGED_STRING:
             return value[:_MAX_LOGGED_STRING] + "…"
     return value
+
+
+class SignedQueryFilter(logging.Filter):
+    """Strip query strings from URLs that httpx/httpcore put in their own log records.
+
+    httpx logs every request at INFO ("HTTP Request: GET <url> ..."), and a
+    host such as ComfyUI logs at INFO: a signed CDN URL's query is a bearer
+    credential for that asset, so it must not reach the log. The record keeps
+    scheme, host and path.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and record.args:
+            record.args = tuple(_strip_query(a) for a in record.args)
+        return True
+
+
+def _strip_query(value: Any) -> Any:
+    if isinstance(value, httpx.URL):
+        return value.copy_with(query=None, fragment=None) if value.query else value
+    if isinstance(value, str) and "://" in value and "?" in value:
+        return value.split("?", 1)[0] + "?<redacted>"
+    return value
+
+
+_QUERY_FILTER = SignedQueryFilter()
+
+
+def install_log_redaction() -> None:
+    """Attach :class:`SignedQueryFilter` to the httpx loggers (idempotent)."""
+    for name in ("httpx", "httpcore"):
+        logger = logging.getLogger(name)
+        if _QUERY_FILTER not in logger.filters:
+            logger.addFilter(_QUERY_FILTER)
 
 
 # --------------------------------------------------------------------------- responses
@@ -203,6 +238,7 @@ class Transport:
         return f"Transport(base_url={self._settings.base_url!r}, credentials={self._credentials!r})"
 
     def _make_client(self) -> httpx.AsyncClient:
+        install_log_redaction()
         return httpx.AsyncClient(
             base_url=self._settings.base_url + "/",
             headers={"Accept": "application/json", "User-Agent": USER_AGENT},

@@ -6,6 +6,14 @@ must use relative imports. Loading it the same way here proves that, and
 keeps the pack's module tree (``<name>.nodes``, ``<name>.scenario_api``)
 separate from the top-level ``scenario_api`` the other tests import: catch
 errors with the pack's own classes (``pack.scenario_api.errors``).
+
+Also here: :class:`FakeComfy` (stand-ins for the ComfyUI modules the bridge
+reaches lazily), :func:`image_tensor` (IMAGE batches for tests) and the pytest
+fixtures ``pack``, ``comfy`` and ``node_env``; test modules load them with
+``pytest_plugins = ["pack_loader"]`` (or import them by name).
+
+PYTEST_DONT_REWRITE: this module holds no assertions, and tests import it
+before pytest registers it as a plugin.
 """
 
 from __future__ import annotations
@@ -15,6 +23,8 @@ import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACK_NAME = "scenario_controlnet_pack"
@@ -120,16 +130,13 @@ class FakeComfy:
             "folder_paths": folder_paths,
         }
 
-    def install(self, monkeypatch: object) -> "FakeComfy":
+    def install(self, monkeypatch: object) -> FakeComfy:
         for name, module in self.modules.items():
             monkeypatch.setitem(sys.modules, name, module)  # type: ignore[attr-defined]
         return self
 
 
-# --------------------------------------------------------------------------- pytest fixtures for node tests
-# Imported by the tests/test_node_*.py modules (``from pack_loader import pack, comfy, node_env``).
-
-import pytest  # noqa: E402
+# --------------------------------------------------------------------------- pytest fixtures
 
 
 @pytest.fixture

@@ -438,3 +438,14 @@ async def test_unknown_job_status_is_a_protocol_error(settings):
         server.shutdown()
         server.server_close()
     assert info.value.job_id == "job_odd"
+
+
+async def test_httpx_log_lines_carry_no_signed_url_query(emulator, settings, caplog):
+    """httpx logs every request at INFO, as ComfyUI runs; signed CDN queries must not reach that log."""
+    with caplog.at_level(logging.INFO, logger="httpx"):
+        async with _client(settings) as client:
+            job, images = await client.generate(_request())
+    assert images
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith(("httpx", "httpcore"))]
+    assert any("/cdn/assets/" in line for line in lines), lines  # the download was logged...
+    assert not any("Signature=" in line or "Policy=" in line for line in lines), lines  # ...without its signature

@@ -13,7 +13,9 @@ import json
 from pathlib import Path
 
 import pytest
-from pack_loader import ROOT, pack  # noqa: F401
+from pack_loader import ROOT
+
+pytest_plugins = ["pack_loader"]  # fixtures: pack, comfy, node_env
 
 WORKFLOWS = sorted((ROOT / "example_workflows").glob("*.json"))
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN")

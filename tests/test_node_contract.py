@@ -14,7 +14,9 @@ import json
 from pathlib import Path
 
 import pytest
-from pack_loader import pack, submodule  # noqa: F401
+from pack_loader import submodule
+
+pytest_plugins = ["pack_loader"]  # fixtures: pack, comfy, node_env
 
 LOCK = Path(__file__).with_name("node_contract.json")
 

@@ -7,7 +7,9 @@ import logging
 
 import pytest
 from helpers import make_array
-from pack_loader import comfy, image_tensor, node_env, pack, submodule  # noqa: F401
+from pack_loader import image_tensor, submodule
+
+pytest_plugins = ["pack_loader"]  # fixtures: pack, comfy, node_env
 
 TEST_KEY, TEST_SECRET = "test-key", "test-secret-value-123"
 RESERVED = ("Unauthorized: Please login first to use this node.", "Payment Required")

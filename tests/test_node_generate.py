@@ -2,31 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import numpy as np
 import pytest
 import torch
 from helpers import make_array
-from pack_loader import comfy, image_tensor, node_env, pack, submodule  # noqa: F401
+from pack_loader import image_tensor, submodule
+
+pytest_plugins = ["pack_loader"]  # fixtures: pack, comfy, node_env
 
 GEN = "ScenarioControlNetGenerate"
 I2I = "ScenarioImg2ImgControlNet"
 
 
 def widgets(**over):
-    base = dict(
-        prompt="a lighthouse at dusk",
-        model_id="flux.1-dev",
-        modality="canny",
-        modality_strength=1.0,
-        num_samples=1,
-        guidance=3.5,
-        num_inference_steps=30,
-        width=0,
-        height=0,
-        seed=1234,
-    )
+    base = {
+        "prompt": "a lighthouse at dusk",
+        "model_id": "flux.1-dev",
+        "modality": "canny",
+        "modality_strength": 1.0,
+        "num_samples": 1,
+        "guidance": 3.5,
+        "num_inference_steps": 30,
+        "width": 0,
+        "height": 0,
+        "seed": 1234,
+    }
     base.update(over)
     return base
 
@@ -256,3 +259,14 @@ async def test_generation_timeout_keeps_the_job_and_points_to_poll_job(node_env,
     text = str(info.value)
     assert text.startswith("Scenario: ") and info.value.job_id in text and "Poll Job" in text
     assert node_env.requests("POST", "/v1/jobs/*/action") == []  # not cancelled: recoverable later
+
+
+async def test_two_nodes_running_concurrently_share_one_upload(node_env, comfy, pack):
+    control = image_tensor(make_array(64, 64, "noise"))
+    a, b = pack.NODE_CLASS_MAPPINGS[GEN](), pack.NODE_CLASS_MAPPINGS[GEN]()
+    await asyncio.gather(
+        a.generate(**widgets(seed=1), control_image=control, unique_id="1"),
+        b.generate(**widgets(seed=2), control_image=control, unique_id="2"),
+    )
+    assert len(node_env.requests("POST", "/v1/assets")) == 1
+    assert len(paid(node_env)) == 2

@@ -7,16 +7,18 @@ import time
 
 import pytest
 from helpers import make_array
-from pack_loader import comfy, image_tensor, node_env, pack, submodule  # noqa: F401
+from pack_loader import image_tensor, submodule
+
+pytest_plugins = ["pack_loader"]  # fixtures: pack, comfy, node_env
 
 SLOW = {"queued": 0.05, "warming_up": 0.05, "running": 5.0}
 
 
 def widgets(**over):
-    base = dict(
-        prompt="a ship", model_id="flux.1-dev", modality="canny", modality_strength=1.0, num_samples=1,
-        guidance=3.5, num_inference_steps=30, width=0, height=0, seed=3,
-    )
+    base = {
+        "prompt": "a ship", "model_id": "flux.1-dev", "modality": "canny", "modality_strength": 1.0, "num_samples": 1,
+        "guidance": 3.5, "num_inference_steps": 30, "width": 0, "height": 0, "seed": 3,
+    }
     base.update(over)
     return base
 

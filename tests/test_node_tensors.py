@@ -7,7 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import torch
-from pack_loader import pack, submodule  # noqa: F401
+from pack_loader import submodule
+
+pytest_plugins = ["pack_loader"]  # fixtures: pack, comfy, node_env
 
 
 @pytest.fixture

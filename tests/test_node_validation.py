@@ -5,17 +5,19 @@ from __future__ import annotations
 import pytest
 import torch
 from helpers import make_array
-from pack_loader import comfy, image_tensor, node_env, pack, submodule  # noqa: F401
+from pack_loader import image_tensor, submodule
+
+pytest_plugins = ["pack_loader"]  # fixtures: pack, comfy, node_env
 
 GEN = "ScenarioControlNetGenerate"
 I2I = "ScenarioImg2ImgControlNet"
 
 
 def widgets(**over):
-    base = dict(
-        prompt="a castle", model_id="flux.1-dev", modality="canny", modality_strength=1.0, num_samples=1,
-        guidance=3.5, num_inference_steps=30, width=0, height=0, seed=1,
-    )
+    base = {
+        "prompt": "a castle", "model_id": "flux.1-dev", "modality": "canny", "modality_strength": 1.0, "num_samples": 1,
+        "guidance": 3.5, "num_inference_steps": 30, "width": 0, "height": 0, "seed": 1,
+    }
     base.update(over)
     return base
 

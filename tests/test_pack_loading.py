@@ -8,7 +8,9 @@ import sys
 import textwrap
 from pathlib import Path
 
-from pack_loader import ROOT, pack  # noqa: F401
+from pack_loader import ROOT
+
+pytest_plugins = ["pack_loader"]  # fixtures: pack, comfy, node_env
 
 NODE_IDS = (
     "ScenarioControlNetGenerate",
@@ -47,7 +49,7 @@ LOADER = textwrap.dedent(
 
 def test_loads_like_comfyui_in_a_clean_interpreter():
     proc = subprocess.run(
-        [sys.executable, "-c", LOADER, str(ROOT)], capture_output=True, text=True, timeout=60, cwd="/"
+        [sys.executable, "-c", LOADER, str(ROOT)], check=False, capture_output=True, text=True, timeout=60, cwd="/"
     )
     assert proc.returncode == 0, proc.stderr
     info = json.loads(proc.stdout.strip().splitlines()[-1])
