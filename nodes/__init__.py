@@ -30,8 +30,9 @@ NODE_DISPLAY_NAME_MAPPINGS = {
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
 
-# The web extension's helper routes (price quote, model info). Optional: outside
-# ComfyUI, or if they fail, the nodes still load.
+# The web extension's helper routes (price quote, model info). Registered only on
+# the server ComfyUI already started (never imports a "server" module itself);
+# outside ComfyUI, or if they fail, the nodes still load.
 try:
     from .routes import try_register
 

@@ -52,6 +52,22 @@ def _module(name: str) -> ModuleType | None:
         return None
 
 
+def prompt_server() -> object | None:
+    """``server.PromptServer.instance`` when running inside ComfyUI, else ``None``.
+
+    Only an *already imported* ``server`` module is used, never imported here:
+    outside ComfyUI any unrelated module called ``server`` on ``sys.path``
+    would otherwise be imported (and run) by the pack. Inside ComfyUI,
+    ``main.py`` imports ``server`` and creates the ``PromptServer`` before
+    it loads custom nodes (ComfyUI 0.3.64 ``main.py``: ``import server``,
+    then ``server.PromptServer(loop)``, then ``nodes.init_extra_nodes``), so
+    the module is always there when the pack needs it.
+    """
+    srv = sys.modules.get("server")
+    ps = getattr(srv, "PromptServer", None) if srv is not None else None
+    return getattr(ps, "instance", None) if ps is not None else None
+
+
 def processing_interrupted() -> bool:
     """True while the user's Stop request is pending.
 
@@ -180,10 +196,8 @@ class Progress:
         self.last_text = message
         if self.unique_id is None:
             return
-        srv = _module("server")
-        ps = getattr(srv, "PromptServer", None) if srv else None
-        instance = getattr(ps, "instance", None) if ps else None
-        send = getattr(instance, "send_progress_text", None) if instance else None
+        instance = prompt_server()
+        send = getattr(instance, "send_progress_text", None) if instance is not None else None
         if send is None:
             return
         try:

@@ -15,10 +15,7 @@ from typing import Any
 from ..scenario_api.errors import BudgetExceededError
 from ..scenario_api.models import ControlNetRequest
 from .jobs import FANOUT_LIMIT, bounded
-
-
-def _fmt(value: float) -> str:
-    return f"{value:.2f}".rstrip("0").rstrip(".") or "0"
+from .status import format_cu
 
 
 async def enforce_budget(client: Any, requests: Sequence[ControlNetRequest], budget: float) -> float | None:
@@ -35,8 +32,8 @@ async def enforce_budget(client: Any, requests: Sequence[ControlNetRequest], bud
     if total > budget:
         jobs = f"{len(costs)} jobs" if len(costs) > 1 else "1 job"
         raise BudgetExceededError(
-            f"Scenario: this run would cost {_fmt(total)} creative units ({jobs}), above "
-            f"max_creative_units = {_fmt(budget)}. Nothing was submitted. Raise max_creative_units, lower "
+            f"Scenario: this run would cost {format_cu(total)} creative units ({jobs}), above "
+            f"max_creative_units = {format_cu(budget)}. Nothing was submitted. Raise max_creative_units, lower "
             "num_samples, steps or size, or set max_creative_units to 0 to run without a budget",
             cost=total,
             budget=budget,

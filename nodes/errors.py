@@ -4,9 +4,12 @@ ComfyUI shows an exception's text on the node. Every message starts with
 "Scenario: " so users know which service failed. ComfyUI's frontend reacts to
 two exact texts ("Unauthorized: Please login first to use this node." and
 "Payment Required: ...") by opening the Comfy.org sign-in or top-up dialog,
-which is wrong for a Scenario key or Scenario credits: such texts never leave
-this module. A Stop (``JobCanceledError(by_caller=True)``) becomes ComfyUI's
-interrupt exception, which ComfyUI reports as an interruption, not an error.
+which is wrong for a Scenario key or Scenario credits: such phrases are
+reworded wherever they appear, in our message and in the reason and hint
+Scenario sent (both are part of the exception's text). A Stop
+(``JobCanceledError(by_caller=True)``, with or without a job id: it may fire
+while a submit waits for a Scenario slot) becomes ComfyUI's interrupt
+exception, which ComfyUI reports as an interruption, not an error.
 """
 
 from __future__ import annotations
@@ -19,7 +22,25 @@ from ..scenario_api.errors import JobCanceledError, ScenarioError
 from . import bridge
 
 PREFIX = "Scenario: "
-_RESERVED = ("Unauthorized: Please login first", "Payment Required")
+
+# ComfyUI's frontend (1.27.10, app.ts "execution_error" listener) looks for
+# "Unauthorized: Please login first to use this node." and "Payment Required:
+# Please add credits to your account to use this node." anywhere in an error
+# text (case-sensitive ``includes``). Rewording their first words, wherever
+# they appear, can never match.
+_RESERVED = (
+    ("Unauthorized: Please login first", "Unauthorized - please check the Scenario key"),
+    ("Payment Required:", "Payment required -"),
+)
+
+
+def defuse(text: str | None) -> str | None:
+    """``text`` with ComfyUI's reserved phrases reworded (``None`` stays ``None``)."""
+    if not text:
+        return text
+    for phrase, replacement in _RESERVED:
+        text = text.replace(phrase, replacement)
+    return text
 
 
 def prefixed(message: str) -> str:
@@ -30,9 +51,14 @@ def prefixed(message: str) -> str:
         text = PREFIX + message[len("Scenario ") :]
     else:
         text = PREFIX + message
-    for phrase in _RESERVED:
-        text = text.replace(phrase, phrase.replace(":", " -"))
-    return text
+    return defuse(text) or text
+
+
+def _prepare(exc: ScenarioError) -> None:
+    """Prefix the message and defuse every part ``str(exc)`` shows (Scenario's reason and hint too)."""
+    exc.message = prefixed(exc.message)
+    exc.reason = defuse(exc.reason)
+    exc.hint = defuse(exc.hint)
 
 
 @contextlib.contextmanager
@@ -43,10 +69,10 @@ def node_errors() -> Iterator[None]:
     except JobCanceledError as exc:
         if exc.by_caller:
             raise bridge.interrupt_exception() from None
-        exc.message = prefixed(exc.message)
+        _prepare(exc)
         raise
     except ScenarioError as exc:
-        exc.message = prefixed(exc.message)
+        _prepare(exc)
         raise
     except asyncio.CancelledError:
         # Re-raise a real cancellation of this task (ComfyUI ending the prompt after another node failed;

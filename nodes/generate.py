@@ -4,10 +4,13 @@ Both share :class:`_ScenarioGenerateBase`; the img2img node only adds its
 init-image inputs and ``strength``. A run goes, cheapest checks first:
 
 1. widget rules (again: linked values skipped ``VALIDATE_INPUTS``), the
-   exactly-one-source rules and tensor shapes - no network;
+   exactly-one-source rules, tensor shapes, and the request rules that no
+   model family accepts (``precheck_request`` on a placeholder draft) - no
+   network at all;
 2. credentials (environment or the user-directory file) - no network;
-3. the model's family (a free read), then every request is validated with
-   the family's rules, with a placeholder asset id, before any upload;
+3. the model's family (a free read), then the family's rules, still before
+   any asset read; then each job's request with its derived size, with a
+   placeholder asset id, before any upload;
 4. uploads of control / init pixels (once per distinct image, cached);
 5. the optional budget quote (free dry runs); refusal submits nothing;
 6. submit, follow and download each job (see ``jobs``).
@@ -23,8 +26,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from ..scenario_api import spec
-from ..scenario_api.client import ScenarioClient
+from ..scenario_api.client import ScenarioClient, precheck_request
 from ..scenario_api.errors import ScenarioError
 from ..scenario_api.models import ControlNetRequest
 from . import bridge, inputs, plan, tensors
@@ -34,7 +36,7 @@ from .errors import node_errors, prefixed
 from .ids import join_ids
 from .jobs import FANOUT_LIMIT, bounded, run_requests
 from .status import StatusBoard
-from .validation import check_widgets, widget_errors
+from .validation import check_widgets, validate_inputs_method
 
 OUTPUT_TOOLTIPS = (
     "The generated images, B x num_samples of them in control-batch order. " + inputs.MIXED_SIZES_NOTE,
@@ -65,33 +67,7 @@ class _ScenarioGenerateBase:
     RETURN_NAMES = ("images", "job_id", "asset_ids")
     OUTPUT_TOOLTIPS = OUTPUT_TOOLTIPS
 
-    @classmethod
-    def VALIDATE_INPUTS(
-        cls,
-        model_id: Any = None,
-        modality: Any = None,
-        modalities: Any = None,
-        width: Any = None,
-        height: Any = None,
-        control_start: Any = None,
-        control_end: Any = None,
-        control_image_id: Any = None,
-        image_id: Any = None,
-    ) -> bool | str:
-        """Constant widget values only (ComfyUI passes ``None`` for linked inputs)."""
-        found = widget_errors(
-            model_id=model_id,
-            modality=modality,
-            modalities=modalities,
-            width=width,
-            height=height,
-            control_start=control_start,
-            control_end=control_end,
-            control_image_id=control_image_id,
-            image_id=image_id,
-        )
-        # ComfyUI repeats the returned text once per declared input: one text listing every problem.
-        return prefixed(" | ".join(str(e) for e in found)) if found else True
+    VALIDATE_INPUTS = validate_inputs_method()
 
     async def _prepare(
         self,
@@ -104,21 +80,21 @@ class _ScenarioGenerateBase:
         height: int,
         progress: bridge.Progress,
     ) -> list[ControlNetRequest]:
-        """One validated request per control source; pixels are uploaded only once all requests passed."""
+        """One validated request per control source; pixels are uploaded only once all requests passed.
+
+        The family's rules are checked right after the model lookup, before
+        any asset read; the derived sizes are checked per job afterwards.
+        """
+        img2img = inits is not None
         model = await client.get_model(base.model_id)
+        plan.validate_for_family(plan.draft(base, width, height, img2img), model.family)
         sizes = await bounded(FANOUT_LIMIT, controls, lambda _, src: plan.source_size(client, src))
         drafts = []
         for size in sizes:
             w, h = plan.output_size(width, height, size, model.family)
-            draft = replace(
-                base,
-                width=w,
-                height=h,
-                control_image_id=plan.PLACEHOLDER_ASSET,
-                image=plan.PLACEHOLDER_ASSET if inits is not None else None,
-            )
-            spec.validate_body(draft.endpoint, draft.to_body(model.family), model.family, strict=True)
-            drafts.append(draft)
+            d = plan.draft(base, w, h, img2img)
+            plan.validate_for_family(d, model.family)
+            drafts.append(d)
         if any(src.array is not None for src in controls + (inits or [])):
             progress.text("uploading images")
         control_ids = await plan.resolve_ids(client, settings, controls, "comfyui-control")
@@ -155,6 +131,7 @@ class _ScenarioGenerateBase:
     ) -> tuple[Any, str, str]:
         with node_errors():
             check_widgets(
+                prompt=prompt,
                 model_id=model_id,
                 modality=modality,
                 modalities=modalities,
@@ -171,9 +148,6 @@ class _ScenarioGenerateBase:
                 if self.IMG2IMG
                 else None
             )
-            settings = resolve_settings()
-            progress = bridge.Progress(unique_id)
-            progress.text("checking the request")
             base = ControlNetRequest(
                 prompt=prompt,
                 model_id=model_id.strip(),
@@ -188,6 +162,12 @@ class _ScenarioGenerateBase:
                 control_end=_optional_fraction(control_end),
                 strength=float(strength) if self.IMG2IMG and strength is not None else None,
             )
+            # Rules that fail for every model family (linked values skipped VALIDATE_INPUTS and
+            # ComfyUI's own range checks): refused before any network call, not even the model lookup.
+            precheck_request(plan.draft(base, width, height, self.IMG2IMG))
+            settings = resolve_settings()
+            progress = bridge.Progress(unique_id)
+            progress.text("checking the request")
             async with ScenarioClient(settings) as client:
                 requests = await self._prepare(client, settings, base, controls, inits, width, height, progress)
                 if max_creative_units and max_creative_units > 0:

@@ -1,7 +1,7 @@
 """Running Scenario jobs for a node: submit, follow, cancel, download, decode.
 
-One routine serves the generate nodes (:func:`run_requests`) and the
-recovery nodes (:func:`follow_job`, :func:`download_images`):
+One routine serves the generate nodes (:func:`run_requests`); the recovery
+nodes share its downloads (:func:`download_images`) and fan-out helpers:
 
 * the job id is logged at INFO the moment Scenario returns it, before any
   waiting, so a crash or restart never loses paid work (recover it with
@@ -9,7 +9,8 @@ recovery nodes (:func:`follow_job`, :func:`download_images`):
 * Stop (ComfyUI's interrupt flag) is polled through ``should_cancel``: the
   client sends one best-effort cancel for the Scenario job and raises
   ``JobCanceledError(by_caller=True)``, which the node turns into a clean
-  interrupt;
+  interrupt. The submit gets the same check, so a Stop while it waits out a
+  429/503 for a Scenario slot ends it at once (no job yet: nothing to cancel);
 * if the node's task is cancelled (another node failed and ComfyUI ends the
   prompt) the client sends the same cancel and re-raises; a submit still in
   flight at that moment is allowed to finish so its job can be cancelled too;
@@ -28,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -176,9 +176,9 @@ async def download_images(
     return await bounded(DOWNLOAD_LIMIT, list(asset_ids), one)
 
 
-async def _submit(client: Any, request: ControlNetRequest) -> Any:
+async def _submit(client: Any, request: ControlNetRequest, stop: Callable[[], bool]) -> Any:
     """Submit; if our task is cancelled meanwhile, let the submit land, cancel its job, re-raise."""
-    task = asyncio.ensure_future(client.submit(request))
+    task = asyncio.ensure_future(client.submit(request, should_cancel=stop))
     try:
         return await asyncio.shield(task)
     except asyncio.CancelledError:
@@ -202,7 +202,7 @@ async def run_one(
     raise_if_interrupted()
     if stop.sibling_failed:
         raise JobCanceledError("Scenario: not submitted because another job of this node failed", by_caller=True)
-    sub = await _submit(client, request)
+    sub = await _submit(client, request, stop)
     job_id = sub.job_id
     body = request.summary()
     log.info(
@@ -249,31 +249,3 @@ async def run_requests(client: Any, requests: Sequence[ControlNetRequest], board
     outcomes = await bounded(FANOUT_LIMIT, list(requests), one, on_failure=stop.set, grace=SIBLING_STOP_GRACE)
     board.refresh(force=True)
     return outcomes
-
-
-async def interruptible_sleep(seconds: float, step: float = 0.1) -> None:
-    """Sleep, checking Stop at least every ``step`` seconds."""
-    end = time.monotonic() + max(0.0, seconds)
-    while True:
-        raise_if_interrupted()
-        left = end - time.monotonic()
-        if left <= 0:
-            return
-        await asyncio.sleep(min(step, left))
-
-
-async def follow_job(client: Any, job_id: str, board: StatusBoard, index: int, deadline: float) -> Job:
-    """Poll ``job_id`` until it is terminal or ``deadline`` (monotonic) passes; never cancels it.
-
-    Used by Scenario Poll Job, which only observes a job started elsewhere:
-    Stop ends the wait (interrupt) but leaves the Scenario job running.
-    """
-    interval = poll_interval()
-    while True:
-        raise_if_interrupted()
-        job = await client.get_job(job_id)
-        board.observe(index, job)
-        now = time.monotonic()
-        if job.terminal or now >= deadline:
-            return job
-        await interruptible_sleep(min(interval, deadline - now))

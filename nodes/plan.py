@@ -14,18 +14,23 @@ Policies decided here, documented in the tooltips and help pages:
   image's aspect ratio.
 * **Modality**: ``modalities`` (the full grammar) when filled, else
   ``modality:modality_strength``.
+* **Validation drafts**: before any network call a request is checked with
+  placeholder asset ids (:func:`draft`): first the rules no model family
+  accepts, then, once the model is known, the family's rules, and again per
+  job once the control images' sizes are known - all before any upload.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from ..scenario_api import spec
 from ..scenario_api.errors import ValidationError
+from ..scenario_api.models import ControlNetRequest
 from . import tensors, uploads
 from .ids import parse_ids
 from .jobs import FANOUT_LIMIT, bounded
@@ -88,13 +93,49 @@ def pair_inits(inits: list[Source], count: int) -> list[Source]:
     )
 
 
-def modality_string(modality: str, strength: float, modalities: Any) -> str:
-    if _given(modalities):
-        return str(modalities).strip()
+def modality_string(modality: Any, strength: Any, modalities: Any) -> str:
+    """The modality sent to Scenario (the generate nodes and the price-quote route build it here).
+
+    A non-empty ``modalities`` (the full grammar) wins; otherwise
+    ``modality:modality_strength`` with the strength checked here, so a bad
+    value is named ``modality_strength`` rather than ``modality``. A missing
+    strength (``None``) means 1.
+    """
+    if isinstance(modalities, str) and modalities.strip():
+        return modalities.strip()
+    if strength is None:
+        strength = 1.0
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not (
+        spec.WEIGHT_MIN_EXCLUSIVE < float(strength) <= spec.WEIGHT_MAX
+    ):
+        raise ValidationError("modality_strength", strength, "a number in (0, 1]", param="modality_strength")
     return str(spec.ModalityItem(str(modality), float(strength)))
 
 
+def draft(request: ControlNetRequest, width: int, height: int, img2img: bool) -> ControlNetRequest:
+    """``request`` ready for validation only: placeholder asset ids, and sizes still 0 at 512.
+
+    Validating a draft needs no upload and no asset read. A size of 0 is
+    derived later from the control image; 512 stands in for it because every
+    model family accepts it, so only the user's explicit values can fail.
+    """
+    return replace(
+        request,
+        width=int(width) or spec.DEFAULTS["width"],
+        height=int(height) or spec.DEFAULTS["height"],
+        control_image=None,
+        control_image_id=PLACEHOLDER_ASSET,
+        image=PLACEHOLDER_ASSET if img2img else None,
+    )
+
+
+def validate_for_family(request: ControlNetRequest, family: str) -> None:
+    """The strict, family-aware rules of the client (raises :class:`ValidationError`)."""
+    spec.validate_body(request.endpoint, request.to_body(family), family, strict=True)
+
+
 def _snap(value: float, lo: int, hi: int) -> int:
+    """Nearest multiple of 8 within [lo, hi]: the rounding ``spec.fit_size`` applies (spec keeps it private)."""
     return int(min(hi, max(lo, 8 * round(value / 8))))
 
 

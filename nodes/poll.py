@@ -28,11 +28,13 @@ from typing import Any
 
 from ..scenario_api.client import ScenarioClient
 from ..scenario_api.errors import JobCanceledError, JobFailedError, ValidationError
+from ..scenario_api.models import Job
+from ..scenario_api.retry import CancelRequested, interruptible_sleep
 from . import bridge, inputs
 from .credentials import resolve_settings
 from .errors import node_errors, prefixed
 from .ids import join_ids, parse_ids, split_ids
-from .jobs import FANOUT_LIMIT, bounded, follow_job
+from .jobs import FANOUT_LIMIT, bounded, poll_interval, raise_if_interrupted
 from .status import StatusBoard
 
 log = logging.getLogger("scenario_controlnet")
@@ -53,6 +55,27 @@ def forget_all() -> None:
     """Clear the memory of finished jobs (tests)."""
     with _lock:
         _finished.clear()
+
+
+async def follow_job(client: Any, job_id: str, board: StatusBoard, index: int, deadline: float) -> Job:
+    """Poll ``job_id`` until it is terminal or ``deadline`` (monotonic) passes; never cancels it.
+
+    This node only observes a job started elsewhere, so unlike the client's
+    ``wait_for_job`` (which cancels the job on Stop) a Stop here just ends
+    the wait with ComfyUI's interrupt and leaves the Scenario job running.
+    """
+    interval = poll_interval()
+    while True:
+        raise_if_interrupted()
+        job = await client.get_job(job_id)
+        board.observe(index, job)
+        now = time.monotonic()
+        if job.terminal or now >= deadline:
+            return job
+        try:
+            await interruptible_sleep(min(interval, deadline - now), bridge.processing_interrupted)
+        except CancelRequested:
+            raise bridge.interrupt_exception() from None
 
 
 class ScenarioPollJob:

@@ -126,7 +126,7 @@ class StatusBoard:
             parts.append(f"running {max(running):.1f} s")
         costs = [v.cost for v in self.views if v.cost is not None]
         if costs:
-            parts.append(f"{_fmt_cu(sum(costs))} CU")
+            parts.append(f"{format_cu(sum(costs))} CU")
         ids = [v.job_id for v in self.views if v.job_id]
         if ids:
             parts.append(", ".join(ids))
@@ -164,5 +164,6 @@ def _state_text(v: JobView) -> str:
     return label
 
 
-def _fmt_cu(value: float) -> str:
+def format_cu(value: float) -> str:
+    """Creative units for a message: at most two decimals, no trailing zeros ("1.5", "12")."""
     return f"{value:.2f}".rstrip("0").rstrip(".") or "0"

@@ -73,16 +73,6 @@ def image_to_arrays(image: object, input_name: str = "image") -> list[np.ndarray
     return out
 
 
-def batch_size(image: object) -> int:
-    """Number of images in an ``IMAGE`` input (1 for a 3-D tensor)."""
-    if isinstance(image, torch.Tensor):
-        if image.dim() == 3:
-            return 1
-        if image.dim() == 4:
-            return int(image.shape[0])
-    return 0
-
-
 def image_size(arr: np.ndarray) -> tuple[int, int]:
     """``(width, height)`` of an ``HxW`` or ``HxWxC`` array (note the order)."""
     return int(arr.shape[1]), int(arr.shape[0])

@@ -36,10 +36,6 @@ _asset_ids: dict[CacheKey, str] = {}
 _in_flight: dict[tuple[int, CacheKey], asyncio.Future[str]] = {}
 
 
-def content_hash(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def cache_key(settings: Settings, png_hash: str) -> CacheKey:
     """Key of one image for one account on one API endpoint (no secret inside)."""
     key_id = ""
@@ -117,7 +113,7 @@ async def upload_array(client: object, settings: Settings, arr: np.ndarray, name
     runs in a worker thread: a large batch would otherwise stall sibling nodes.
     """
     png = await asyncio.to_thread(imaging.encode_png, arr, gray_if_equal=True)
-    key = cache_key(settings, content_hash(png))
+    key = cache_key(settings, imaging.content_hash(png))
     hit = cached(key)
     if hit is not None:
         # A free read proves the asset still exists (deleted in the web app, or a reset emulator);

@@ -4,20 +4,24 @@ Used twice: by ``VALIDATE_INPUTS`` (ComfyUI runs it before anything executes,
 with constant widget values only; a widget converted to a linked input
 arrives as ``None`` and is skipped) and again at the top of ``FUNCTION``,
 where linked values (e.g. an asset id from Scenario Upload Asset) are known.
+The price-quote route (``web_api``) runs them on the widget values too.
 
 Declaring an input in ``VALIDATE_INPUTS`` makes ComfyUI skip its own
 min/max/combo check for that input, so every declared input is fully
 checked here. Family-specific rules (which modalities a Flux model accepts,
-SDXL's 512 px minimum...) need the model and are checked by the client
-before it submits.
+SDXL's 512 px minimum...) need the model and are checked right after the
+model lookup (see ``generate``).
 """
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from typing import Any
 
 from ..scenario_api import spec
 from ..scenario_api.errors import ValidationError
+from .errors import prefixed
 from .ids import parse_ids
 from .inputs import UNSET
 
@@ -92,33 +96,41 @@ def check_asset_ids(name: str, value: Any) -> None:
         parse_ids(value, "asset", name, required=False)
 
 
-def widget_errors(
-    *,
-    model_id: Any = None,
-    modality: Any = None,
-    modalities: Any = None,
-    width: Any = None,
-    height: Any = None,
-    control_start: Any = None,
-    control_end: Any = None,
-    control_image_id: Any = None,
-    image_id: Any = None,
-) -> list[ValidationError]:
-    """Every widget-only rule; returns all problems, so one validation pass reports them all."""
-    checks = (
-        lambda: check_model_id(model_id),
-        lambda: check_modality_choice(modality),
-        lambda: check_modalities(modalities),
-        lambda: check_size("width", width),
-        lambda: check_size("height", height),
-        lambda: check_control_window(control_start, control_end),
-        lambda: check_asset_ids("control_image_id", control_image_id),
-        lambda: check_asset_ids("image_id", image_id),
-    )
+def check_prompt(prompt: Any) -> None:
+    """A prompt with some text (a linked prompt arrives as ``None`` and is checked when the node runs)."""
+    if prompt is not None and (not isinstance(prompt, str) or not prompt.strip()):
+        raise ValidationError("prompt", prompt, "a non-empty text prompt", param="prompt")
+
+
+# The one list of widget rules: (widget names, check). ``VALIDATE_INPUTS``
+# takes exactly these names, ``widget_errors`` runs exactly these checks.
+_RULES: tuple[tuple[tuple[str, ...], Callable[..., None]], ...] = (
+    (("prompt",), check_prompt),
+    (("model_id",), check_model_id),
+    (("modality",), check_modality_choice),
+    (("modalities",), check_modalities),
+    (("width",), lambda v: check_size("width", v)),
+    (("height",), lambda v: check_size("height", v)),
+    (("control_start", "control_end"), check_control_window),
+    (("control_image_id",), lambda v: check_asset_ids("control_image_id", v)),
+    (("image_id",), lambda v: check_asset_ids("image_id", v)),
+)
+WIDGET_NAMES: tuple[str, ...] = tuple(name for names, _ in _RULES for name in names)
+
+
+def widget_errors(**values: Any) -> list[ValidationError]:
+    """Every widget-only rule; returns all problems, so one validation pass reports them all.
+
+    Keyword arguments are widget names from :data:`WIDGET_NAMES`; a missing
+    or ``None`` value (a linked input) is not checked.
+    """
+    unknown = set(values) - set(WIDGET_NAMES)
+    if unknown:
+        raise TypeError(f"not a checked widget: {', '.join(sorted(unknown))}")
     found: list[ValidationError] = []
-    for check in checks:
+    for names, check in _RULES:
         try:
-            check()
+            check(*(values.get(name) for name in names))
         except ValidationError as exc:
             found.append(exc)
     return found
@@ -129,3 +141,26 @@ def check_widgets(**values: Any) -> None:
     found = widget_errors(**values)
     if found:
         raise found[0]
+
+
+def validate_inputs_method() -> classmethod:
+    """A ``VALIDATE_INPUTS`` classmethod taking exactly :data:`WIDGET_NAMES`.
+
+    ComfyUI reads the method's argument names (``inspect.getfullargspec``) to
+    choose which inputs it passes, and skips its own min/max/combo check for
+    those inputs; a ``**kwargs`` would switch that check off for *every*
+    input. So the method gets an explicit signature, built from the rule list
+    above instead of being written out a second time. The answer is ``True``
+    or one text listing every problem (ComfyUI repeats it once per input).
+    """
+
+    def VALIDATE_INPUTS(cls: type, **values: Any) -> bool | str:
+        found = widget_errors(**values)
+        return prefixed(" | ".join(str(e) for e in found)) if found else True
+
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    params = [inspect.Parameter("cls", kind)] + [inspect.Parameter(n, kind, default=None) for n in WIDGET_NAMES]
+    signature = inspect.Signature(params, return_annotation="bool | str")
+    VALIDATE_INPUTS.__signature__ = signature  # type: ignore[attr-defined]
+    VALIDATE_INPUTS.__doc__ = "Constant widget values only (ComfyUI passes ``None`` for linked inputs)."
+    return classmethod(VALIDATE_INPUTS)

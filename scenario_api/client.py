@@ -2,14 +2,16 @@
 
 The two rules that shape this module:
 
-1. **Never pay twice.** A paid submit is resent only when the request provably
-   never reached Scenario (connect failure) or Scenario refused it (429/503).
-   After any ambiguous failure (timeout after sending, dropped connection,
-   500/502/504) the client looks for the job it may have created
-   (``GET /jobs?createdAfter=…``, matched on prompt, model, modality, seed and
-   sample count) and adopts it, or raises :class:`OutcomeUnknownError` telling
-   the user what to look for. Always sending our own seed makes the match
-   reliable.
+1. **Never pay twice.** A paid request (a submit, or an upload) is resent only
+   when it provably never reached Scenario (connect failure) or Scenario
+   refused it (429/503). After any ambiguous failure of a submit (timeout after
+   sending, dropped connection, 500/502/504) the client looks for the job it
+   may have created (``GET /jobs?createdAfter=…``, matched on the echoed
+   request: prompt, model, seed, modality, samples, control/init image, size
+   and the other settings; see :func:`input_matches`) and adopts it, or raises
+   :class:`OutcomeUnknownError` telling the user what to look for. Always
+   sending our own seed makes the match reliable. An ambiguous upload raises
+   :class:`OutcomeUnknownError` at once (there is nothing to look up).
 2. **Validate before spending.** Every request is checked with
    :func:`spec.validate_body` (strict) before the paid call. Rules that no model
    family accepts are reported before *any* request; family-specific rules after
@@ -23,7 +25,9 @@ abandoned job stops billing.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import inspect
+import re
 from datetime import datetime, timedelta, timezone
 from typing import Any, Awaitable, Callable, Iterable, Mapping, Sequence
 
@@ -127,8 +131,58 @@ def _same_modality(echoed: Any, sent: str) -> bool:
     return all(x.weight is None or y.weight is None or abs(x.weight - y.weight) < 1e-6 for x, y in zip(a, b))
 
 
+# The emulator (and possibly Scenario) echoes an inline image as a short hash marker.
+_DATA_URL_MARKER = re.compile(r"^<data URL sha256:([0-9a-f]{8,64})>$")
+_IMAGE_FIELDS = ("controlImage", "controlImageId", "image")
+_NUMBER_FIELDS = ("width", "height", "strength", "guidance", "numInferenceSteps")
+
+
+def _same_number(a: Any, b: Any) -> bool:
+    try:
+        x, y = float(str(a).strip()), float(str(b).strip())
+    except (TypeError, ValueError):
+        return False
+    return abs(x - y) <= 1e-6 * max(1.0, abs(x), abs(y))
+
+
+def _same_scheduler(a: Any, b: Any) -> bool:
+    if not (isinstance(a, str) and isinstance(b, str)):
+        return False
+    return (spec.canonical_scheduler(a) or a.strip()).lower() == (spec.canonical_scheduler(b) or b.strip()).lower()
+
+
+def _image_verdict(echoed: Any, sent: Any) -> bool | None:
+    """True/False when the echo can tell whether it is the image we sent; None when it cannot.
+
+    Asset ids compare as text. A data URL compares with an echoed data URL, or
+    with a ``<data URL sha256:…>`` marker (a prefix of the URL's sha256). Any
+    other pairing (say Scenario stored our inline image as an asset and echoes
+    its id) proves nothing either way.
+    """
+    if not (isinstance(echoed, str) and isinstance(sent, str)):
+        return None
+    echoed, sent = echoed.strip(), sent.strip()
+    if sent.startswith("data:"):
+        if echoed.startswith("data:"):
+            return echoed == sent
+        marker = _DATA_URL_MARKER.match(echoed)
+        if marker is None:
+            return None
+        return hashlib.sha256(sent.encode("utf-8")).hexdigest().startswith(marker.group(1))
+    if echoed.startswith("data:") or _DATA_URL_MARKER.match(echoed) or echoed.startswith("<"):
+        return None
+    return echoed == sent
+
+
 def input_matches(job: Job, endpoint: str, body: Mapping[str, Any]) -> bool:
-    """Does ``job``'s request echo describe the request ``body`` we sent to ``endpoint``?"""
+    """Does ``job``'s request echo describe the request ``body`` we sent to ``endpoint``?
+
+    Prompt, model and seed must be echoed and equal. Every other field is
+    compared when both sides state it (the real echo's shape is only partly
+    documented): modality, sample count, endpoint type, control/init image,
+    size, strength, guidance, steps, negative prompt and scheduler. Two runs
+    that differ only in their control map or size must never be confused.
+    """
     echo = job.input
     if not echo:
         return False
@@ -143,6 +197,19 @@ def input_matches(job: Job, endpoint: str, body: Mapping[str, Any]) -> bool:
     kind = echo.get("type")
     if isinstance(kind, str) and kind.replace("_", "-").lower() not in (endpoint, endpoint.replace("-", "")):
         return False
+    for name in _IMAGE_FIELDS:
+        if echo.get(name) is not None and body.get(name) is not None:
+            if _image_verdict(echo[name], body[name]) is False:
+                return False
+    for name in _NUMBER_FIELDS:
+        if echo.get(name) is not None and body.get(name) is not None and not _same_number(echo[name], body[name]):
+            return False
+    if echo.get("negativePrompt") is not None and body.get("negativePrompt") is not None:
+        if not _same_text(echo["negativePrompt"], body["negativePrompt"]):
+            return False
+    if echo.get("scheduler") is not None and body.get("scheduler") is not None:
+        if not _same_scheduler(echo["scheduler"], body["scheduler"]):
+            return False
     return True
 
 
@@ -280,22 +347,24 @@ class ScenarioClient:
                 "Scenario created a job for what was sent as a price quote (dry run); it may be charged",
                 job_id=created.job_id,
             )
-        if response.status_code != DRY_RUN_STATUS and "creativeUnitsCost" not in data:
-            raise ScenarioError(
-                f"Scenario answered the price quote with HTTP {response.status_code} and no creativeUnitsCost"
-            )
-        return Quote.from_api(data)
+        return Quote.from_api(data)  # raises ScenarioError when the answer carries no usable cost
 
     async def submit(
         self,
         request: ControlNetRequest,
         *,
         on_wait: Callable[[float, str], Awaitable[None] | None] | None = None,
+        should_cancel: CancelCheck | None = None,
     ) -> Submission:
         """Start a paid generation and return its job (see the module doc for the retry rules).
 
         ``on_wait(seconds, why)`` is called before waiting out a 429/503 or a
         connect failure, so a UI can say "waiting for a Scenario slot".
+        ``should_cancel()`` is checked during those waits and right before every
+        (re)send: a Stop while Scenario has not accepted the request yet raises
+        ``JobCanceledError(by_caller=True)`` (no job id) and sends nothing more.
+        A request already on the wire is never abandoned (that would make its
+        outcome unknown); a Stop then applies to the job, in :meth:`wait_for_job`.
         """
         request = request.with_seed()
         _, body = await self._prepare(request)
@@ -305,8 +374,12 @@ class ScenarioClient:
         try:
             response = await self._transport.paid(
                 "POST", path, what=what, policy=self.paid_retry, json=body, timeout=self._submit_timeout(),
-                on_wait=on_wait,
+                on_wait=on_wait, should_cancel=should_cancel,
             )
+        except CancelRequested:
+            raise JobCanceledError(
+                "Scenario: canceled before Scenario accepted the request; nothing was submitted", by_caller=True
+            ) from None
         except AmbiguousOutcome as exc:
             LOG.warning("submit outcome unknown (%s); looking for the job instead of resubmitting", exc.cause)
             return await self._reconcile(request, body, sent_at, exc.cause)
@@ -610,9 +683,12 @@ class ScenarioClient:
     async def upload_image(self, data: bytes | str, name: str = "image.png") -> Asset:
         """Upload an image (bytes or a data URL) as an asset and return it.
 
-        Retried like a read (network failures, 429, 5xx): a duplicate upload only
-        leaves an unused asset and costs nothing (pack guide §10), whereas a lost
-        upload would block the generation.
+        ``POST /assets`` follows the paid-request rules: it is resent only when
+        it provably never reached Scenario (connect failure) or Scenario refused
+        it (429/503). After an ambiguous failure (timeout after sending, dropped
+        connection, 500/502/504) it raises :class:`OutcomeUnknownError` instead
+        of uploading again behind the user's back; repeating the upload by hand
+        is harmless (at worst it leaves an unused asset).
         """
         if not isinstance(name, str) or not name.strip():
             raise ValidationError("name", name, "a non-empty asset name")
@@ -629,10 +705,19 @@ class ScenarioClient:
             url = to_data_url(bytes(data), mime)
         else:
             raise ValidationError("image", type(data).__name__, "image bytes or a data URL")
-        response = await self._transport.read(
-            "POST", "/assets", what=f"the upload of '{name.strip()}'", policy=self.retry,
-            json={"name": name.strip(), "image": url},
-        )
+        what = f"the upload of '{name.strip()}'"
+        try:
+            response = await self._transport.paid(
+                "POST", "/assets", what=what, policy=self.paid_retry, json={"name": name.strip(), "image": url},
+            )
+        except AmbiguousOutcome as exc:
+            raise OutcomeUnknownError(
+                f"Scenario: the upload of '{name.strip()}' may or may not have created an asset ({exc.cause}). "
+                "Nothing was retried automatically. Uploading again is harmless: at worst it leaves an unused asset",
+                status=exc.status,
+            ) from None
+        if not 200 <= response.status_code < 300:
+            raise api_error(response, what=what)
         asset = Asset.from_api(decode_body(response))
         if not asset.asset_id:
             raise ScenarioError("Scenario accepted the upload but returned no asset id")
@@ -664,8 +749,12 @@ class ScenarioClient:
         timeout: float | None = None,
         on_submitted: Callable[[Submission], Awaitable[None] | None] | None = None,
     ) -> tuple[Job, list[bytes]]:
-        """Submit, wait, and download every result (concurrently, in order)."""
-        submission = await self.submit(request)
+        """Submit, wait, and download every result (concurrently, in order).
+
+        ``should_cancel`` applies to every step: the submit's throttling waits,
+        the wait for the job and the downloads.
+        """
+        submission = await self.submit(request, should_cancel=should_cancel)
         if on_submitted is not None:
             await _maybe_await(on_submitted(submission))
         job = await self.wait_for_job(

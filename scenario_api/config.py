@@ -11,7 +11,7 @@ import base64
 import os
 from dataclasses import dataclass, field
 from typing import Mapping
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from .errors import ConfigurationError, ValidationError
 from .spec import check_id
@@ -57,13 +57,6 @@ class Credentials:
         token = base64.b64encode(f"{self._key}:{self._secret}".encode()).decode("ascii")
         return f"Basic {token}"
 
-    def matches(self, key: str, secret: str) -> bool:
-        import hmac
-
-        return hmac.compare_digest(key.encode(), self._key.encode()) and hmac.compare_digest(
-            secret.encode(), self._secret.encode()
-        )
-
     def __repr__(self) -> str:
         return f"Credentials(key={self.key_hint!r}, secret='***')"
 
@@ -73,13 +66,45 @@ class Credentials:
         raise TypeError("Credentials cannot be pickled")
 
 
+def _safe_echo(parts: SplitResult) -> str:
+    """``scheme://host[:port]/path`` of a URL: what an error may show of it.
+
+    The query, fragment and user-info are dropped (a pasted URL may carry a
+    token there); the result is capped so a pasted blob stays short.
+    """
+    host = parts.hostname or ""
+    try:
+        port = parts.port
+    except ValueError:  # a malformed port: show none
+        port = None
+    if port is not None:
+        host = f"{host}:{port}"
+    text = (f"{parts.scheme}:" if parts.scheme else "") + (f"//{host}" if parts.netloc else "") + parts.path
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
 def normalise_base_url(url: str) -> str:
+    """The API base URL without a trailing slash; ConfigurationError when unusable.
+
+    Error messages show only scheme, host and path of what was given.
+    """
     url = (url or "").strip().rstrip("/")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unbalanced '[' in the host
+        raise ConfigurationError(f"{ENV_URL} must be an http(s) URL such as {DEFAULT_BASE_URL}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(f"{ENV_URL} must be an http(s) URL such as {DEFAULT_BASE_URL}, got {url!r}")
+        raise ConfigurationError(
+            f"{ENV_URL} must be an http(s) URL such as {DEFAULT_BASE_URL}, got {_safe_echo(parts)!r}"
+        )
     if parts.username or parts.password:
         raise ConfigurationError(f"{ENV_URL} must not carry credentials; use {ENV_KEY}/{ENV_SECRET}")
+    if parts.query or parts.fragment:
+        # A query would be sent on every call and shown in reprs: tokens don't belong there.
+        raise ConfigurationError(
+            f"{ENV_URL} must be a plain base URL without '?' or '#', got {_safe_echo(parts)!r}; "
+            f"use {ENV_KEY}/{ENV_SECRET} for credentials and {ENV_PROJECT} for the project"
+        )
     return url
 
 

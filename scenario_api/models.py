@@ -6,11 +6,13 @@ become ``None``), because the real API's shapes are only partly documented.
 
 from __future__ import annotations
 
+import math
 import secrets
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 from . import spec
+from .errors import ScenarioError
 
 TERMINAL_STATUSES = ("success", "failure", "canceled")
 ACTIVE_STATUSES = ("pending", "queued", "warming-up", "in-progress", "finalizing")
@@ -226,11 +228,6 @@ class Model:
     capabilities: tuple[str, ...] = ()
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
-    @property
-    def modalities(self) -> tuple[str, ...]:
-        """Modality names (and presets) this model's family accepts."""
-        return spec.MODALITIES_BY_FAMILY.get(self.family, ()) + spec.PRESETS_BY_FAMILY.get(self.family, ())
-
     @classmethod
     def from_api(cls, data: Mapping[str, Any]) -> "Model":
         m = data.get("model", data) if isinstance(data, Mapping) else {}
@@ -260,8 +257,20 @@ class Quote:
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any]) -> "Quote":
+        """Parse a dry-run answer; a missing or unusable cost is an error, never 0 CU.
+
+        A quote exists to be compared with a budget: treating "no price" as
+        free would let any budget check pass, so the cost must be a finite,
+        non-negative JSON number.
+        """
+        cost = data.get("creativeUnitsCost") if isinstance(data, Mapping) else None
+        if isinstance(cost, bool) or not isinstance(cost, (int, float)) or not math.isfinite(cost) or cost < 0:
+            raise ScenarioError(
+                f"Scenario answered with a price quote without a cost (creativeUnitsCost={cost!r}); "
+                "nothing was generated"
+            )
         return cls(
-            creative_units=_float(data.get("creativeUnitsCost")) or 0.0,
+            creative_units=float(cost),
             discount=_float(data.get("creativeUnitsDiscount")) or 0.0,
             details=dict(data.get("costDetails") or {}),
         )

@@ -6,10 +6,12 @@ guide §10):
 * **Reads** (GET jobs/assets/models, the dry-run quote, downloads) change
   nothing on the server, so any transient failure may be retried: 429, 5xx,
   connection failures, timeouts and dropped connections.
-* **Paid calls** (``POST /generate/*``) may only be repeated when the request
-  provably never reached Scenario (connect failures) or Scenario explicitly
-  refused it (429 / 503). Everything else is *ambiguous* and is reconciled by
-  the client instead of resubmitted: see :func:`classify_paid_failure`.
+* **Paid calls** (``POST /generate/*`` and ``POST /assets``) may only be
+  repeated when the request provably never reached Scenario (connect
+  failures) or Scenario explicitly refused it (429 / 503). Everything else is
+  *ambiguous* (:func:`is_ambiguous_failure`, 500/502/504): a submit is then
+  reconciled against the job list instead of resent, an upload reported as
+  of unknown outcome.
 
 :class:`RetryPolicy` is a small value object so tests (and impatient callers)
 can use tiny delays: ``RetryPolicy.fast()``.

@@ -32,6 +32,7 @@ from .errors import APIError, ScenarioTimeoutError, TransportError, error_for_st
 from .retry import (
     REFUSED_PAID_STATUSES,
     RETRYABLE_READ_STATUSES,
+    CancelRequested,
     RetryPolicy,
     interruptible_sleep,
     is_ambiguous_failure,
@@ -288,6 +289,52 @@ class Transport:
         LOG.info("%s %s -> %s (%.0f ms)", method, path, response.status_code, _ms(started))
         return response
 
+    # ------------------------------------------------------------------ retry loop
+
+    async def _with_retries(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        policy: RetryPolicy,
+        retry_reason: Callable[[httpx.Response | httpx.TransportError], str | None],
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        timeout: httpx.Timeout | float | None = None,
+        should_cancel: Callable[[], bool] | None = None,
+        on_wait: Callable[[float, str], Awaitable[None] | None] | None = None,
+    ) -> httpx.Response:
+        """Send until ``retry_reason`` has no reason to try again, or ``policy`` runs out.
+
+        The loop is shared by reads and paid calls; only ``retry_reason``
+        differs. It gets each outcome (a response or the httpx network error)
+        and returns a short reason to wait and resend (also told to
+        ``on_wait``), or None to stop; it may raise to end the loop itself.
+        ``should_cancel()`` is checked right before every send and during every
+        wait (:class:`CancelRequested`). When the loop stops on a network error
+        it raises :class:`TransportError`; a response is returned as is.
+        """
+        attempt = 0
+        while True:
+            attempt += 1
+            if should_cancel is not None and should_cancel():
+                raise CancelRequested()
+            outcome: httpx.Response | httpx.TransportError
+            try:
+                outcome = await self.send(method, path, params=params, json=json, timeout=timeout)
+            except httpx.TransportError as exc:
+                outcome = exc
+            why = retry_reason(outcome)
+            if why is not None and policy.should_retry(attempt):
+                delay = policy.delay_for(attempt, outcome if isinstance(outcome, httpx.Response) else None)
+                await _notify(on_wait, delay, why)
+                await self._pause(delay, what, attempt, should_cancel)
+                continue
+            if isinstance(outcome, httpx.TransportError):
+                raise transport_error(outcome, what=what, attempts=attempt) from None
+            return outcome
+
     # ------------------------------------------------------------------ reads
 
     async def read(
@@ -309,22 +356,13 @@ class Transport:
         matching :class:`APIError` for an error status, or a :class:`TransportError`
         when the network keeps failing.
         """
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                response = await self.send(method, path, params=params, json=json, timeout=timeout)
-            except httpx.TransportError as exc:
-                if not policy.should_retry(attempt):
-                    raise transport_error(exc, what=what, attempts=attempt) from None
-                await self._pause(policy.delay_for(attempt), what, attempt, should_cancel)
-                continue
-            if response.status_code in RETRYABLE_READ_STATUSES and policy.should_retry(attempt):
-                await self._pause(policy.delay_for(attempt, response), what, attempt, should_cancel)
-                continue
-            if response.status_code >= 300:
-                raise api_error(response, what=what, job_id=job_id)
-            return response
+        response = await self._with_retries(
+            method, path, what=what, policy=policy, retry_reason=_read_retry_reason,
+            params=params, json=json, timeout=timeout, should_cancel=should_cancel,
+        )
+        if response.status_code >= 300:
+            raise api_error(response, what=what, job_id=job_id)
+        return response
 
     # ------------------------------------------------------------------ paid
 
@@ -339,46 +377,56 @@ class Transport:
         params: Mapping[str, Any] | None = None,
         timeout: httpx.Timeout | float | None = None,
         on_wait: Callable[[float, str], Awaitable[None] | None] | None = None,
+        should_cancel: Callable[[], bool] | None = None,
     ) -> httpx.Response:
-        """A request that spends credits: resent only when it provably created nothing.
+        """A request that spends credits or creates something: resent only when it provably created nothing.
 
         * connect failures (nothing reached the server) → retried with backoff;
         * 429 / 503 (the server refused) → wait as told, then resent;
         * timeouts after sending, dropped connections, 500/502/504 →
           :class:`AmbiguousOutcome` (the caller reconciles; never resent here);
         * any other answer is returned as is (the caller maps error statuses).
+
+        ``should_cancel()`` is checked before every send and during the waits;
+        when it fires, :class:`CancelRequested` is raised and nothing more is
+        sent (no earlier attempt was accepted, or the loop would have ended).
         """
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                response = await self.send(method, path, params=params, json=json, timeout=timeout)
-            except httpx.TransportError as exc:
-                if is_ambiguous_failure(exc):
-                    raise AmbiguousOutcome(_describe_failure(exc)) from exc
-                if not policy.should_retry(attempt):
-                    raise transport_error(exc, what=what, attempts=attempt) from None
-                delay = policy.delay_for(attempt)
-                await _notify(on_wait, delay, "could not connect")
-                await self._pause(delay, what, attempt, None)
-                continue
-            status = response.status_code
-            if status in REFUSED_PAID_STATUSES:
-                if not policy.should_retry(attempt):
-                    raise api_error(response, what=what)
-                delay = policy.delay_for(attempt, response)
-                await _notify(on_wait, delay, "rate limited" if status == 429 else "service unavailable")
-                await self._pause(delay, what, attempt, None)
-                continue
-            if status >= 500:
-                raise AmbiguousOutcome(f"HTTP {status} answer", status=status)
-            return response
+        response = await self._with_retries(
+            method, path, what=what, policy=policy, retry_reason=_paid_retry_reason,
+            params=params, json=json, timeout=timeout, should_cancel=should_cancel, on_wait=on_wait,
+        )
+        status = response.status_code
+        if status in REFUSED_PAID_STATUSES:  # still refused when the attempts ran out
+            raise api_error(response, what=what)
+        if status >= 500:
+            raise AmbiguousOutcome(f"HTTP {status} answer", status=status)
+        return response
 
     async def _pause(
         self, delay: float, what: str, attempt: int, should_cancel: Callable[[], bool] | None
     ) -> None:
         LOG.info("retrying %s in %.2f s (attempt %d failed)", what, delay, attempt)
         await interruptible_sleep(delay, should_cancel)
+
+
+def _read_retry_reason(outcome: httpx.Response | httpx.TransportError) -> str | None:
+    """Reads change nothing on the server: any network failure, 429 or 5xx is worth another try."""
+    if isinstance(outcome, httpx.TransportError):
+        return "network failure"
+    if outcome.status_code in RETRYABLE_READ_STATUSES:
+        return f"HTTP {outcome.status_code}"
+    return None
+
+
+def _paid_retry_reason(outcome: httpx.Response | httpx.TransportError) -> str | None:
+    """Paid calls: resend only what provably created nothing; anything ambiguous ends the loop."""
+    if isinstance(outcome, httpx.TransportError):
+        if is_ambiguous_failure(outcome):
+            raise AmbiguousOutcome(_describe_failure(outcome)) from outcome
+        return "could not connect"
+    if outcome.status_code in REFUSED_PAID_STATUSES:
+        return "rate limited" if outcome.status_code == 429 else "service unavailable"
+    return None
 
 
 async def _notify(callback: Callable[[float, str], Awaitable[None] | None] | None, delay: float, why: str) -> None:

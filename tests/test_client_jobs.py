@@ -23,6 +23,7 @@ from scenario_api import (
     InsufficientCreditsError,
     JobCanceledError,
     JobFailedError,
+    OutcomeUnknownError,
     RetryPolicy,
     ScenarioClient,
     ScenarioError,
@@ -217,6 +218,20 @@ async def test_quote_is_a_269_dry_run_and_creates_no_job(emulator, settings):
         assert api.get("/jobs").json()["jobs"] == []
 
 
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"creativeUnitsCost": None}, {"creativeUnitsCost": "12"}, {"creativeUnitsCost": -1},
+     {"creativeUnitsCost": True}, {"creativeUnitsCost": {"total": 5}}],
+    ids=["missing", "null", "string", "negative", "bool", "object"],
+)
+async def test_a_quote_without_a_usable_cost_is_an_error_not_free(emulator, settings, body):
+    emulator.fault(target="POST /v1/generate/*", kind="status", status=269, body=body, query={"dryRun": "true"})
+    async with _client(settings) as client:
+        with pytest.raises(ScenarioError, match="price quote without a cost"):
+            await client.quote(_request())
+    assert len(emulator.requests("POST", "/v1/generate/*")) == 1
+
+
 async def test_insufficient_credits(emulator, settings):
     emulator.config(credits=0)
     async with _client(settings) as client:
@@ -246,6 +261,23 @@ def test_client_without_credentials_refuses_to_start():
     with pytest.raises(ConfigurationError) as info:
         ScenarioClient(Settings(base_url="https://api.cloud.scenario.com/v1"))
     assert "SCENARIO_API_KEY" in str(info.value) and "SCENARIO_API_SECRET" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        ("ftp://api.example.com/v1?token=tok-SECRET-1#frag", "ftp://api.example.com/v1"),
+        ("api.example.com/v1?access_token=tok-SECRET-1", "api.example.com/v1"),
+        ("localhost:8080/v1?key=tok-SECRET-1", "localhost:8080/v1"),
+        ("gopher://user:tok-SECRET-1@host.example:70/v1", "gopher://host.example:70/v1"),
+        ("https://api.example.com/v1?token=tok-SECRET-1", "https://api.example.com/v1"),  # valid, but a query
+    ],
+)
+def test_a_bad_base_url_is_echoed_without_query_or_user_info(url, shown):
+    with pytest.raises(ConfigurationError) as info:
+        Settings.from_env({"SCENARIO_API_URL": url})
+    text = str(info.value)
+    assert f"got '{shown}'" in text and "tok-SECRET-1" not in text and "SCENARIO_API_URL" in text
 
 
 def test_reprs_hide_secrets():
@@ -333,12 +365,44 @@ async def test_upload_rejects_non_images_without_a_request(emulator, settings):
     assert emulator.log() == []
 
 
-async def test_upload_is_retried_on_server_errors(emulator, settings):
-    emulator.fault(target="POST /v1/assets", kind="status", status=503, retry_after=0)
+async def test_upload_is_resent_only_after_a_refusal(emulator, settings):
+    """POST /assets follows the paid rules: 429/503 mean nothing was created, so it is sent again."""
+    emulator.faults(
+        {"target": "POST /v1/assets", "kind": "status", "status": 429, "retry_after": 1},
+        {"target": "POST /v1/assets", "kind": "status", "status": 503, "retry_after": 0},
+    )
     async with _client(settings) as client:
         asset = await client.upload_image(MAP_PNG, "retry.png")
-    assert asset.asset_id
-    assert [e["status"] for e in emulator.requests("POST", "/v1/assets")] == [503, 200]
+    assert asset.asset_id.startswith("asset_")
+    assert [e["status"] for e in emulator.requests("POST", "/v1/assets")] == [429, 503, 200]
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"kind": "disconnect_after_accept"},
+        {"kind": "status", "status": 500},
+        {"kind": "status", "status": 502},
+    ],
+    ids=["disconnect-after-accept", "500", "502"],
+)
+async def test_ambiguous_upload_failure_is_not_retried(emulator, settings, fault):
+    emulator.fault(target="POST /v1/assets", **fault)
+    async with _client(settings) as client:
+        with pytest.raises(OutcomeUnknownError) as info:
+            await client.upload_image(MAP_PNG, "lost.png")
+    text = str(info.value)
+    assert "may or may not have created an asset" in text and "'lost.png'" in text
+    assert "harmless" in text and "unused asset" in text and "Nothing was retried" in text
+    assert len(emulator.requests("POST", "/v1/assets")) == 1
+
+
+async def test_upload_read_timeout_is_not_retried(emulator, settings):
+    emulator.fault(target="POST /v1/assets", kind="slow", delay=1.0)
+    async with _client(settings, timeout=0.3) as client:
+        with pytest.raises(OutcomeUnknownError, match="may or may not have created an asset"):
+            await client.upload_image(MAP_PNG, "slow.png")
+    assert len(emulator.requests("POST", "/v1/assets")) == 1
 
 
 async def test_image_ref_inlines_small_images_and_uploads_big_ones_once(emulator, settings):

@@ -8,6 +8,7 @@ reached the server.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import socket
 import threading
@@ -289,3 +290,129 @@ async def test_should_cancel_interrupts_a_retry_wait(emulator, settings):
     assert time.monotonic() - started < 5  # not the 30 s Retry-After
     assert info.value.by_caller and info.value.job_id == submission.job_id
     assert len(emulator.requests("POST", f"/v1/jobs/{submission.job_id}/action")) == 1
+
+
+# --------------------------------------------------------------------------- adoption: the echo must be our request
+
+
+def _marker(url: str) -> str:
+    """How the emulator echoes an inline image in ``metadata.input`` (computed independently here)."""
+    return f"<data URL sha256:{hashlib.sha256(url.encode()).hexdigest()[:16]}>"
+
+
+async def test_adoption_tells_apart_jobs_that_differ_only_in_control_map_and_size(emulator, settings):
+    decoy_request = _request(control_image=None, control_image_id="asset_demo_pose", width=512, height=512)
+    ours = _request(control_image=None, control_image_id="asset_demo_canny", width=768, height=768)
+    async with _client(settings) as other:  # another run's job: same prompt and seed, not "known" to our client
+        decoy = await other.submit(decoy_request)
+    async with _client(settings, reconcile_attempts=1) as client:
+        emulator.fault(target=SUBMIT, kind="disconnect_before_accept", query=PAID_ONLY)
+        with pytest.raises(OutcomeUnknownError):
+            await client.submit(ours)  # only the look-alike exists: it must not be adopted
+        emulator.fault(target=SUBMIT, kind="disconnect_after_accept", query=PAID_ONLY)
+        submission = await client.submit(ours)
+    assert submission.adopted and submission.job_id != decoy.job_id
+    echo = submission.job.input
+    assert echo["controlImageId"] == "asset_demo_canny" and (echo["width"], echo["height"]) == (768, 768)
+    assert len(_submits(emulator)) == 3  # decoy, lost-before-accept, lost-after-accept: nothing resent
+    assert {j["jobId"] for j in _emulator_jobs(emulator)} == {decoy.job_id, submission.job_id}
+
+
+async def test_concurrent_lost_replies_each_adopt_their_own_job(emulator, settings):
+    maps = [data_url(make_png(64, 64, "edges")), data_url(make_png(64, 64, "checker"))]
+    emulator.fault(target=SUBMIT, kind="disconnect_after_accept", query=PAID_ONLY, count=2)
+    async with _client(settings) as client:
+        await client.get_model("flux.1-dev")  # both submits then go straight to the paid request
+        submissions = await asyncio.gather(*(client.submit(_request(control_image=m)) for m in maps))
+    assert all(s.adopted for s in submissions)
+    assert len({s.job_id for s in submissions}) == 2
+    for submission, sent in zip(submissions, maps):
+        assert submission.job.input["controlImage"] == _marker(sent)
+    assert len(_submits(emulator)) == 2
+
+
+@pytest.mark.parametrize(
+    "theirs, ours",
+    [
+        ({"width": 1024}, {"width": 768}),
+        ({"guidance": 3.5}, {"guidance": 5.0}),
+        ({"num_inference_steps": 20}, {"num_inference_steps": 28}),
+        ({"negative_prompt": "blurry"}, {"negative_prompt": "dark"}),
+        ({"control_image": data_url(make_png(64, 64, "shapes"))}, {}),
+        (
+            {"model_id": "stable-diffusion-v1-5", "scheduler": "EulerDiscrete"},
+            {"model_id": "stable-diffusion-v1-5", "scheduler": "DDIM"},
+        ),
+    ],
+    ids=["width", "guidance", "steps", "negative-prompt", "inline-map", "scheduler"],
+)
+async def test_a_look_alike_differing_in_one_setting_is_not_adopted(emulator, settings, theirs, ours):
+    async with _client(settings) as other:
+        decoy = await other.submit(_request(**theirs))
+    emulator.fault(target=SUBMIT, kind="disconnect_before_accept", query=PAID_ONLY)
+    async with _client(settings, reconcile_attempts=1) as client:
+        with pytest.raises(OutcomeUnknownError):
+            await client.submit(_request(**ours))
+    assert [j["jobId"] for j in _emulator_jobs(emulator)] == [decoy.job_id]
+
+
+async def test_the_same_request_is_still_adopted_when_the_echo_names_the_scheduler_without_suffix(emulator, settings):
+    """Equivalent spellings must not block adoption (the emulator echoes the canonical name)."""
+    emulator.fault(target=SUBMIT, kind="disconnect_after_accept", query=PAID_ONLY)
+    async with _client(settings) as client:
+        submission = await client.submit(_request(model_id="stable-diffusion-v1-5", scheduler="EulerDiscrete"))
+    assert submission.adopted and submission.job.input["scheduler"] == "EulerDiscreteScheduler"
+
+
+# --------------------------------------------------------------------------- Stop before the paid request lands
+
+
+async def test_stop_during_a_429_wait_submits_nothing(emulator, settings):
+    emulator.fault(target=SUBMIT, kind="status", status=429, retry_after=3, query=PAID_ONLY)
+    loop = asyncio.get_running_loop()
+    async with _client(settings) as client:
+        await client.get_model("flux.1-dev")
+        deadline = loop.time() + 0.5
+        started = loop.time()
+        with pytest.raises(JobCanceledError) as info:
+            await client.submit(_request(), should_cancel=lambda: loop.time() > deadline)
+    assert loop.time() - started < 2  # not the 3 s Retry-After
+    err = info.value
+    assert err.by_caller and err.job_id is None and "nothing was submitted" in str(err)
+    assert [e["status"] for e in _submits(emulator)] == [429]
+    assert _emulator_jobs(emulator) == []
+
+
+async def test_a_pending_stop_sends_no_paid_request_at_all(emulator, settings):
+    async with _client(settings) as client:
+        with pytest.raises(JobCanceledError) as info:
+            await client.generate(_request(), should_cancel=lambda: True)
+    assert info.value.by_caller
+    assert _submits(emulator) == [] and _emulator_jobs(emulator) == []
+
+
+async def test_stop_during_a_connect_failure_wait_gives_up_without_sending():
+    """The server goes away; while the client waits to reconnect, the user presses Stop."""
+    down = Emulator(credentials=(TEST_KEY, TEST_SECRET), timing=FAST_TIMING)
+    settings = Settings(base_url=down.start(), credentials=Credentials(TEST_KEY, TEST_SECRET))
+    flag = {"stop": False}
+    waits: list[str] = []
+
+    def on_wait(seconds: float, why: str) -> None:
+        waits.append(why)
+        flag["stop"] = True
+
+    policy = RetryPolicy(max_attempts=5, base=5.0, cap=5.0, rng=lambda: 1.0)
+    try:
+        async with _client(settings, paid_retry=policy) as client:
+            await client.get_model("flux.1-dev")  # cached: the next request is the paid one
+            down.stop()
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            with pytest.raises(JobCanceledError) as info:
+                await client.submit(_request(), on_wait=on_wait, should_cancel=lambda: flag["stop"])
+        assert loop.time() - started < 2  # not the 5 s backoff
+    finally:
+        down.stop()
+    assert info.value.by_caller and waits == ["could not connect"]
+    assert [e for e in down.request_log() if e["path"].startswith("/v1/generate/")] == []

@@ -117,3 +117,54 @@ async def test_a_generate_run_logs_no_secret(node_env, comfy, pack, caplog):
     )
     assert TEST_SECRET not in caplog.text and "base64," not in caplog.text
     assert TEST_SECRET not in " ".join(t for _, t in comfy.texts)
+
+
+# --------------------------------------------------------------------------- ComfyUI's reserved phrases
+
+# ComfyUI's frontend opens its own sign-in / top-up dialog when an error text contains these (case-sensitive).
+FRONTEND_PHRASES = ("Unauthorized: Please login first", "Payment Required:")
+
+
+async def run_generate(pack):
+    return await pack.NODE_CLASS_MAPPINGS["ScenarioControlNetGenerate"]().generate(
+        prompt="x", model_id="flux.1-dev", modality="canny", modality_strength=1.0, num_samples=1, guidance=3.5,
+        num_inference_steps=30, width=0, height=0, seed=1, control_image=image_tensor(make_array(64, 64)),
+    )
+
+
+async def test_scenarios_payment_reason_never_reads_as_comfys_top_up(node_env, comfy, pack):
+    errors = submodule("scenario_api.errors")
+    node_env.config(credits=0, credits_status=402, credits_reason="Payment Required: top up")
+    with pytest.raises(errors.InsufficientCreditsError) as info:
+        await run_generate(pack)
+    text = str(info.value)
+    assert text.startswith("Scenario: ") and "top up" in text  # Scenario's reason is still shown
+    assert not any(p in text for p in FRONTEND_PHRASES), text
+
+
+async def test_scenarios_401_reason_never_reads_as_comfys_sign_in(node_env, comfy, pack):
+    errors = submodule("scenario_api.errors")
+    node_env.fault(
+        target="GET /v1/models/*", kind="status", status=401,
+        body={"reason": "Unauthorized: Please login first to use this node."},
+    )
+    with pytest.raises(errors.AuthenticationError) as info:
+        await run_generate(pack)
+    text = str(info.value)
+    assert text.startswith("Scenario: ") and "SCENARIO_API_KEY" in text
+    assert not any(p in text for p in FRONTEND_PHRASES), text
+
+
+def test_reserved_phrases_are_defused_in_message_reason_and_hint(pack):
+    errors = submodule("scenario_api.errors")
+    node_errors = submodule("nodes.errors").node_errors
+    with pytest.raises(errors.ScenarioError) as info:
+        with node_errors():
+            raise errors.ScenarioError(
+                "Unauthorized: Please login first to use this node.",
+                reason="Payment Required: Please add credits to your account to use this node.",
+                hint="Payment Required: again",
+            )
+    text = str(info.value)
+    assert text.startswith("Scenario: ") and "add credits" in text and "again" in text
+    assert not any(p in text for p in FRONTEND_PHRASES), text

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from datetime import datetime
 
 import numpy as np
 import pytest
@@ -223,6 +225,45 @@ async def test_status_text_and_progress_bar(node_env, comfy, pack):
     assert "done" in texts[-1] and "CU" in texts[-1] and "queued" in texts[-1]
     assert comfy.bar_updates and comfy.bar_updates[-1] == ("42", 100.0, 100)
     assert all(nid == "42" for nid, _, _ in comfy.bar_updates)
+
+
+async def test_status_text_is_throttled_while_the_bar_rises(node_env, comfy, pack):
+    # Polls every 0.05 s (node_env) during a ~3 s generation: the status line must not follow every poll.
+    node_env.config(timing={"queued": 0.05, "warming_up": 0.05, "running": 3.0})
+    node = pack.NODE_CLASS_MAPPINGS[GEN]()
+    started = time.monotonic()
+    _, job_id, _ = await node.generate(**widgets(), control_image=image_tensor(make_array(64, 64)), unique_id="8")
+    duration = time.monotonic() - started
+    polls = node_env.requests("GET", f"/v1/jobs/{job_id}")
+    status_texts = [t for nid, t in comfy.texts if nid == "8" and job_id in t]
+    generating = [t for t in status_texts if "generating" in t]
+    assert len(polls) >= 20  # the client did poll fast...
+    assert 2 <= len(generating) <= duration + 2, generating  # ...but the line changed about once a second
+    assert len(status_texts) <= duration + 4  # plus the forced ones: submitted, downloading, done
+    values = [v for nid, v, _ in comfy.bar_updates if nid == "8"]
+    assert values == sorted(values) and values[-1] == 100.0
+    assert len({v for v in values if 0 < v < 100}) >= 2, values  # real intermediate progress
+
+
+async def test_fan_out_jobs_overlap(node_env, comfy, pack):
+    node_env.config(timing={"queued": 0.05, "warming_up": 0.05, "running": 1.0})
+    node = pack.NODE_CLASS_MAPPINGS[GEN]()
+    maps = [make_array(64, 64, p) for p in ("shapes", "checker", "gradient")]
+    _, job_ids, _ = await node.generate(**widgets(), control_image=image_tensor(*maps))
+    ids = job_ids.split(",")
+    assert len(ids) == 3
+
+    def when(iso: str) -> datetime:
+        return datetime.fromisoformat(iso.replace("Z", "+00:00"))
+
+    with node_env.api() as api:
+        jobs = [api.get(f"/jobs/{j}").json()["job"] for j in ids]
+    created = [when(j["createdAt"]) for j in jobs]
+    finished = [when(next(h["date"] for h in j["statusHistory"] if h["status"] == "success")) for j in jobs]
+    # every job was submitted before the first one finished: they ran at the same time, not one after another
+    assert max(created) < min(finished), (created, finished)
+    submit_times = [e["time"] for e in paid(node_env)]
+    assert len(submit_times) == 3 and max(submit_times) < min(f.timestamp() for f in finished)
 
 
 async def test_job_failure_surfaces_reason_and_hint(node_env, comfy, pack):

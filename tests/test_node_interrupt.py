@@ -86,6 +86,23 @@ async def test_stop_before_submit_sends_nothing_paid(node_env, comfy, pack):
     assert submits(node_env) == []
 
 
+async def test_stop_while_waiting_for_a_scenario_slot_is_a_clean_interrupt(node_env, comfy, pack):
+    # Scenario answers 429 "retry in 30 s": the submit waits, and a Stop during that wait must end the
+    # node at once as ComfyUI's interrupt (no job exists yet, so there is nothing to cancel).
+    node_env.fault(target="POST /v1/generate/*", kind="status", status=429, retry_after=30, count=5)
+    node = pack.NODE_CLASS_MAPPINGS["ScenarioControlNetGenerate"]()
+    task = asyncio.ensure_future(node.generate(**widgets(), control_image=image_tensor(make_array(64, 64))))
+    await wait_until(lambda: len(submits(node_env)) == 1)
+    await asyncio.sleep(0.1)
+    comfy.interrupted = True
+    with pytest.raises(comfy.InterruptProcessingException):
+        await asyncio.wait_for(task, 5)  # not after the 30 s wait
+    assert [e["status"] for e in submits(node_env)] == [429]  # not sent again
+    assert cancels(node_env) == []
+    with node_env.api() as api:
+        assert api.get("/jobs").json()["jobs"] == []
+
+
 async def test_stop_in_poll_job_does_not_cancel_the_job(node_env, comfy, pack):
     node_env.config(timing=SLOW)
     with node_env.api() as api:

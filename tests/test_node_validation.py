@@ -40,6 +40,8 @@ def test_validate_inputs_accepts_defaults_and_linked_values(pack):
 @pytest.mark.parametrize(
     "kwargs, names",
     [
+        ({"prompt": ""}, "prompt"),
+        ({"prompt": "   \n"}, "prompt"),
         ({"model_id": "../etc/passwd"}, "model_id"),
         ({"model_id": "a/b"}, "model_id"),
         ({"modality": "openpose"}, "modality"),
@@ -62,6 +64,22 @@ def test_validate_inputs_rejects_with_named_input(pack, kwargs, names):
     result = validate(pack, **kwargs)
     assert isinstance(result, str), result
     assert result.startswith("Scenario: ") and names in result
+
+
+@pytest.mark.parametrize("node_id", [GEN, I2I])
+def test_validate_inputs_declares_exactly_the_checked_widgets(pack, node_id):
+    # ComfyUI passes (and skips its own range checks for) exactly the names in the signature;
+    # a **kwargs would switch its checks off for every input, strength and guidance included.
+    import inspect
+
+    validation = submodule("nodes.validation")
+    spec = inspect.getfullargspec(pack.NODE_CLASS_MAPPINGS[node_id].VALIDATE_INPUTS)
+    assert spec.varkw is None and spec.varargs is None
+    assert spec.args == ["cls", *validation.WIDGET_NAMES]
+    assert "prompt" in spec.args and "guidance" not in spec.args and "strength" not in spec.args
+    declared = pack.NODE_CLASS_MAPPINGS[node_id].INPUT_TYPES()
+    names = {n for group in ("required", "optional") for n in declared[group]}
+    assert set(validation.WIDGET_NAMES) - {"image_id"} <= names
 
 
 def test_validate_inputs_modalities_accepted_by_some_family(pack):
@@ -130,23 +148,57 @@ async def test_init_batch_must_be_one_or_match(node_env, comfy, pack):
     assert node_env.log() == []
 
 
+# Rules that fail for every model family: refused before ANY request, not even the free model lookup
+# or an asset read (the control map is given as an asset id, whose size would otherwise be read).
+@pytest.mark.parametrize(
+    "node_id, over, field",
+    [
+        (GEN, {"prompt": ""}, "prompt"),
+        (GEN, {"prompt": "  \t "}, "prompt"),
+        (GEN, {"num_samples": 0}, "num_samples"),
+        (GEN, {"num_inference_steps": 151}, "num_inference_steps"),
+        (GEN, {"seed": -1}, "seed"),
+        (GEN, {"modality_strength": 0.0}, "modality_strength"),
+        (I2I, {"strength": 1.5}, "strength"),
+        (I2I, {"strength": 0.0}, "strength"),
+    ],
+)
+async def test_family_independent_errors_send_no_request_at_all(node_env, comfy, pack, node_id, over, field):
+    sources = {"control_image_id": "asset_demo_canny"}
+    if node_id == I2I:
+        sources["image_id"] = "asset_demo_pose"
+        over = {"strength": 0.5, **over}
+    err = await refuse(pack, node_id, **widgets(**over), **sources)
+    assert field in str(err)
+    assert node_env.log() == []
+
+
+# Rules that depend on the model's family need its (free) lookup, and nothing else: no asset read, no POST.
 @pytest.mark.parametrize(
     "over, extra, field",
     [
         ({"modality": "seg"}, {}, "modality"),  # seg is SD-only: refused for flux.1-dev
         ({"guidance": 11.0}, {}, "guidance"),
+        ({"guidance": 15.0}, {"control_image_id": "asset_demo_canny"}, "guidance"),  # Flux allows 0-10
+        # above every family's limit, but each family words its range differently, so the client's
+        # family-independent precheck leaves it to the family check (a linked value skips ComfyUI's max)
+        ({"guidance": 25.0}, {"control_image_id": "asset_demo_canny"}, "guidance"),
         ({"model_id": "stable-diffusion-xl-base-1.0", "modality": "pose", "width": 256, "height": 512}, {}, "width"),
         ({"model_id": "stable-diffusion-v1-5"}, {"control_start": 0.1}, "controlStart"),
         ({}, {"scheduler": "DDIMScheduler"}, "scheduler"),
         ({}, {"modalities": "depth:0.5,pose:1.0"}, "modality"),  # Flux takes exactly one
+        ({}, {"modalities": "seg", "control_image_id": "asset_demo_canny, asset_demo_pose"}, "modality"),
         ({"model_id": "model_bfl-flux-1-dev"}, {}, "custom"),
     ],
 )
-async def test_family_rules_refused_before_any_upload_or_submit(node_env, comfy, pack, over, extra, field):
-    err = await refuse(pack, GEN, **widgets(**over), control_image=image_tensor(make_array(64, 64)), **extra)
+async def test_family_rules_refused_after_only_the_model_lookup(node_env, comfy, pack, over, extra, field):
+    if "control_image_id" not in extra:
+        extra = {**extra, "control_image": image_tensor(make_array(64, 64))}
+    kw = widgets(**over)
+    err = await refuse(pack, GEN, **kw, **extra)
     assert field in str(err)
     assert paid_or_upload(node_env) == []
-    assert all(e["method"] == "GET" and e["path"].startswith("/v1/models/") for e in node_env.log())
+    assert [(e["method"], e["path"]) for e in node_env.log()] == [("GET", f"/v1/models/{kw['model_id']}")]
 
 
 async def test_unknown_model_is_a_clear_404_without_post(node_env, comfy, pack):
@@ -167,7 +219,7 @@ async def test_linked_bad_id_is_caught_in_function(node_env, comfy, pack):
 async def test_strength_out_of_range_on_img2img(node_env, comfy, pack):
     err = await refuse(pack, I2I, **widgets(), strength=1.5, control_image_id="asset_demo_canny", image_id="asset_demo_pose")
     assert "strength" in str(err)
-    assert paid_or_upload(node_env) == []
+    assert node_env.log() == []  # not even the model lookup or the assets' sizes
 
 
 def test_validate_inputs_reports_every_problem_at_once(pack):

@@ -26,6 +26,7 @@ LOADER = textwrap.dedent(
     """
     import importlib.util, json, sys, types
     root = sys.argv[1]
+    sys.path[:0] = sys.argv[2:]  # extra import paths (a decoy "server" module in one test)
     comfy_nodes = types.ModuleType("nodes")
     comfy_nodes.MARKER = "comfyui"
     sys.modules["nodes"] = comfy_nodes
@@ -60,6 +61,19 @@ def test_loads_like_comfyui_in_a_clean_interpreter():
     assert info["nodes_untouched"] is True  # ComfyUI's own "nodes" module is neither replaced nor imported from
     assert info["comfy_modules"] == []  # ComfyUI is only reached lazily, at run time
     assert info["top_level_scenario_api"] is False  # relative imports only
+
+
+def test_an_unrelated_server_module_is_never_imported(tmp_path):
+    # Outside ComfyUI, any module called "server" on sys.path must stay untouched: the pack only uses
+    # the one ComfyUI imported before loading custom nodes (the route registration runs at import).
+    (tmp_path / "server.py").write_text("raise SystemExit('the decoy server module was imported')\n")
+    proc = subprocess.run(
+        [sys.executable, "-c", LOADER, str(ROOT), str(tmp_path)],
+        check=False, capture_output=True, text=True, timeout=60, cwd="/",
+    )
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert info["comfy_modules"] == [] and len(info["mappings"]) == len(NODE_IDS)
 
 
 def test_web_directory_and_help_pages_exist(pack):

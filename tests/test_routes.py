@@ -1,6 +1,6 @@
-"""The frontend's server routes (nodes/routes.py) and the web extension (web/*.js).
+"""The frontend's server routes (nodes/routes.py, nodes/web_api.py) and the web extension (web/*.js).
 
-The route logic is plain async functions, tested here against the emulator
+The route logic (nodes/web_api.py) is plain async functions, tested here against the emulator
 over real loopback HTTP; the aiohttp wrappers get their own test when aiohttp
 is importable (ComfyUI ships it; the dev venv does not). The JavaScript is
 checked with Node: syntax, which node types it names, and its behaviour with
@@ -31,11 +31,18 @@ TEST_SECRET = "test-secret-value-123"
 
 
 @pytest.fixture
-def routes(env_for_emulator: Any) -> Any:
-    module = submodule("nodes.routes")
+def web_api(env_for_emulator: Any) -> Any:
+    """The answers behind the routes (nodes/web_api.py), with an empty model cache."""
+    module = submodule("nodes.web_api")
     module.clear_model_cache()
     yield module
     module.clear_model_cache()
+
+
+@pytest.fixture
+def routes(web_api: Any) -> Any:
+    """The aiohttp wiring and error mapping (nodes/routes.py)."""
+    return submodule("nodes.routes")
 
 
 def widget_values(**overrides: Any) -> dict[str, Any]:
@@ -75,8 +82,8 @@ async def expect_error(routes: Any, coro: Any) -> tuple[int, dict[str, Any]]:
 # --------------------------------------------------------------------------- GET /scenario/models/{id}
 
 
-async def test_model_info_describes_a_flux_model(routes: Any, emulator: Any) -> None:
-    info = await routes.model_info("flux.1-dev")
+async def test_model_info_describes_a_flux_model(web_api: Any, emulator: Any) -> None:
+    info = await web_api.model_info("flux.1-dev")
     assert info["model_id"] == "flux.1-dev"
     assert info["family"] == spec.FLUX and info["type"] == "flux.1" and info["custom"] is False
     assert info["modalities"] == list(spec.FLUX_MODALITIES)
@@ -86,62 +93,66 @@ async def test_model_info_describes_a_flux_model(routes: Any, emulator: Any) -> 
     assert info["controlnet"] is True
 
 
-async def test_model_info_includes_presets_for_sd_families(routes: Any) -> None:
-    sdxl = await routes.model_info("stable-diffusion-xl-base-1.0")
+async def test_model_info_includes_presets_for_sd_families(web_api: Any) -> None:
+    sdxl = await web_api.model_info("stable-diffusion-xl-base-1.0")
     assert sdxl["family"] == spec.SDXL
     assert sdxl["modalities"] == list(spec.SDXL_MODALITIES) + ["character", "landscape"]
     assert sdxl["max_modalities"] == 3 and sdxl["size_range"]["width"] == [512, 2048]
-    sd15 = await routes.model_info("stable-diffusion-v1-5")
+    sd15 = await web_api.model_info("stable-diffusion-v1-5")
     assert "interior" in sd15["modalities"] and sd15["size_range"]["height"] == [64, 1024]
     assert sd15["guidance_range"] == [0.0, 20.0]
 
 
-async def test_custom_model_offers_no_modality_and_says_why(routes: Any) -> None:
-    info = await routes.model_info("model_bfl-flux-1-dev")
+async def test_custom_model_offers_no_modality_and_says_why(web_api: Any) -> None:
+    info = await web_api.model_info("model_bfl-flux-1-dev")
     assert info["family"] == spec.CUSTOM and info["custom"] is True
     assert info["modalities"] == [] and info["controlnet"] is False
     assert "custom" in info["note"]
 
 
-async def test_model_info_is_cached_per_process(routes: Any, emulator: Any) -> None:
-    first = await routes.model_info("flux.1-dev")
+async def test_model_info_is_cached_per_process(web_api: Any, emulator: Any) -> None:
+    first = await web_api.model_info("flux.1-dev")
     first["modalities"].append("mutated by a caller")
-    second = await routes.model_info("flux.1-dev")
+    second = await web_api.model_info("flux.1-dev")
     assert len(emulator.requests("GET", "/v1/models/flux.1-dev")) == 1
     assert "mutated by a caller" not in second["modalities"]
-    routes.clear_model_cache()
-    await routes.model_info("flux.1-dev")
+    web_api.clear_model_cache()
+    await web_api.model_info("flux.1-dev")
     assert len(emulator.requests("GET", "/v1/models/flux.1-dev")) == 2
 
 
 @pytest.mark.parametrize("bad", ["../x", "a/b", "", "flux..1", "x" * 200, None, 5])
-async def test_malformed_model_id_is_refused_before_any_request(routes: Any, emulator: Any, bad: Any) -> None:
-    status, body = await expect_error(routes, routes.model_info(bad))
+async def test_malformed_model_id_is_refused_before_any_request(
+    web_api: Any, routes: Any, emulator: Any, bad: Any
+) -> None:
+    status, body = await expect_error(routes, web_api.model_info(bad))
     assert status == 400 and body["code"] == "validation" and body["field"] == "model_id"
     assert "model_id" in body["error"] and "flux.1-dev" in body["error"]
     assert emulator.log() == []
 
 
-async def test_unknown_model_answers_404(routes: Any) -> None:
-    status, body = await expect_error(routes, routes.model_info("no-such-model"))
+async def test_unknown_model_answers_404(web_api: Any, routes: Any) -> None:
+    status, body = await expect_error(routes, web_api.model_info("no-such-model"))
     assert status == 404 and body["code"] == "not_found"
     assert "no-such-model" in body["error"]
 
 
-async def test_missing_credentials_answers_400_with_help(routes: Any, emulator: Any, monkeypatch: Any) -> None:
+async def test_missing_credentials_answers_400_with_help(
+    web_api: Any, routes: Any, emulator: Any, monkeypatch: Any
+) -> None:
     monkeypatch.delenv("SCENARIO_API_KEY")
     monkeypatch.delenv("SCENARIO_API_SECRET")
-    status, body = await expect_error(routes, routes.model_info("flux.1-dev"))
+    status, body = await expect_error(routes, web_api.model_info("flux.1-dev"))
     assert status == 400 and body["code"] == "configuration"
     assert "SCENARIO_API_KEY" in body["error"] and "credentials.json" in body["error"]
-    status, body = await expect_error(routes, routes.quote(widget_values()))
+    status, body = await expect_error(routes, web_api.quote(widget_values()))
     assert status == 400 and "SCENARIO_API_SECRET" in body["error"]
     assert emulator.log() == []
 
 
-async def test_wrong_key_is_not_reported_as_a_comfyui_login(routes: Any, monkeypatch: Any) -> None:
+async def test_wrong_key_is_not_reported_as_a_comfyui_login(web_api: Any, routes: Any, monkeypatch: Any) -> None:
     monkeypatch.setenv("SCENARIO_API_SECRET", "wrong-secret-456")
-    status, body = await expect_error(routes, routes.model_info("flux.1-dev"))
+    status, body = await expect_error(routes, web_api.model_info("flux.1-dev"))
     assert status == 400 and body["code"] == "auth"
     assert "wrong-secret-456" not in json.dumps(body)
     assert "Please login" not in body["error"]
@@ -150,8 +161,8 @@ async def test_wrong_key_is_not_reported_as_a_comfyui_login(routes: Any, monkeyp
 # --------------------------------------------------------------------------- POST /scenario/quote
 
 
-async def test_quote_is_a_dry_run_priced_per_job(routes: Any, emulator: Any) -> None:
-    answer = await routes.quote(widget_values(num_samples=2, batch=3))
+async def test_quote_is_a_dry_run_priced_per_job(web_api: Any, emulator: Any) -> None:
+    answer = await web_api.quote(widget_values(num_samples=2, batch=3))
     calls = paid_or_quote_calls(emulator)
     assert len(calls) == 1
     call = calls[0]
@@ -168,8 +179,8 @@ async def test_quote_is_a_dry_run_priced_per_job(routes: Any, emulator: Any) -> 
         assert api.get("/jobs").json()["jobs"] == []  # nothing was generated
 
 
-async def test_quote_img2img_and_sd_options(routes: Any, emulator: Any) -> None:
-    answer = await routes.quote(
+async def test_quote_img2img_and_sd_options(web_api: Any, emulator: Any) -> None:
+    answer = await web_api.quote(
         widget_values(
             model_id="stable-diffusion-v1-5",
             modality="depth",
@@ -190,8 +201,8 @@ async def test_quote_img2img_and_sd_options(routes: Any, emulator: Any) -> None:
     assert answer["per_job"] > 0 and answer["jobs"] == 1
 
 
-async def test_quote_sends_flux_control_window_only_when_set(routes: Any, emulator: Any) -> None:
-    await routes.quote(widget_values(control_start=0.1, control_end=0.8, modalities="depth:0.4"))
+async def test_quote_sends_flux_control_window_only_when_set(web_api: Any, emulator: Any) -> None:
+    await web_api.quote(widget_values(control_start=0.1, control_end=0.8, modalities="depth:0.4"))
     (call,) = paid_or_quote_calls(emulator)
     assert call["body"]["controlStart"] == 0.1 and call["body"]["controlEnd"] == 0.8
     assert call["body"]["modality"] == "depth:0.4"  # the override wins over modality
@@ -217,47 +228,47 @@ async def test_quote_sends_flux_control_window_only_when_set(routes: Any, emulat
     ],
 )
 async def test_invalid_widget_values_answer_400_naming_the_field(
-    routes: Any, emulator: Any, overrides: dict[str, Any], field: str, words: str
+    web_api: Any, routes: Any, emulator: Any, overrides: dict[str, Any], field: str, words: str
 ) -> None:
-    status, body = await expect_error(routes, routes.quote(widget_values(**overrides)))
+    status, body = await expect_error(routes, web_api.quote(widget_values(**overrides)))
     assert status == 400 and body["code"] == "validation"
     assert body["field"] == field, body
     assert field in body["error"] and words in body["error"]
     assert paid_or_quote_calls(emulator) == []  # rejected before the dry run
 
 
-async def test_quote_body_must_be_an_object(routes: Any, emulator: Any) -> None:
-    status, body = await expect_error(routes, routes.quote(["not", "a", "dict"]))
+async def test_quote_body_must_be_an_object(web_api: Any, routes: Any, emulator: Any) -> None:
+    status, body = await expect_error(routes, web_api.quote(["not", "a", "dict"]))
     assert status == 400 and body["field"] == "body"
     assert emulator.log() == []
 
 
-async def test_empty_prompt_is_priced_with_a_placeholder(routes: Any, emulator: Any) -> None:
-    answer = await routes.quote(widget_values(prompt=""))
+async def test_empty_prompt_is_priced_with_a_placeholder(web_api: Any, emulator: Any) -> None:
+    answer = await web_api.quote(widget_values(prompt=""))
     (call,) = paid_or_quote_calls(emulator)
-    assert call["body"]["prompt"] == routes.PLACEHOLDER_PROMPT
+    assert call["body"]["prompt"] == web_api.PLACEHOLDER_PROMPT
     assert answer["per_job"] > 0
 
 
-async def test_unknown_model_in_quote_answers_404(routes: Any, emulator: Any) -> None:
-    status, body = await expect_error(routes, routes.quote(widget_values(model_id="no-such-model")))
+async def test_unknown_model_in_quote_answers_404(web_api: Any, routes: Any, emulator: Any) -> None:
+    status, body = await expect_error(routes, web_api.quote(widget_values(model_id="no-such-model")))
     assert status == 404 and "no-such-model" in body["error"]
     assert paid_or_quote_calls(emulator) == []
 
 
-async def test_scenario_outage_answers_502_not_500(routes: Any, emulator: Any, monkeypatch: Any) -> None:
-    monkeypatch.setattr(routes, "ROUTE_RETRY", routes.RetryPolicy.fast(max_attempts=2))
+async def test_scenario_outage_answers_502_not_500(web_api: Any, routes: Any, emulator: Any, monkeypatch: Any) -> None:
+    monkeypatch.setattr(web_api, "ROUTE_RETRY", web_api.RetryPolicy.fast(max_attempts=2))
     emulator.fault(target="POST /v1/generate/*", kind="status", status=502, count=5)
-    status, body = await expect_error(routes, routes.quote(widget_values()))
+    status, body = await expect_error(routes, web_api.quote(widget_values()))
     assert status == 502 and body["code"] == "upstream" and "502" in body["error"]
     assert len(paid_or_quote_calls(emulator)) == 2  # bounded retries of a free dry run
 
 
-async def test_logs_and_answers_hold_no_secret(routes: Any, emulator: Any, caplog: Any) -> None:
+async def test_logs_and_answers_hold_no_secret(web_api: Any, routes: Any, emulator: Any, caplog: Any) -> None:
     caplog.set_level(logging.DEBUG)
-    answers = [await routes.model_info("flux.1-dev"), await routes.quote(widget_values()), routes.status()]
+    answers = [await web_api.model_info("flux.1-dev"), await web_api.quote(widget_values()), web_api.status()]
     with pytest.raises(Exception) as info:
-        await routes.quote(widget_values(scheduler="DDIMScheduler"))
+        await web_api.quote(widget_values(scheduler="DDIMScheduler"))
     answers.append(routes.error_payload(info.value)[1])
     text = json.dumps(answers) + caplog.text
     assert TEST_SECRET not in text and "test-key" not in text
@@ -267,27 +278,30 @@ async def test_logs_and_answers_hold_no_secret(routes: Any, emulator: Any, caplo
 # --------------------------------------------------------------------------- GET /scenario/status
 
 
-def test_status_reports_the_emulator_without_key_material(routes: Any, emulator: Any) -> None:
-    answer = routes.status()
+def test_status_reports_the_emulator_without_key_material(web_api: Any, emulator: Any) -> None:
+    answer = web_api.status()
     assert answer == {"configured": True, "base_url": emulator.url, "emulator": True}
 
 
-def test_status_without_credentials(routes: Any, monkeypatch: Any) -> None:
+def test_status_without_credentials(web_api: Any, monkeypatch: Any) -> None:
     monkeypatch.delenv("SCENARIO_API_KEY")
-    answer = routes.status()
+    answer = web_api.status()
     assert answer["configured"] is False and "SCENARIO_API_KEY" in answer["error"]
 
 
-def test_status_for_the_real_api_hides_query_strings(routes: Any) -> None:
-    env = {"SCENARIO_API_URL": "https://api.cloud.scenario.com/v1?token=abc#frag", "SCENARIO_API_KEY": "k"}
-    answer = routes.status(env)
+def test_status_for_the_real_api_hides_query_strings(web_api: Any) -> None:
+    answer = web_api.status({"SCENARIO_API_URL": "https://api.cloud.scenario.com/v1/", "SCENARIO_API_KEY": "k"})
     assert answer["base_url"] == "https://api.cloud.scenario.com/v1" and answer["emulator"] is False
     assert answer["configured"] is False  # a key without its secret is not configured
-    assert "abc" not in json.dumps(answer)
+    # the client's config refuses a base URL with a query or fragment; nothing of them is echoed
+    env = {"SCENARIO_API_URL": "https://api.cloud.scenario.com/v1?token=abc#frag", "SCENARIO_API_KEY": "k"}
+    answer = web_api.status(env)
+    assert answer["configured"] is False and answer["emulator"] is False
+    assert "abc" not in json.dumps(answer) and "frag" not in json.dumps(answer)
 
 
-def test_status_never_echoes_a_malformed_url(routes: Any) -> None:
-    answer = routes.status({"SCENARIO_API_URL": "ftp://user:hunter2@example.com/v1"})
+def test_status_never_echoes_a_malformed_url(web_api: Any) -> None:
+    answer = web_api.status({"SCENARIO_API_URL": "ftp://user:hunter2@example.com/v1"})
     assert answer["configured"] is False and answer["base_url"] == ""
     assert "hunter2" not in json.dumps(answer)
 
@@ -302,8 +316,8 @@ def test_status_never_echoes_a_malformed_url(routes: Any) -> None:
         ("http://10.0.0.5/v1", False),
     ],
 )
-def test_loopback_detection(routes: Any, url: str, loopback: bool) -> None:
-    assert routes.is_loopback(url) is loopback
+def test_loopback_detection(web_api: Any, url: str, loopback: bool) -> None:
+    assert web_api.is_loopback(url) is loopback
 
 
 # --------------------------------------------------------------------------- wiring
@@ -324,9 +338,23 @@ def test_try_register_without_comfyui_returns_false(routes: Any) -> None:
     assert routes.try_register() is False
 
 
+def test_try_register_never_imports_a_server_module(routes: Any, tmp_path: Path, monkeypatch: Any) -> None:
+    import sys
+
+    (tmp_path / "server.py").write_text("class PromptServer:\n    instance = None\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "server", raising=False)
+    assert routes.try_register() is False
+    bridge = submodule("nodes.bridge")
+    assert bridge.prompt_server() is None
+    bridge.Progress("1").text("hello")  # status text outside ComfyUI: no import either
+    assert "server" not in sys.modules
+
+
 def test_try_register_on_a_prompt_server(routes: Any, comfy: Any) -> None:
     table = FakeRouteTable()
     comfy.modules["server"].PromptServer.instance.routes = table
+    assert submodule("nodes.bridge").prompt_server() is comfy.modules["server"].PromptServer.instance
     assert routes.try_register() is True
     assert {(r.method, r.path) for r in table} == set(routes.ROUTES)
     assert routes.try_register() is True

@@ -1,0 +1,278 @@
+"""What the pack's frontend extension asks the server: model info, price quotes, status.
+
+The answers behind the routes in :mod:`nodes.routes`, written as plain async
+functions (:func:`model_info`, :func:`quote`, :func:`status`) so they are
+tested against the emulator without aiohttp:
+
+* :func:`model_info`: the model's family and what that family allows
+  (modalities, how many at once, guidance and size ranges), so the node can
+  offer only valid modality choices. Answers are cached per process for a
+  few minutes: the frontend asks again whenever a node is loaded.
+* :func:`quote`: a free dry-run price (Scenario answers HTTP 269, no job is
+  created) for the generate node's current widget values.
+* :func:`status`: whether a key is configured and which API the pack talks
+  to (the local emulator or Scenario). Never any key material.
+
+Each call builds its own :class:`ScenarioClient` (one per request, hence
+always on the running event loop) and closes it. Credentials come from
+:func:`nodes.credentials.resolve_settings`, exactly as for the nodes; they
+never appear in an answer or a log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import copy
+import logging
+import os
+import time
+from typing import Any, Awaitable, Callable, Mapping
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from ..scenario_api import spec
+from ..scenario_api.client import ScenarioClient
+from ..scenario_api.config import DEFAULT_BASE_URL, ENV_URL, Settings, normalise_base_url
+from ..scenario_api.downloads import _is_loopback, _safe_url  # the protocol layer's URL helpers
+from ..scenario_api.errors import ConfigurationError, ValidationError
+from ..scenario_api.imaging import encode_png
+from ..scenario_api.models import ControlNetRequest
+from ..scenario_api.retry import RetryPolicy
+from .credentials import resolve_settings
+from .inputs import DEFAULT_MODALITY, SCHEDULER_DEFAULT, UNSET
+from .plan import modality_string
+from .validation import check_widgets
+
+log = logging.getLogger("scenario_controlnet")
+
+MODEL_CACHE_TTL = 300.0  # seconds; a model's family does not change
+MODEL_CACHE_MAX = 256  # ids are typed by users: keep the cache bounded
+ROUTE_TIMEOUT = 20.0  # seconds; the badge must not wait on long retry chains
+MAX_BATCH = 1024
+QUOTE_SIZE = 512  # width/height 0 ("from the control image") are priced at this size
+PLACEHOLDER_PROMPT = "price quote"
+REQUEST_TIMEOUT = 10.0  # seconds per HTTP call to Scenario
+# Fewer, shorter retries than a node run: a badge that is briefly stale is
+# better than one that waits a minute; the frontend asks again on the next change.
+ROUTE_RETRY = RetryPolicy(max_attempts=3, base=0.5, cap=4.0, max_wait=8.0)
+
+# Scenario prices a dry run from the model, the sizes, the steps and the
+# number of samples; the control map's content does not change the price. The
+# dry run still needs a valid map (and, for img2img, an init image), so a tiny
+# gray PNG stands in: no upload, and a small request body.
+PLACEHOLDER_IMAGE = "data:image/png;base64," + base64.b64encode(
+    encode_png(np.full((8, 8), 128, dtype=np.uint8))
+).decode("ascii")
+
+# --------------------------------------------------------------------------- settings and client
+
+SettingsFactory = Callable[[], Settings]
+
+
+async def _with_client(settings_factory: SettingsFactory | None, work: Callable[[ScenarioClient], Awaitable[Any]]) -> Any:
+    """Run ``work`` with a fresh client on the current loop, bounded in time, then close it."""
+    settings = (settings_factory or resolve_settings)()
+    settings.require_credentials()
+
+    async def run() -> Any:
+        async with ScenarioClient(settings, retry=ROUTE_RETRY, timeout=REQUEST_TIMEOUT) as client:
+            return await work(client)
+
+    return await asyncio.wait_for(run(), ROUTE_TIMEOUT)
+
+
+# --------------------------------------------------------------------------- model info
+
+_model_cache: dict[tuple[str, str | None, str], tuple[float, dict[str, Any]]] = {}
+
+
+def clear_model_cache() -> None:
+    """Forget cached model answers (tests; a changed key or API URL)."""
+    _model_cache.clear()
+
+
+def describe_family(model_id: str, model_type: str | None, family: str, custom: bool) -> dict[str, Any]:
+    """What a family allows, from :mod:`scenario_api.spec` (the one source of truth)."""
+    modalities = list(spec.MODALITIES_BY_FAMILY.get(family, ())) + list(spec.PRESETS_BY_FAMILY.get(family, ()))
+    guidance = spec.FAMILY_RANGES.get(family, {}).get("guidance", (spec.RULES["guidance"].lo, spec.RULES["guidance"].hi))
+    info: dict[str, Any] = {
+        "model_id": model_id,
+        "family": family,
+        "family_label": spec.family_label(family),
+        "type": model_type,
+        "custom": custom,
+        "modalities": modalities,
+        "max_modalities": spec.MAX_MODALITIES.get(family, 0),
+        "guidance_range": [float(guidance[0]), float(guidance[1])],
+        "size_range": {
+            "width": list(spec.size_range("width", family)),
+            "height": list(spec.size_range("height", family)),
+            "multiple_of": spec.RULES["width"].multiple_of,
+        },
+        "controlnet": family != spec.CUSTOM,
+    }
+    if family == spec.CUSTOM:
+        info["note"] = "custom models do not run on the ControlNet endpoints; use a Flux, SDXL or SD 1.5 model"
+    return info
+
+
+async def model_info(model_id: Any, *, settings_factory: SettingsFactory | None = None) -> dict[str, Any]:
+    """``GET /scenario/models/{model_id}``: the model's family and its allowed values.
+
+    The id is checked before anything else, so a malformed id (``../x``)
+    never reaches Scenario. Successful answers are cached per process for
+    :data:`MODEL_CACHE_TTL` seconds, keyed by API URL, project and id.
+    """
+    mid = spec.check_id("modelId", model_id, "model_id")
+    settings = (settings_factory or resolve_settings)()
+    key = (settings.base_url, settings.project_id, mid)
+    now = time.monotonic()
+    hit = _model_cache.get(key)
+    if hit is not None and now - hit[0] < MODEL_CACHE_TTL:
+        return copy.deepcopy(hit[1])
+
+    async def lookup(client: ScenarioClient) -> Any:
+        return await client.get_model(mid)
+
+    model = await _with_client(lambda: settings, lookup)
+    info = describe_family(model.model_id or mid, model.type, model.family, model.custom)
+    info["model_id"] = mid  # answer for the id that was asked
+    if len(_model_cache) >= MODEL_CACHE_MAX:
+        oldest = min(_model_cache, key=lambda k: _model_cache[k][0])
+        _model_cache.pop(oldest, None)
+    _model_cache[key] = (now, info)
+    return copy.deepcopy(info)
+
+
+# --------------------------------------------------------------------------- quote
+
+
+def _optional(payload: Mapping[str, Any], name: str) -> Any:
+    value = payload.get(name)
+    return None if value is None or value == "" else value
+
+
+def _batch(value: Any) -> int:
+    allowed = f"an integer from 1 to {MAX_BATCH} (the number of control images, one job each)"
+    if value is None:
+        return 1
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or float(value) != int(value):
+        raise ValidationError("batch", value, allowed, param="batch")
+    if not 1 <= int(value) <= MAX_BATCH:
+        raise ValidationError("batch", value, allowed, param="batch")
+    return int(value)
+
+
+def _size(value: Any) -> Any:
+    """0 (or nothing) means "from the control image" on the node: priced at QUOTE_SIZE."""
+    if value is None or (not isinstance(value, bool) and isinstance(value, (int, float)) and value == 0):
+        return QUOTE_SIZE
+    return int(value)
+
+
+def quote_request(payload: Any) -> tuple[ControlNetRequest, int]:
+    """Turn the generate node's widget values into a dry-run request and a job count.
+
+    The same widget checks as the node's ``VALIDATE_INPUTS`` run first (errors
+    name the widget), then the values are mapped as the node maps them:
+    ``scheduler`` "default" and ``control_start``/``control_end`` -1 are not
+    sent. Differences, all price-neutral:
+
+    * an empty prompt is replaced by a placeholder (the node itself still
+      refuses an empty prompt when it runs);
+    * the control map (and the init image when ``img2img``) is
+      :data:`PLACEHOLDER_IMAGE`;
+    * width/height 0 (derived from the control image on the node) are priced
+      at :data:`QUOTE_SIZE`.
+    """
+    if not isinstance(payload, Mapping):
+        raise ValidationError("body", payload, "a JSON object holding the node's widget values", param="body")
+    modality = payload.get("modality", DEFAULT_MODALITY)
+    check_widgets(
+        model_id=payload.get("model_id"),
+        modality=modality,
+        modalities=payload.get("modalities"),
+        width=payload.get("width"),
+        height=payload.get("height"),
+        control_start=payload.get("control_start"),
+        control_end=payload.get("control_end"),
+    )
+    prompt = payload.get("prompt")
+    if prompt is None or (isinstance(prompt, str) and not prompt.strip()):
+        prompt = PLACEHOLDER_PROMPT
+    model_id = spec.check_id("modelId", payload.get("model_id"), "model_id")
+    scheduler = payload.get("scheduler")
+    control = {name: _optional(payload, name) for name in ("control_start", "control_end")}
+    img2img = payload.get("img2img", False)
+    if not isinstance(img2img, bool):
+        raise ValidationError("img2img", img2img, "true or false", param="img2img")
+    request = ControlNetRequest(
+        prompt=prompt,
+        model_id=model_id,
+        modality=modality_string(modality, payload.get("modality_strength"), payload.get("modalities")),
+        control_image=PLACEHOLDER_IMAGE,
+        image=PLACEHOLDER_IMAGE if img2img else None,
+        strength=_optional(payload, "strength") if img2img else None,
+        num_samples=_optional(payload, "num_samples"),
+        guidance=_optional(payload, "guidance"),
+        num_inference_steps=_optional(payload, "num_inference_steps"),
+        width=_size(payload.get("width")),
+        height=_size(payload.get("height")),
+        scheduler=None if scheduler in (None, "", SCHEDULER_DEFAULT) else scheduler,
+        seed=_optional(payload, "seed"),
+        control_start=None if control["control_start"] in (None, UNSET) else control["control_start"],
+        control_end=None if control["control_end"] in (None, UNSET) else control["control_end"],
+    )
+    return request, _batch(payload.get("batch", 1))
+
+
+async def quote(payload: Any, *, settings_factory: SettingsFactory | None = None) -> dict[str, Any]:
+    """``POST /scenario/quote``: the dry-run price of one job, times ``batch`` jobs.
+
+    Validation (the same strict, family-aware rules as a real run) happens
+    in the client before the dry run is sent; an invalid value answers 400
+    naming the widget.
+    """
+    request, batch = quote_request(payload)
+
+    async def ask(client: ScenarioClient) -> Any:
+        return await client.quote(request)
+
+    price = await _with_client(settings_factory, ask)
+    per_job = float(price.creative_units)
+    log.debug("Scenario quote for %s: %s CU per job x %d", request.model_id, per_job, batch)
+    return {"creative_units": round(per_job * batch, 6), "per_job": per_job, "jobs": batch}
+
+
+# --------------------------------------------------------------------------- status
+
+
+def is_loopback(url: str) -> bool:
+    """True when ``url`` points at this machine (the local emulator)."""
+    host = (urlsplit(url).hostname or "").lower()
+    return host.endswith(".localhost") or _is_loopback(host)
+
+
+def status(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """``GET /scenario/status``: configured or not, and which API; never key material."""
+    env = os.environ if env is None else env
+    raw = (env.get(ENV_URL) or "").strip() or DEFAULT_BASE_URL
+    try:
+        base_url = _safe_url(normalise_base_url(raw))  # no query or fragment: they could hold tokens
+    except ConfigurationError:
+        # Do not echo the raw value: it may carry credentials.
+        return {
+            "configured": False,
+            "base_url": "",
+            "emulator": False,
+            "error": f"Scenario: {ENV_URL} is not a valid http(s) URL such as {DEFAULT_BASE_URL}",
+        }
+    answer: dict[str, Any] = {"configured": True, "base_url": base_url, "emulator": is_loopback(base_url)}
+    try:
+        resolve_settings(env)
+    except ConfigurationError as exc:
+        answer["configured"] = False
+        answer["error"] = str(exc)
+    return answer
