@@ -134,11 +134,6 @@ def validate_for_family(request: ControlNetRequest, family: str) -> None:
     spec.validate_body(request.endpoint, request.to_body(family), family, strict=True)
 
 
-def _snap(value: float, lo: int, hi: int) -> int:
-    """Nearest multiple of 8 within [lo, hi]: the rounding ``spec.fit_size`` applies (spec keeps it private)."""
-    return int(min(hi, max(lo, 8 * round(value / 8))))
-
-
 def output_size(width: int, height: int, source_size: tuple[int, int] | None, family: str) -> tuple[int, int]:
     """The request's width/height from the widgets (0 = derive) and the control image's size."""
     width, height = int(width or 0), int(height or 0)
@@ -150,8 +145,8 @@ def output_size(width: int, height: int, source_size: tuple[int, int] | None, fa
     wlo, whi = spec.size_range("width", family)
     hlo, hhi = spec.size_range("height", family)
     if width == 0:
-        return _snap(height * sw / sh, wlo, whi), height
-    return width, _snap(width * sh / sw, hlo, hhi)
+        return spec.snap_size(height * sw / sh, wlo, whi), height
+    return width, spec.snap_size(width * sh / sw, hlo, hhi)
 
 
 async def source_size(client: Any, src: Source) -> tuple[int, int] | None:

@@ -35,7 +35,7 @@ import numpy as np
 from ..scenario_api import spec
 from ..scenario_api.client import ScenarioClient
 from ..scenario_api.config import DEFAULT_BASE_URL, ENV_URL, Settings, normalise_base_url
-from ..scenario_api.downloads import _is_loopback, _safe_url  # the protocol layer's URL helpers
+from ..scenario_api.downloads import is_loopback as host_is_loopback, safe_url  # the protocol layer's URL helpers
 from ..scenario_api.errors import ConfigurationError, ValidationError
 from ..scenario_api.imaging import encode_png
 from ..scenario_api.models import ControlNetRequest
@@ -252,7 +252,7 @@ async def quote(payload: Any, *, settings_factory: SettingsFactory | None = None
 def is_loopback(url: str) -> bool:
     """True when ``url`` points at this machine (the local emulator)."""
     host = (urlsplit(url).hostname or "").lower()
-    return host.endswith(".localhost") or _is_loopback(host)
+    return host.endswith(".localhost") or host_is_loopback(host)
 
 
 def status(env: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -260,7 +260,7 @@ def status(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     env = os.environ if env is None else env
     raw = (env.get(ENV_URL) or "").strip() or DEFAULT_BASE_URL
     try:
-        base_url = _safe_url(normalise_base_url(raw))  # no query or fragment: they could hold tokens
+        base_url = safe_url(normalise_base_url(raw))  # no query or fragment: they could hold tokens
     except ConfigurationError:
         # Do not echo the raw value: it may carry credentials.
         return {

@@ -97,8 +97,13 @@ def precheck_request(request: ControlNetRequest) -> None:
             failures.append(exc)
         else:
             break
-    if len(failures) == 3 and all((e.field, e.allowed) == (failures[0].field, failures[0].allowed) for e in failures):
-        raise failures[0]
+    if len(failures) == 3 and all(e.field == failures[0].field for e in failures):
+        first = failures[0]
+        if all(e.allowed == first.allowed for e in failures):
+            raise first
+        rule = spec.RULES.get(first.field)
+        if rule is not None:  # e.g. guidance 25: out of every family's range; say the widest one
+            raise ValidationError(first.field, first.value, rule.describe(), param=first.param)
     for field, value in (("controlImage", request.control_image), ("image", request.image)):
         if isinstance(value, str) and value.startswith("data:"):
             try:

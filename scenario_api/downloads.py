@@ -59,7 +59,7 @@ class TransientDownloadError(DownloadError):
     """A network failure or 429/5xx from the file host: worth another try."""
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:
@@ -114,14 +114,14 @@ class HostPolicy:
             raise DownloadRefusedError(
                 f"Refusing to download from host '{shown}': allowed hosts are {', '.join(self.allowed) or 'none'}"
             )
-        if parts.scheme == "http" and not (_is_loopback(host) or (self._api is not None and matches(self._api))):
+        if parts.scheme == "http" and not (is_loopback(host) or (self._api is not None and matches(self._api))):
             raise DownloadRefusedError(
                 f"Refusing a plain-http download from '{shown}': https is required except for loopback "
                 "or the configured API host"
             )
 
 
-def _safe_url(url: str) -> str:
+def safe_url(url: str) -> str:
     """Host and path only: the signed query is a bearer token and stays out of logs."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}{parts.path}"
@@ -169,22 +169,22 @@ class Downloader:
                         location = response.headers.get("location")
                         if not location:
                             raise DownloadError(
-                                f"The file host sent a redirect without a location ({_safe_url(current)})"
+                                f"The file host sent a redirect without a location ({safe_url(current)})"
                             )
-                        LOG.info("download %s -> %s redirect", _safe_url(current), response.status_code)
+                        LOG.info("download %s -> %s redirect", safe_url(current), response.status_code)
                         current = urljoin(current, location)
                         continue
                     data = await self._read_body(response, current, should_cancel)
             except httpx.TransportError as exc:
                 if isinstance(exc, httpx.RemoteProtocolError):
                     raise TruncatedDownloadError(
-                        f"The download from {_safe_url(current)} was cut off ({exc.__class__.__name__})"
+                        f"The download from {safe_url(current)} was cut off ({exc.__class__.__name__})"
                     ) from None
                 raise TransientDownloadError(
-                    f"The download from {_safe_url(current)} failed: {type(exc).__name__}"
+                    f"The download from {safe_url(current)} failed: {type(exc).__name__}"
                 ) from None
             LOG.info(
-                "download %s -> %d bytes (%.0f ms)", _safe_url(current), len(data), (time.monotonic() - started) * 1000
+                "download %s -> %d bytes (%.0f ms)", safe_url(current), len(data), (time.monotonic() - started) * 1000
             )
             return data
         raise DownloadRefusedError(f"The file host redirected more than {MAX_REDIRECTS} times; gave up")
@@ -193,7 +193,7 @@ class Downloader:
         self, response: httpx.Response, url: str, should_cancel: Callable[[], bool] | None
     ) -> bytes:
         status = response.status_code
-        where = _safe_url(url)
+        where = safe_url(url)
         if status in _EXPIRED_STATUSES:
             raise ExpiredURLError(f"The file URL was refused (HTTP {status}); it has probably expired ({where})")
         if status in _TRANSIENT_STATUSES or status >= 500:

@@ -328,6 +328,11 @@ def size_range(field: str, family: str) -> tuple[int, int]:
     return int(lo), int(hi)
 
 
+def snap_size(value: float, lo: int, hi: int) -> int:
+    """The multiple of 8 nearest to ``value``, kept within [lo, hi] (lo and hi are multiples of 8)."""
+    return int(min(hi, max(lo, 8 * round(value / 8))))
+
+
 def fit_size(width: int, height: int, family: str = FLUX) -> tuple[int, int]:
     """Fit an arbitrary size to the family's rules, keeping the aspect ratio.
 
@@ -341,12 +346,7 @@ def fit_size(width: int, height: int, family: str = FLUX) -> tuple[int, int]:
     hlo, hhi = size_range("height", family)
     scale = min(1.0, whi / width, hhi / height)
     scale = max(scale, wlo / width, hlo / height)
-    w, h = width * scale, height * scale
-
-    def snap(v: float, lo: int, hi: int) -> int:
-        return int(min(hi, max(lo, 8 * round(v / 8))))
-
-    return snap(w, wlo, whi), snap(h, hlo, hhi)
+    return snap_size(width * scale, wlo, whi), snap_size(height * scale, hlo, hhi)
 
 
 def check_number(field: str, value: Any, family: str | None = None, *, strict: bool = True) -> int | float:

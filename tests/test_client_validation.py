@@ -83,6 +83,11 @@ SYNTAX_CASES = [
     ("strength-above-one-img2img", {"image": INIT, "strength": 1.5}, "strength", "[0.01, 1]"),
     ("init-image-empty", {"image": ""}, "image", "data URL or an asset id"),
     ("init-image-bad", {"image": "not-an-image"}, "image", "data URL or an asset id"),
+    # outside every family's range: the widest range is named, before any request
+    ("width-not-multiple-of-8", {"width": 516}, "width", "a multiple of 8"),
+    ("height-out-of-range", {"height": 4096}, "height", "from 64 to 2048"),
+    ("width-below-64", {"width": 32}, "width", "from 64"),
+    ("guidance-above-every-family", {"guidance": 25}, "guidance", "in [0, 20]"),
 ]
 
 
@@ -105,9 +110,6 @@ FAMILY_CASES = [
     ("sdxl-preset-with-modality", {"model_id": SDXL, "modality": "character,canny"}, "modality", "preset"),
     ("flux-preset", {"modality": "character"}, "modality", "for Flux models one of"),
     ("flux-guidance-11", {"guidance": 11}, "guidance", "in [0, 10] for Flux models"),
-    ("width-not-multiple-of-8", {"width": 516}, "width", "a multiple of 8"),
-    ("height-out-of-range", {"height": 4096}, "height", "to 2048"),
-    ("width-below-64", {"width": 32}, "width", "from 64"),
     ("sdxl-256", {"model_id": SDXL, "width": 256}, "width", "from 512 to 2048"),
     ("sd15-1536", {"model_id": SD15, "height": 1536}, "height", "from 64 to 1024"),
     ("sdxl-control-start", {"model_id": SDXL, "control_start": 0.1}, "controlStart", "only on Flux"),

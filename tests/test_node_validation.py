@@ -159,6 +159,7 @@ async def test_init_batch_must_be_one_or_match(node_env, comfy, pack):
         (GEN, {"num_inference_steps": 151}, "num_inference_steps"),
         (GEN, {"seed": -1}, "seed"),
         (GEN, {"modality_strength": 0.0}, "modality_strength"),
+        (GEN, {"guidance": 25.0}, "guidance"),  # above every family's limit (a linked value skips ComfyUI's max)
         (I2I, {"strength": 1.5}, "strength"),
         (I2I, {"strength": 0.0}, "strength"),
     ],
@@ -180,9 +181,6 @@ async def test_family_independent_errors_send_no_request_at_all(node_env, comfy,
         ({"modality": "seg"}, {}, "modality"),  # seg is SD-only: refused for flux.1-dev
         ({"guidance": 11.0}, {}, "guidance"),
         ({"guidance": 15.0}, {"control_image_id": "asset_demo_canny"}, "guidance"),  # Flux allows 0-10
-        # above every family's limit, but each family words its range differently, so the client's
-        # family-independent precheck leaves it to the family check (a linked value skips ComfyUI's max)
-        ({"guidance": 25.0}, {"control_image_id": "asset_demo_canny"}, "guidance"),
         ({"model_id": "stable-diffusion-xl-base-1.0", "modality": "pose", "width": 256, "height": 512}, {}, "width"),
         ({"model_id": "stable-diffusion-v1-5"}, {"control_start": 0.1}, "controlStart"),
         ({}, {"scheduler": "DDIMScheduler"}, "scheduler"),
