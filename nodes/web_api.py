@@ -243,7 +243,11 @@ async def quote(payload: Any, *, settings_factory: SettingsFactory | None = None
     price = await _with_client(settings_factory, ask)
     per_job = float(price.creative_units)
     log.debug("Scenario quote for %s: %s CU per job x %d", request.model_id, per_job, batch)
-    return {"creative_units": round(per_job * batch, 6), "per_job": per_job, "jobs": batch}
+    answer: dict[str, Any] = {"creative_units": round(per_job * batch, 6), "per_job": per_job, "jobs": batch}
+    if any(payload.get(k) in (None, 0) for k in ("width", "height")):
+        # The real size follows the control image, which the browser doesn't know: say what was priced.
+        answer["priced_size"] = [request.width, request.height]
+    return answer
 
 
 # --------------------------------------------------------------------------- status

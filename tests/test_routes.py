@@ -175,6 +175,7 @@ async def test_quote_is_a_dry_run_priced_per_job(web_api: Any, emulator: Any) ->
     # emulator price: 5 CU x 2 samples x 30/28 steps x 512²/1024²
     assert answer["per_job"] == pytest.approx(round(5 * 2 * 30 / 28 / 4, 2))
     assert answer["jobs"] == 3 and answer["creative_units"] == pytest.approx(3 * answer["per_job"])
+    assert answer["priced_size"] == [512, 512]  # the line says which size a "from the map" price is for
     with emulator.api() as api:
         assert api.get("/jobs").json()["jobs"] == []  # nothing was generated
 
@@ -199,6 +200,7 @@ async def test_quote_img2img_and_sd_options(web_api: Any, emulator: Any) -> None
     assert body["modality"] == "depth:0.5" and body["strength"] == 0.6 and "image" in body
     assert body["scheduler"] == "EulerDiscreteScheduler" and body["height"] == 768
     assert answer["per_job"] > 0 and answer["jobs"] == 1
+    assert "priced_size" not in answer  # an explicit size is priced as given
 
 
 async def test_quote_sends_flux_control_window_only_when_set(web_api: Any, emulator: Any) -> None:
@@ -466,6 +468,8 @@ const { app, api, settings } = await import('./scripts/app.js').then(async (m) =
 }))
 await import('./extensions/pack/scenario.js')
 const core = await import('./extensions/pack/scenario_core.js')
+assert.equal(core.formatQuote({ per_job: 2.5 }), '≈ 2.5 CU per job')
+assert.equal(core.formatQuote({ per_job: 1.25, priced_size: [512, 512] }), '≈ 1.25 CU per job at 512×512 (size follows the map)')
 const ext = app.extensions[0]
 assert.equal(ext.name, 'Scenario.ControlNet')
 assert.deepEqual(ext.settings.map((s) => [s.id, s.type, s.defaultValue]),

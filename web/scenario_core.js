@@ -141,7 +141,10 @@ export function formatUnits(value) {
 
 /** The one-line text of a quote answer. */
 export function formatQuote(answer) {
-  return `≈ ${formatUnits(answer?.per_job)} CU per job`
+  const text = `≈ ${formatUnits(answer?.per_job)} CU per job`
+  const size = answer?.priced_size
+  // width/height 0 follow the control image, unknown here: say which size the price is for.
+  return Array.isArray(size) ? `${text} at ${size[0]}×${size[1]} (size follows the map)` : text
 }
 
 /** Shorten a server message for the node; the full text goes in the tooltip. */
