@@ -14,6 +14,8 @@ from typing import Any
 
 from ..scenario_api.errors import BudgetExceededError
 from ..scenario_api.models import ControlNetRequest
+from ..scenario_api.retry import run_cancellable
+from . import bridge
 from .jobs import FANOUT_LIMIT, bounded
 from .status import format_cu
 
@@ -24,7 +26,9 @@ async def enforce_budget(client: Any, requests: Sequence[ControlNetRequest], bud
         return None
 
     async def quote(_: int, req: ControlNetRequest) -> float:
-        q = await client.quote(req)
+        # A free dry run may be abandoned: Stop must not wait out a 429's Retry-After (CancelRequested
+        # becomes ComfyUI's interrupt in node_errors).
+        q = await run_cancellable(client.quote(req), bridge.processing_interrupted)
         return float(q.creative_units)
 
     costs = await bounded(FANOUT_LIMIT, list(requests), quote)

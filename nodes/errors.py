@@ -9,7 +9,8 @@ reworded wherever they appear, in our message and in the reason and hint
 Scenario sent (both are part of the exception's text). A Stop
 (``JobCanceledError(by_caller=True)``, with or without a job id: it may fire
 while a submit waits for a Scenario slot) becomes ComfyUI's interrupt
-exception, which ComfyUI reports as an interruption, not an error.
+exception, which ComfyUI reports as an interruption, not an error; so does a
+free read stopped by the same check (``CancelRequested``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import contextlib
 from collections.abc import Iterator
 
 from ..scenario_api.errors import JobCanceledError, ScenarioError
+from ..scenario_api.retry import CancelRequested
 from . import bridge
 
 PREFIX = "Scenario: "
@@ -66,6 +68,9 @@ def node_errors() -> Iterator[None]:
     """Wrap a node's body: prefix :class:`ScenarioError` texts, turn our Stop into an interrupt."""
     try:
         yield
+    except CancelRequested:
+        # A free read (model, asset, job lookup) stopped on the node's Stop check: not an error.
+        raise bridge.interrupt_exception() from None
     except JobCanceledError as exc:
         if exc.by_caller:
             raise bridge.interrupt_exception() from None
@@ -78,8 +83,14 @@ def node_errors() -> Iterator[None]:
         # Re-raise a real cancellation of this task (ComfyUI ending the prompt after another node failed;
         # the client has sent the Scenario cancel by now). Any other CancelledError is a stray one from an
         # awaited future, and letting it escape a node would kill ComfyUI's prompt worker thread.
+        #
+        # Python 3.10 has no Task.cancelling(), and no other public record that cancel() was called on the
+        # running task (task.cancelled() is only true once it has finished), so there every CancelledError
+        # is treated as a real cancellation and re-raised: hiding a real one would be worse. The known source
+        # of stray ones, a shared upload whose owner was cancelled, no longer hands its cancellation to the
+        # waiters (see uploads.upload_once).
         task = asyncio.current_task()
-        cancelling = getattr(task, "cancelling", None)  # Python 3.11+; on 3.10 assume a real cancellation
+        cancelling = getattr(task, "cancelling", None)
         if task is None or cancelling is None or cancelling():
             raise
         raise ScenarioError(prefixed("an internal operation was cancelled unexpectedly; queue the prompt again")) from None

@@ -12,6 +12,7 @@ No ``IS_CHANGED``: an asset never changes, so ComfyUI's cache is correct.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from ..scenario_api.client import ScenarioClient
@@ -82,7 +83,7 @@ class ScenarioFetchAsset:
             progress.text(f"downloading {len(ids)} asset(s)")
             async with ScenarioClient(settings) as client:
                 decoded = await download_images(client, ids)
-            images, masks = tensors.results_to_tensors(decoded)
+            images, masks = await asyncio.to_thread(tensors.results_to_tensors, decoded)
             progress.update(1.0)
             progress.text(f"downloaded {len(ids)} asset(s)")
             return (images, masks)

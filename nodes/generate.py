@@ -23,6 +23,7 @@ identical nodes from being merged into one paid call.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from typing import Any
 
@@ -86,9 +87,10 @@ class _ScenarioGenerateBase:
         any asset read; the derived sizes are checked per job afterwards.
         """
         img2img = inits is not None
-        model = await client.get_model(base.model_id)
+        stop = bridge.processing_interrupted  # every free read and upload ends at once on Stop
+        model = await client.get_model(base.model_id, should_cancel=stop)
         plan.validate_for_family(plan.draft(base, width, height, img2img), model.family)
-        sizes = await bounded(FANOUT_LIMIT, controls, lambda _, src: plan.source_size(client, src))
+        sizes = await bounded(FANOUT_LIMIT, controls, lambda _, src: plan.source_size(client, src, stop))
         drafts = []
         for size in sizes:
             w, h = plan.output_size(width, height, size, model.family)
@@ -97,8 +99,8 @@ class _ScenarioGenerateBase:
             drafts.append(d)
         if any(src.array is not None for src in controls + (inits or [])):
             progress.text("uploading images")
-        control_ids = await plan.resolve_ids(client, settings, controls, "comfyui-control")
-        init_ids = await plan.resolve_ids(client, settings, inits, "comfyui-init") if inits is not None else None
+        control_ids = await plan.resolve_ids(client, settings, controls, "comfyui-control", stop)
+        init_ids = await plan.resolve_ids(client, settings, inits, "comfyui-init", stop) if inits is not None else None
         return [
             replace(d, control_image_id=control_ids[i], image=init_ids[i] if init_ids is not None else None)
             for i, d in enumerate(drafts)
@@ -142,9 +144,11 @@ class _ScenarioGenerateBase:
                 control_image_id=control_image_id,
                 image_id=image_id if self.IMG2IMG else None,
             )
-            controls = plan.sources(control_image, control_image_id, "control_image", "control_image_id", "control map")
+            controls = await plan.sources(
+                control_image, control_image_id, "control_image", "control_image_id", "control map"
+            )
             inits = (
-                plan.pair_inits(plan.sources(image, image_id, "image", "image_id", "init image"), len(controls))
+                plan.pair_inits(await plan.sources(image, image_id, "image", "image_id", "init image"), len(controls))
                 if self.IMG2IMG
                 else None
             )
@@ -177,7 +181,7 @@ class _ScenarioGenerateBase:
             decoded = [img for o in outcomes for img in o.images]
             if not decoded:
                 raise ScenarioError(prefixed(f"job(s) {job_ids_text(outcomes)} finished without any image"))
-            images, _masks = tensors.results_to_tensors(decoded)
+            images, _masks = await asyncio.to_thread(tensors.results_to_tensors, decoded)
             job_ids = job_ids_text(outcomes)
             asset_ids = join_ids([a for o in outcomes for a in o.job.asset_ids])
             return (images, job_ids, asset_ids)

@@ -12,8 +12,9 @@ nodes share its downloads (:func:`download_images`) and fan-out helpers:
   interrupt. The submit gets the same check, so a Stop while it waits out a
   429/503 for a Scenario slot ends it at once (no job yet: nothing to cancel);
 * if the node's task is cancelled (another node failed and ComfyUI ends the
-  prompt) the client sends the same cancel and re-raises; a submit still in
-  flight at that moment is allowed to finish so its job can be cancelled too;
+  prompt) the client sends the same cancel and re-raises; a submit on the
+  wire at that moment is handled by the client too (it finds the job the
+  request created, cancels it, and logs what to check if it cannot);
 * fan-out: several requests run concurrently, at most :data:`FANOUT_LIMIT`
   at a time; the first failure cancels the others (and so their Scenario
   jobs) and is the error the node reports. Results keep request order.
@@ -45,7 +46,6 @@ FANOUT_LIMIT = 4
 DOWNLOAD_LIMIT = 4
 DEFAULT_POLL_INTERVAL = 2.0
 DEFAULT_JOB_TIMEOUT = 1800.0
-SUBMIT_DRAIN_SECONDS = 30.0
 SIBLING_STOP_GRACE = 15.0  # a sibling's submit or cancel may take a while; then its task is cancelled
 
 T = TypeVar("T")
@@ -101,6 +101,12 @@ class StopSignal:
         return self.sibling_failed or bridge.processing_interrupted()
 
 
+def _cancelling(task: asyncio.Task[Any]) -> bool:
+    """Whether a cancellation of ``task`` is already pending (Python 3.11+; on 3.10 assume not)."""
+    cancelling = getattr(task, "cancelling", None)
+    return bool(cancelling()) if cancelling is not None else False
+
+
 async def gather_or_cancel(
     aws: Iterable[Awaitable[T]],
     *,
@@ -120,22 +126,27 @@ async def gather_or_cancel(
         return []
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-    except asyncio.CancelledError:
-        for t in tasks:
+        first = [t.exception() for t in tasks if t.done() and not t.cancelled() and t.exception() is not None]
+        if not first:
+            return [t.result() for t in tasks]
+        pending = [t for t in tasks if not t.done()]
+        if pending and on_failure is not None:
+            on_failure()
+            _, pending_set = await asyncio.wait(pending, timeout=grace)  # our own cancellation may land here too
+            pending = list(pending_set)
+        for t in pending:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+    except asyncio.CancelledError:
+        # This task was cancelled (while running or during the siblings' grace): the children must not
+        # outlive it - cancel them and wait, so each client sends its Scenario cancel before we go. A child
+        # already being cancelled (asyncio.run cancels every task at once) is not cancelled a second time:
+        # that would interrupt its clean-up (the Scenario cancel of a job it just submitted).
+        for t in tasks:
+            if not _cancelling(t):
+                t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         raise
-    first = [t.exception() for t in tasks if t.done() and not t.cancelled() and t.exception() is not None]
-    if not first:
-        return [t.result() for t in tasks]
-    pending = [t for t in tasks if not t.done()]
-    if pending and on_failure is not None:
-        on_failure()
-        _, pending_set = await asyncio.wait(pending, timeout=grace)
-        pending = list(pending_set)
-    for t in pending:
-        t.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
     later = [t.exception() for t in tasks if not t.cancelled() and t.exception() is not None]
     for exc in first + later:
         if exc is not None and bridge.is_interrupt(exc):
@@ -176,24 +187,6 @@ async def download_images(
     return await bounded(DOWNLOAD_LIMIT, list(asset_ids), one)
 
 
-async def _submit(client: Any, request: ControlNetRequest, stop: Callable[[], bool]) -> Any:
-    """Submit; if our task is cancelled meanwhile, let the submit land, cancel its job, re-raise."""
-    task = asyncio.ensure_future(client.submit(request, should_cancel=stop))
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        try:
-            sub = await asyncio.wait_for(task, SUBMIT_DRAIN_SECONDS)
-        except BaseException:  # the submit failed (no job) or is still unknown: nothing to cancel
-            raise asyncio.CancelledError() from None
-        log.info("Scenario job %s submitted while the node was being cancelled; cancelling it", sub.job_id)
-        try:
-            await asyncio.wait_for(client.cancel_job(sub.job_id), 10)
-        except BaseException as exc:  # best effort: the cancellation must go on
-            log.warning("Scenario job %s: cancel not confirmed (%s)", sub.job_id, type(exc).__name__)
-        raise
-
-
 async def run_one(
     client: Any, request: ControlNetRequest, board: StatusBoard, index: int, stop: StopSignal | None = None
 ) -> JobOutcome:
@@ -202,7 +195,9 @@ async def run_one(
     raise_if_interrupted()
     if stop.sibling_failed:
         raise JobCanceledError("Scenario: not submitted because another job of this node failed", by_caller=True)
-    sub = await _submit(client, request, stop)
+    # The client handles its own cancellation mid-submit: it looks for the job the request may have created,
+    # cancels it and logs what to check (prompt, seed) before the CancelledError goes on.
+    sub = await client.submit(request, should_cancel=stop)
     job_id = sub.job_id
     body = request.summary()
     log.info(

@@ -22,7 +22,8 @@ Policies decided here, documented in the tooltips and help pages:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -71,11 +72,16 @@ def _exactly_one(tensor_name: str, id_name: str, what: str, tensor: Any, ids: An
         )
 
 
-def sources(tensor: Any, ids: Any, tensor_name: str, id_name: str, what: str) -> list[Source]:
-    """Split an IMAGE batch or an id list into one :class:`Source` per item."""
+async def sources(tensor: Any, ids: Any, tensor_name: str, id_name: str, what: str) -> list[Source]:
+    """Split an IMAGE batch or an id list into one :class:`Source` per item.
+
+    The tensor conversion runs in a worker thread: a large batch would
+    otherwise block the event loop that other nodes' jobs share.
+    """
     _exactly_one(tensor_name, id_name, what, tensor, ids)
     if _image_given(tensor):
-        return [Source(array=a) for a in tensors.image_to_arrays(tensor, tensor_name)]
+        arrays = await asyncio.to_thread(tensors.image_to_arrays, tensor, tensor_name)
+        return [Source(array=a) for a in arrays]
     return [Source(asset_id=i) for i in parse_ids(ids, "asset", id_name)]
 
 
@@ -149,13 +155,15 @@ def output_size(width: int, height: int, source_size: tuple[int, int] | None, fa
     return width, spec.snap_size(width * sh / sw, hlo, hhi)
 
 
-async def source_size(client: Any, src: Source) -> tuple[int, int] | None:
-    """Pixel size of a source; for an asset id, from its metadata (a free read)."""
+async def source_size(
+    client: Any, src: Source, should_cancel: Callable[[], bool] | None = None
+) -> tuple[int, int] | None:
+    """Pixel size of a source; for an asset id, from its metadata (a free read that honours Stop)."""
     if src.array is not None:
         return src.size
     if src.asset_id is None:
         return None
-    asset = await client.get_asset(src.asset_id)
+    asset = await client.get_asset(src.asset_id, should_cancel=should_cancel)
     meta = asset.metadata or {}
     try:
         w, h = int(meta.get("width") or 0), int(meta.get("height") or 0)
@@ -164,14 +172,24 @@ async def source_size(client: Any, src: Source) -> tuple[int, int] | None:
     return (w, h) if w > 0 and h > 0 else None
 
 
-async def resolve_ids(client: Any, settings: Any, srcs: Sequence[Source], name: str | Sequence[str]) -> list[str]:
-    """Asset ids for the sources, uploading pixels once each (see ``uploads``); ``name`` per source or shared."""
+async def resolve_ids(
+    client: Any,
+    settings: Any,
+    srcs: Sequence[Source],
+    name: str | Sequence[str],
+    should_cancel: Callable[[], bool] | None = None,
+) -> list[str]:
+    """Asset ids for the sources, uploading pixels once each (see ``uploads``); ``name`` per source or shared.
+
+    ``should_cancel`` (the node's Stop check) ends an upload at once, even
+    while it waits out a 429/503 (``JobCanceledError(by_caller=True)``).
+    """
     names = [name] * len(srcs) if isinstance(name, str) else list(name)
 
     async def one(i: int, src: Source) -> str:
         if src.asset_id is not None:
             return src.asset_id
         assert src.array is not None
-        return await uploads.upload_array(client, settings, src.array, names[i])
+        return await uploads.upload_array(client, settings, src.array, names[i], should_cancel=should_cancel)
 
     return await bounded(FANOUT_LIMIT, list(srcs), one)

@@ -67,7 +67,7 @@ async def follow_job(client: Any, job_id: str, board: StatusBoard, index: int, d
     interval = poll_interval()
     while True:
         raise_if_interrupted()
-        job = await client.get_job(job_id)
+        job = await client.get_job(job_id, should_cancel=bridge.processing_interrupted)
         board.observe(index, job)
         now = time.monotonic()
         if job.terminal or now >= deadline:

@@ -10,6 +10,7 @@ creative units.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from ..scenario_api.client import ScenarioClient
@@ -54,14 +55,15 @@ class ScenarioUploadAsset:
 
     async def upload(self, image: Any, name: str = DEFAULT_NAME, unique_id: str | None = None) -> tuple[str]:
         with node_errors():
-            arrays = tensors.image_to_arrays(image, "image")
+            arrays = await asyncio.to_thread(tensors.image_to_arrays, image, "image")
             settings = resolve_settings()
             progress = bridge.Progress(unique_id)
             progress.text(f"uploading {len(arrays)} image(s)")
             base = (name or "").strip() or DEFAULT_NAME
             names = [base] if len(arrays) == 1 else [f"{base}-{i + 1}" for i in range(len(arrays))]
             async with ScenarioClient(settings) as client:
-                ids = await plan.resolve_ids(client, settings, [plan.Source(array=a) for a in arrays], names)
+                srcs = [plan.Source(array=a) for a in arrays]
+                ids = await plan.resolve_ids(client, settings, srcs, names, bridge.processing_interrupted)
             text = join_ids(ids)
             progress.update(1.0)
             progress.text(text)

@@ -19,7 +19,16 @@ The two rules that shape this module:
 
 Waiting honours a caller's ``should_cancel()`` (checked at least every 0.25 s)
 and task cancellation: both send one shielded, best-effort remote cancel so an
-abandoned job stops billing.
+abandoned job stops billing. A submit whose task is cancelled while the paid
+request may already have reached Scenario (ComfyUI's ``asyncio.run`` cancels
+every leftover task when a prompt ends) looks for the job it may have created,
+cancels it, and only then lets the cancellation go on.
+
+Adoption is guarded process-wide: a job id handed to any caller in this process
+(submitted, adopted or seen in a dry run) is never adopted by another submit,
+the lookup window starts a few seconds before the send (in the server's clock,
+from the ``Date`` header), and when several unclaimed jobs match, none is
+picked.
 """
 
 from __future__ import annotations
@@ -28,7 +37,9 @@ import asyncio
 import hashlib
 import inspect
 import re
-from datetime import datetime, timedelta, timezone
+import threading
+import time
+from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable, Iterable, Mapping, Sequence
 
 import httpx
@@ -59,7 +70,16 @@ from .errors import (
 from .imaging import content_hash, from_data_url, sniff_mime, to_data_url
 from .models import ACTIVE_STATUSES, Asset, ControlNetRequest, Job, Model, Quote, Submission
 from .retry import CancelRequested, RetryPolicy, interruptible_sleep, run_cancellable
-from .transport import DEFAULT_TIMEOUT, LOG, AmbiguousOutcome, Transport, api_error, decode_body, redact
+from .transport import (
+    DEFAULT_TIMEOUT,
+    LOG,
+    AmbiguousOutcome,
+    Transport,
+    WireState,
+    api_error,
+    decode_body,
+    redact,
+)
 
 __all__ = ["ScenarioClient", "INLINE_IMAGE_LIMIT", "precheck_request", "iso_utc"]
 
@@ -70,6 +90,14 @@ INLINE_IMAGE_LIMIT = 2 * 1024 * 1024
 DRY_RUN_STATUS = 269
 QUEUED_STATUSES = ("pending", "queued")
 MAX_PAGE_SIZE = 100
+
+# Upper bound on what a cancelled submit spends looking for (and cancelling) the
+# job it may have created before the cancellation goes on. ComfyUI's
+# ``asyncio.run`` cancels a leftover task once and then waits for it, so this
+# time is spent, but it must stay short.
+CANCEL_RECOVERY_SECONDS = 10.0
+# Part of that budget kept for sending the cancel itself.
+CANCEL_RECOVERY_CANCEL_SHARE = 4.0
 
 ProgressCallback = Callable[[Job], "Awaitable[None] | None"]
 CancelCheck = Callable[[], bool]
@@ -223,6 +251,61 @@ async def _maybe_await(result: Any) -> None:
         await result
 
 
+class ClaimedJobs:
+    """Job ids already handed to a caller in this process; never adopted again.
+
+    Process-wide on purpose: two clients (two nodes, two prompts) may send
+    identical requests with the same seed, and one client's lost reply must
+    not make it adopt the job the other client was given. Guarded by a
+    ``threading.Lock`` (never held across an await), so clients in different
+    event loops or threads share it safely. Only the newest ``limit`` ids are
+    kept: an older job is far outside any reconciliation window anyway.
+    """
+
+    def __init__(self, limit: int = 50_000) -> None:
+        self._ids: dict[str, None] = {}
+        self._lock = threading.Lock()
+        self._limit = limit
+
+    def claim(self, job_id: str) -> bool:
+        """Record ``job_id``; True when no one had claimed it before."""
+        with self._lock:
+            if job_id in self._ids:
+                return False
+            self._ids[job_id] = None
+            while len(self._ids) > self._limit:
+                del self._ids[next(iter(self._ids))]
+            return True
+
+    def __contains__(self, job_id: object) -> bool:
+        with self._lock:
+            return job_id in self._ids
+
+
+CLAIMED_JOBS = ClaimedJobs()
+
+
+def _sent_at(wire: WireState) -> float:
+    """Wall-clock time of the paid request's last send (now, if it never left)."""
+    return wire.last_send if wire.last_send is not None else time.time()
+
+
+def _short_prompt(body: Mapping[str, Any]) -> str:
+    prompt = str(body["prompt"])
+    return prompt if len(prompt) <= 60 else prompt[:57] + "..."
+
+
+class _Search:
+    """What a job lookup after an ambiguous submit found."""
+
+    __slots__ = ("job", "candidates", "lookup_error")
+
+    def __init__(self) -> None:
+        self.job: Job | None = None
+        self.candidates: list[str] = []  # set when several unclaimed jobs matched
+        self.lookup_error: ScenarioError | None = None
+
+
 class ScenarioClient:
     """Async client for Scenario's ControlNet API.
 
@@ -231,7 +314,10 @@ class ScenarioClient:
     using the client from another loop raises ``RuntimeError``.
 
     Parameters tune timing; the defaults suit the real API. Tests pass
-    ``retry=RetryPolicy.fast()`` and short intervals.
+    ``retry=RetryPolicy.fast()`` and short intervals. ``reconcile_skew`` is how
+    many seconds before the send (in the server's clock) the job lookup after
+    an ambiguous submit starts: it absorbs the ``Date`` header's one-second
+    resolution and request latency.
     """
 
     def __init__(
@@ -246,7 +332,7 @@ class ScenarioClient:
         cancel_timeout: float = 5.0,
         reconcile_attempts: int = 4,
         reconcile_interval: float = 2.0,
-        reconcile_skew: float = 120.0,
+        reconcile_skew: float = 5.0,
         max_poll_failures: int = 3,
         max_download_bytes: int = DEFAULT_MAX_BYTES,
         download_attempts: int = 3,
@@ -270,7 +356,6 @@ class ScenarioClient:
             kwargs["timeout"] = download_timeout
         self._downloader = Downloader(policy, **kwargs)
         self._models: dict[str, Model] = {}
-        self._known_jobs: set[str] = set()
         self._uploads: dict[str, str] = {}
 
     def __repr__(self) -> str:
@@ -295,14 +380,18 @@ class ScenarioClient:
 
     # ------------------------------------------------------------------ models
 
-    async def get_model(self, model_id: str) -> Model:
-        """The model record (cached per client), which decides the request rules."""
+    async def get_model(self, model_id: str, *, should_cancel: CancelCheck | None = None) -> Model:
+        """The model record (cached per client), which decides the request rules.
+
+        ``should_cancel()`` is checked before every try and during retry waits
+        (like every read: :class:`CancelRequested` when it fires).
+        """
         model_id = spec.check_id("modelId", model_id)
         cached = self._models.get(model_id)
         if cached is not None:
             return cached
         response = await self._transport.read(
-            "GET", f"/models/{model_id}", what=f"model '{model_id}'", policy=self.retry
+            "GET", f"/models/{model_id}", what=f"model '{model_id}'", policy=self.retry, should_cancel=should_cancel
         )
         model = Model.from_api(decode_body(response))
         if not model.model_id:
@@ -325,12 +414,14 @@ class ScenarioClient:
         """
         return (await self._prepare(request))[1]
 
-    async def _prepare(self, request: ControlNetRequest) -> tuple[Model, dict[str, Any]]:
+    async def _prepare(
+        self, request: ControlNetRequest, should_cancel: CancelCheck | None = None
+    ) -> tuple[Model, dict[str, Any]]:
         if not isinstance(request, ControlNetRequest):
             raise TypeError(f"expected a ControlNetRequest, got {type(request).__name__}")
         spec.check_id("modelId", request.model_id)
         precheck_request(request)
-        model = await self.get_model(request.model_id)
+        model = await self.get_model(request.model_id, should_cancel=should_cancel)
         body = spec.validate_body(request.endpoint, request.to_body(model.family), model.family, strict=True)
         return model, body
 
@@ -347,9 +438,12 @@ class ScenarioClient:
         job = data.get("job")
         if isinstance(job, Mapping) and (job.get("jobId") or job.get("id")):
             created = Job.from_api(data)
-            self._known_jobs.add(created.job_id)
+            CLAIMED_JOBS.claim(created.job_id)
+            LOG.warning("Scenario created job %s for a price quote (dry run); cancelling it", created.job_id)
+            await self._cancel_shielded(created.job_id)
             raise ScenarioError(
-                "Scenario created a job for what was sent as a price quote (dry run); it may be charged",
+                "Scenario created a job for what was sent as a price quote (dry run); a cancel was sent for it, "
+                "but it may be charged",
                 job_id=created.job_id,
             )
         return Quote.from_api(data)  # raises ScenarioError when the answer carries no usable cost
@@ -365,29 +459,47 @@ class ScenarioClient:
 
         ``on_wait(seconds, why)`` is called before waiting out a 429/503 or a
         connect failure, so a UI can say "waiting for a Scenario slot".
-        ``should_cancel()`` is checked during those waits and right before every
-        (re)send: a Stop while Scenario has not accepted the request yet raises
-        ``JobCanceledError(by_caller=True)`` (no job id) and sends nothing more.
-        A request already on the wire is never abandoned (that would make its
-        outcome unknown); a Stop then applies to the job, in :meth:`wait_for_job`.
+        ``should_cancel()`` is checked during the model lookup, during those
+        waits and right before every (re)send: a Stop while Scenario has not
+        accepted the request yet raises ``JobCanceledError(by_caller=True)`` (no
+        job id) and sends nothing more. A request already on the wire is never
+        abandoned on a Stop (that would make its outcome unknown); the Stop then
+        applies to the job, in :meth:`wait_for_job`.
+
+        If the *task* is cancelled while the paid request may have reached
+        Scenario (or during the lookup after an ambiguous answer), the client
+        spends at most :data:`CANCEL_RECOVERY_SECONDS` looking for the job it
+        may have created; a job found is logged at WARNING and sent a
+        best-effort cancel, otherwise the prompt, seed and time to check are
+        logged. The ``CancelledError`` is always re-raised.
         """
         request = request.with_seed()
-        _, body = await self._prepare(request)
+        try:
+            _, body = await self._prepare(request, should_cancel)
+        except CancelRequested:
+            raise JobCanceledError(
+                "Scenario: stopped before the request was sent; nothing was submitted", by_caller=True
+            ) from None
         path = spec.endpoint_path(request.endpoint)
         what = f"the generation request ({path})"
-        sent_at = datetime.now(timezone.utc)
+        wire = WireState()
         try:
-            response = await self._transport.paid(
-                "POST", path, what=what, policy=self.paid_retry, json=body, timeout=self._submit_timeout(),
-                on_wait=on_wait, should_cancel=should_cancel,
-            )
+            try:
+                response = await self._transport.paid(
+                    "POST", path, what=what, policy=self.paid_retry, json=body, timeout=self._submit_timeout(),
+                    on_wait=on_wait, should_cancel=should_cancel, wire=wire,
+                )
+            except AmbiguousOutcome as exc:
+                LOG.warning("submit outcome unknown (%s); looking for the job instead of resubmitting", exc.cause)
+                return await self._reconcile(request, body, _sent_at(wire), exc.cause)
         except CancelRequested:
             raise JobCanceledError(
                 "Scenario: canceled before Scenario accepted the request; nothing was submitted", by_caller=True
             ) from None
-        except AmbiguousOutcome as exc:
-            LOG.warning("submit outcome unknown (%s); looking for the job instead of resubmitting", exc.cause)
-            return await self._reconcile(request, body, sent_at, exc.cause)
+        except asyncio.CancelledError:
+            if wire.maybe_sent:
+                await self._recover_cancelled_submit(request, body, _sent_at(wire))
+            raise
         status = response.status_code
         if status == DRY_RUN_STATUS:
             raise ScenarioError("Scenario answered the generation request with a price quote (HTTP 269): no job")
@@ -400,7 +512,7 @@ class ScenarioClient:
                 f"Scenario accepted the generation request (HTTP {status}) but sent no job id; check your recent "
                 "jobs in the Scenario app before running again"
             )
-        self._known_jobs.add(job.job_id)
+        CLAIMED_JOBS.claim(job.job_id)
         cost = data.get("creativeUnitsCost") if isinstance(data, Mapping) else None
         LOG.info("submitted job %s (seed %s)", job.job_id, body["seed"])
         return Submission(
@@ -413,36 +525,126 @@ class ScenarioClient:
     def _submit_timeout(self) -> httpx.Timeout:
         return httpx.Timeout(self.submit_timeout, connect=min(10.0, self.submit_timeout))
 
-    async def _reconcile(
-        self, request: ControlNetRequest, body: Mapping[str, Any], sent_at: datetime, cause: str
-    ) -> Submission:
-        """Find the job an ambiguous submit may have created, or raise OutcomeUnknownError."""
-        since = sent_at - timedelta(seconds=self.reconcile_skew)
-        lookup_error: ScenarioError | None = None
-        for attempt in range(self.reconcile_attempts):
+    def _server_time(self, local: float) -> datetime:
+        """A local wall-clock instant expressed in the server's clock (``Date`` offset, else ours)."""
+        return datetime.fromtimestamp(local + self._transport.clock_offset, timezone.utc)
+
+    async def _look_for_job(
+        self, endpoint: str, body: Mapping[str, Any], sent_at: float, *, attempts: int, interval: float
+    ) -> _Search:
+        """Look for the one unclaimed job matching ``body`` created since the send; claim it.
+
+        Only jobs created after the send (server clock) minus ``reconcile_skew``
+        are listed. Jobs already claimed in this process are skipped. With
+        several matches none is picked: the next try may see one of them
+        claimed by its rightful owner; after the last try ``candidates`` lists
+        them.
+        """
+        found = _Search()
+        for attempt in range(attempts):
             if attempt:
-                await asyncio.sleep(self.reconcile_interval)
+                await asyncio.sleep(interval)
+            since = self._server_time(sent_at - self.reconcile_skew)
             try:
                 jobs = await self.list_jobs(created_after=since, page_size=MAX_PAGE_SIZE)
             except ScenarioError as exc:
-                lookup_error = exc
+                found.lookup_error = exc
                 LOG.warning("job lookup after an ambiguous submit failed: %s", type(exc).__name__)
                 continue
-            lookup_error = None
+            found.lookup_error = None
+            matches: dict[str, Job] = {}
             for job in jobs:
-                if job.job_id and job.job_id not in self._known_jobs and input_matches(job, request.endpoint, body):
-                    self._known_jobs.add(job.job_id)
-                    LOG.info("adopted job %s after an ambiguous submit (%s)", job.job_id, cause)
-                    return Submission(job=job, creative_units=job.cost, adopted=True, request=request)
-        since_text = iso_utc(sent_at)
-        prompt = body["prompt"] if len(body["prompt"]) <= 60 else body["prompt"][:57] + "..."
-        lookup = f" (the job list could not be read: {lookup_error.message})" if lookup_error else ""
+                if job.job_id and job.job_id not in CLAIMED_JOBS and input_matches(job, endpoint, body):
+                    matches.setdefault(job.job_id, job)
+            if len(matches) == 1:
+                job = next(iter(matches.values()))
+                if CLAIMED_JOBS.claim(job.job_id):
+                    found.job, found.candidates = job, []
+                    return found
+                matches = {}
+            found.candidates = list(matches) if len(matches) > 1 else []
+            if found.candidates:
+                LOG.warning(
+                    "%d unclaimed jobs match the ambiguous submit (%s); not picking one",
+                    len(found.candidates), ", ".join(found.candidates),
+                )
+        return found
+
+    async def _reconcile(
+        self, request: ControlNetRequest, body: Mapping[str, Any], sent_at: float, cause: str
+    ) -> Submission:
+        """Find the job an ambiguous submit may have created, or raise OutcomeUnknownError."""
+        found = await self._look_for_job(
+            request.endpoint, body, sent_at, attempts=self.reconcile_attempts, interval=self.reconcile_interval
+        )
+        if found.job is not None:
+            LOG.info("adopted job %s after an ambiguous submit (%s)", found.job.job_id, cause)
+            return Submission(job=found.job, creative_units=found.job.cost, adopted=True, request=request)
+        since_text = iso_utc(self._server_time(sent_at))
+        prompt = _short_prompt(body)
+        if found.candidates:
+            ids = ", ".join(found.candidates)
+            raise OutcomeUnknownError(
+                f"Scenario: it is unknown which job the generation request sent at {since_text} created: {cause}. "
+                f"{len(found.candidates)} recent jobs match it exactly and none belongs to another run in this "
+                f"process: {ids}. None was adopted and nothing was resubmitted, so you were not charged twice. "
+                f"Recover the results with Poll Job (or 'python -m scenario_api fetch <job id>') on those ids "
+                f"(prompt {prompt!r}, seed {body['seed']}) instead of running again",
+                since=since_text,
+            )
+        lookup = f" (the job list could not be read: {found.lookup_error.message})" if found.lookup_error else ""
         raise OutcomeUnknownError(
             f"Scenario: it is unknown whether the generation request sent at {since_text} created a job: "
             f"{cause}. No matching job was found among recent jobs{lookup}. Nothing was resubmitted, so you were "
             f"not charged twice. Before running again, check your recent jobs in the Scenario app or with Poll Job "
             f"(or 'python -m scenario_api jobs') for prompt {prompt!r} with seed {body['seed']}",
             since=since_text,
+        )
+
+    async def _recover_cancelled_submit(
+        self, request: ControlNetRequest, body: Mapping[str, Any], sent_at: float
+    ) -> None:
+        """The submit's task was cancelled after the paid request may have landed: find and cancel the job.
+
+        Bounded by :data:`CANCEL_RECOVERY_SECONDS`. Never raises except a
+        further ``CancelledError``; the caller re-raises the original one.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CANCEL_RECOVERY_SECONDS
+        since_text = iso_utc(self._server_time(sent_at))
+        found: _Search | None = None
+        try:
+            found = await asyncio.wait_for(
+                self._look_for_job(
+                    request.endpoint, body, sent_at,
+                    attempts=self.reconcile_attempts, interval=min(self.reconcile_interval, 1.0),
+                ),
+                CANCEL_RECOVERY_SECONDS - CANCEL_RECOVERY_CANCEL_SHARE,
+            )
+        except Exception as exc:  # noqa: BLE001 - best effort; CancelledError is not an Exception
+            LOG.warning("job lookup after a cancelled submit did not finish (%s)", type(exc).__name__)
+        if found is not None and found.job is not None:
+            job_id = found.job.job_id
+            LOG.warning("Scenario job %s was created while the caller was being cancelled; cancelling it", job_id)
+            left = max(0.5, deadline - loop.time())
+            try:
+                await asyncio.wait_for(
+                    self.cancel_job(job_id, best_effort=True, timeout=min(self.cancel_timeout, left)), left
+                )
+            except Exception as exc:  # noqa: BLE001 - best effort; CancelledError is not an Exception
+                LOG.warning("best-effort cancel of job %s incomplete (%s)", job_id, type(exc).__name__)
+            return
+        if found is not None and found.candidates:
+            LOG.warning(
+                "Scenario: a generation request sent at %s was cancelled while on the wire; several jobs match it "
+                "(%s), so none was cancelled. Check them with Poll Job (prompt %r, seed %s)",
+                since_text, ", ".join(found.candidates), _short_prompt(body), body["seed"],
+            )
+            return
+        LOG.warning(
+            "Scenario: a generation request sent at %s was cancelled while on the wire and no job was found for it. "
+            "It may still have been created and charged: check your recent jobs for prompt %r with seed %s",
+            since_text, _short_prompt(body), body["seed"],
         )
 
     # ------------------------------------------------------------------ jobs
@@ -685,7 +887,9 @@ class ScenarioClient:
             f"{last.message if last else 'unknown error'}"
         )
 
-    async def upload_image(self, data: bytes | str, name: str = "image.png") -> Asset:
+    async def upload_image(
+        self, data: bytes | str, name: str = "image.png", *, should_cancel: CancelCheck | None = None
+    ) -> Asset:
         """Upload an image (bytes or a data URL) as an asset and return it.
 
         ``POST /assets`` follows the paid-request rules: it is resent only when
@@ -694,6 +898,11 @@ class ScenarioClient:
         connection, 500/502/504) it raises :class:`OutcomeUnknownError` instead
         of uploading again behind the user's back; repeating the upload by hand
         is harmless (at worst it leaves an unused asset).
+
+        ``should_cancel()`` is checked right before every (re)send and during
+        the 429/503 and connect-failure waits: a Stop there raises
+        ``JobCanceledError(by_caller=True)`` and nothing was uploaded. An upload
+        already on the wire is not abandoned.
         """
         if not isinstance(name, str) or not name.strip():
             raise ValidationError("name", name, "a non-empty asset name")
@@ -714,7 +923,14 @@ class ScenarioClient:
         try:
             response = await self._transport.paid(
                 "POST", "/assets", what=what, policy=self.paid_retry, json={"name": name.strip(), "image": url},
+                should_cancel=should_cancel,
             )
+        except CancelRequested:
+            raise JobCanceledError(
+                f"Scenario: the upload of '{name.strip()}' was stopped before Scenario accepted it; nothing was "
+                "uploaded",
+                by_caller=True,
+            ) from None
         except AmbiguousOutcome as exc:
             raise OutcomeUnknownError(
                 f"Scenario: the upload of '{name.strip()}' may or may not have created an asset ({exc.cause}). "

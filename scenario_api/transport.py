@@ -18,8 +18,10 @@ share none of it.
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import hashlib
 import logging
+import math
 import re
 import time
 from typing import Any, Awaitable, Callable, Mapping
@@ -52,6 +54,8 @@ __all__ = [
     "LoopBoundClient",
     "Transport",
     "AmbiguousOutcome",
+    "WireState",
+    "server_clock_offset",
 ]
 
 LOG = logging.getLogger("scenario_api")
@@ -226,14 +230,59 @@ class AmbiguousOutcome(Exception):
         super().__init__(cause)
 
 
+class WireState:
+    """Whether a paid request may have reached Scenario, and when it was last sent.
+
+    :meth:`Transport.paid` sets ``maybe_sent`` just before every send and clears
+    it again when the outcome proves nothing was created (a connect failure or
+    a 429/503 refusal that will be retried). A caller cancelled while it is
+    True must look for the job instead of assuming nothing happened.
+    ``last_send`` is the wall-clock time (``time.time()``) of the latest send:
+    earlier attempts were refused, so only this one can have created a job.
+    """
+
+    __slots__ = ("maybe_sent", "last_send")
+
+    def __init__(self) -> None:
+        self.maybe_sent = False
+        self.last_send: float | None = None
+
+
+def server_clock_offset(response: httpx.Response, *, now: float | None = None) -> float | None:
+    """Seconds the server's clock is ahead of ours, from the response's ``Date`` header.
+
+    ``Date`` has whole-second resolution (it is truncated), so the estimate errs
+    by up to a second on the early side; callers that build a time window from
+    it widen the window by a skew. None when the header is missing or unusable.
+    """
+    text = response.headers.get("date")
+    if not text:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None or when.tzinfo is None:
+        return None
+    offset = when.timestamp() - (time.time() if now is None else now)
+    return offset if math.isfinite(offset) else None
+
+
 class Transport:
-    """Authenticated requests to the Scenario API, with read and paid retry rules."""
+    """Authenticated requests to the Scenario API, with read and paid retry rules.
+
+    ``clock_offset`` is the server clock minus ours (seconds), from the ``Date``
+    header of the latest response that had one (0.0 until then). The submit
+    reconciliation uses it to ask for jobs created since the send in the
+    server's own time.
+    """
 
     def __init__(self, settings: Settings, *, timeout: httpx.Timeout | float = DEFAULT_TIMEOUT) -> None:
         self._settings = settings
         self._credentials = settings.require_credentials()
         self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout, connect=10.0)
         self._pool = LoopBoundClient(self._make_client, owner="ScenarioClient")
+        self.clock_offset = 0.0
 
     def __repr__(self) -> str:
         return f"Transport(base_url={self._settings.base_url!r}, credentials={self._credentials!r})"
@@ -287,6 +336,9 @@ class Transport:
             LOG.info("%s %s failed after %.0f ms: %s", method, path, _ms(started), type(exc).__name__)
             raise
         LOG.info("%s %s -> %s (%.0f ms)", method, path, response.status_code, _ms(started))
+        offset = server_clock_offset(response)
+        if offset is not None:
+            self.clock_offset = offset
         return response
 
     # ------------------------------------------------------------------ retry loop
@@ -304,6 +356,7 @@ class Transport:
         timeout: httpx.Timeout | float | None = None,
         should_cancel: Callable[[], bool] | None = None,
         on_wait: Callable[[float, str], Awaitable[None] | None] | None = None,
+        wire: WireState | None = None,
     ) -> httpx.Response:
         """Send until ``retry_reason`` has no reason to try again, or ``policy`` runs out.
 
@@ -314,6 +367,7 @@ class Transport:
         ``should_cancel()`` is checked right before every send and during every
         wait (:class:`CancelRequested`). When the loop stops on a network error
         it raises :class:`TransportError`; a response is returned as is.
+        ``wire`` (paid calls) tracks whether the request may have landed.
         """
         attempt = 0
         while True:
@@ -321,11 +375,15 @@ class Transport:
             if should_cancel is not None and should_cancel():
                 raise CancelRequested()
             outcome: httpx.Response | httpx.TransportError
+            if wire is not None:
+                wire.maybe_sent, wire.last_send = True, time.time()
             try:
                 outcome = await self.send(method, path, params=params, json=json, timeout=timeout)
             except httpx.TransportError as exc:
                 outcome = exc
             why = retry_reason(outcome)
+            if why is not None and wire is not None:
+                wire.maybe_sent = False  # refused or never connected: nothing was created
             if why is not None and policy.should_retry(attempt):
                 delay = policy.delay_for(attempt, outcome if isinstance(outcome, httpx.Response) else None)
                 await _notify(on_wait, delay, why)
@@ -378,6 +436,7 @@ class Transport:
         timeout: httpx.Timeout | float | None = None,
         on_wait: Callable[[float, str], Awaitable[None] | None] | None = None,
         should_cancel: Callable[[], bool] | None = None,
+        wire: WireState | None = None,
     ) -> httpx.Response:
         """A request that spends credits or creates something: resent only when it provably created nothing.
 
@@ -390,10 +449,12 @@ class Transport:
         ``should_cancel()`` is checked before every send and during the waits;
         when it fires, :class:`CancelRequested` is raised and nothing more is
         sent (no earlier attempt was accepted, or the loop would have ended).
+        Pass a :class:`WireState` to learn, when the caller's task is cancelled
+        mid-call, whether the request may have reached Scenario.
         """
         response = await self._with_retries(
             method, path, what=what, policy=policy, retry_reason=_paid_retry_reason,
-            params=params, json=json, timeout=timeout, should_cancel=should_cancel, on_wait=on_wait,
+            params=params, json=json, timeout=timeout, should_cancel=should_cancel, on_wait=on_wait, wire=wire,
         )
         status = response.status_code
         if status in REFUSED_PAID_STATUSES:  # still refused when the attempts ran out

@@ -32,6 +32,7 @@ from scenario_api import (
     TransportError,
     ValidationError,
 )
+from scenario_api.retry import CancelRequested
 
 MAP_PNG = make_png(64, 64, "edges")
 MAP = data_url(MAP_PNG)
@@ -232,6 +233,17 @@ async def test_a_quote_without_a_usable_cost_is_an_error_not_free(emulator, sett
     assert len(emulator.requests("POST", "/v1/generate/*")) == 1
 
 
+async def test_a_dry_run_that_comes_back_with_a_job_gets_that_job_canceled(emulator, settings):
+    job = {"job": {"jobId": "job_x", "status": "queued"}}
+    emulator.fault(target="POST /v1/generate/*", kind="status", status=200, body=job, query={"dryRun": "true"})
+    async with _client(settings) as client:
+        with pytest.raises(ScenarioError) as info:
+            await client.quote(_request())
+    assert info.value.job_id == "job_x" and "cancel was sent" in str(info.value)
+    (cancel,) = _cancel_actions(emulator, "job_x")
+    assert cancel["body"] == {"action": "cancel"}
+
+
 async def test_insufficient_credits(emulator, settings):
     emulator.config(credits=0)
     async with _client(settings) as client:
@@ -403,6 +415,40 @@ async def test_upload_read_timeout_is_not_retried(emulator, settings):
         with pytest.raises(OutcomeUnknownError, match="may or may not have created an asset"):
             await client.upload_image(MAP_PNG, "slow.png")
     assert len(emulator.requests("POST", "/v1/assets")) == 1
+
+
+async def test_stop_during_an_upload_429_wait_uploads_nothing(emulator, settings):
+    emulator.fault(target="POST /v1/assets", kind="status", status=429, retry_after=30)
+    loop = asyncio.get_running_loop()
+    async with _client(settings) as client:
+        deadline = loop.time() + 0.3
+        started = loop.time()
+        with pytest.raises(JobCanceledError) as info:
+            await client.upload_image(MAP_PNG, "stopped.png", should_cancel=lambda: loop.time() > deadline)
+    assert loop.time() - started < 2  # not the 30 s Retry-After
+    err = info.value
+    assert err.by_caller and "nothing was uploaded" in str(err)
+    assert [e["status"] for e in emulator.requests("POST", "/v1/assets")] == [429]
+
+
+async def test_reads_take_a_stop_check(emulator, settings):
+    """Model, asset and job look-ups stop retrying when the caller's check fires (CancelRequested)."""
+    emulator.faults(*({"target": f"GET /v1/{what}/*", "kind": "status", "status": 503, "retry_after": 30}
+                      for what in ("models", "assets", "jobs")))
+    calls = {
+        "models": lambda c, stop: c.get_model("flux.1-dev", should_cancel=stop),
+        "assets": lambda c, stop: c.get_asset("asset_demo_canny", should_cancel=stop),
+        "jobs": lambda c, stop: c.get_job("job_abc", should_cancel=stop),
+    }
+    loop = asyncio.get_running_loop()
+    async with _client(settings) as client:
+        for what, call in calls.items():
+            deadline = loop.time() + 0.2
+            started = loop.time()
+            with pytest.raises(CancelRequested):
+                await call(client, lambda: loop.time() > deadline)
+            assert loop.time() - started < 2, what
+            assert [e["status"] for e in emulator.requests("GET", f"/v1/{what}/*")] == [503], what
 
 
 async def test_image_ref_inlines_small_images_and_uploads_big_ones_once(emulator, settings):

@@ -8,12 +8,15 @@ reached the server.
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import hashlib
 import logging
 import socket
 import threading
 import time
+from datetime import datetime, timezone
 
+import httpx
 import pytest
 from conftest import FAST_TIMING, TEST_KEY, TEST_SECRET
 from helpers import data_url, make_png
@@ -31,6 +34,7 @@ from scenario_api import (
     TransportError,
 )
 from scenario_api.emulator import Emulator
+from scenario_api.transport import server_clock_offset
 
 MAP = data_url(make_png(64, 64, "edges"))
 SUBMIT = "POST /v1/generate/*"
@@ -416,3 +420,179 @@ async def test_stop_during_a_connect_failure_wait_gives_up_without_sending():
         down.stop()
     assert info.value.by_caller and waits == ["could not connect"]
     assert [e for e in down.request_log() if e["path"].startswith("/v1/generate/")] == []
+
+
+# --------------------------------------------------------------------------- the caller's task is cancelled mid-submit
+
+
+def _created_job_id(emulator) -> str:
+    (submit,) = _submits(emulator)  # exactly one paid request
+    assert submit.get("job_id", "").startswith("job_"), submit
+    return submit["job_id"]
+
+
+def _assert_lookup_then_cancel(emulator, job_id: str) -> None:
+    """After the one POST: a job list lookup, then a cancel of the job that POST created."""
+    calls = [(e["method"], e["path"]) for e in emulator.log()]
+    submit_at = calls.index(("POST", "/v1/generate/controlnet"))
+    lookup_at = calls.index(("GET", "/v1/jobs"), submit_at)
+    cancel_at = calls.index(("POST", f"/v1/jobs/{job_id}/action"), lookup_at)
+    assert submit_at < lookup_at < cancel_at
+    (cancel,) = emulator.requests("POST", "/v1/jobs/*/action")
+    assert cancel["body"] == {"action": "cancel"} and cancel["status"] == 200
+
+
+async def test_cancelling_the_caller_while_the_submit_is_on_the_wire_cancels_the_job(emulator, settings, caplog):
+    emulator.config(timing={"queued": 5})  # the job is still cancellable when we get to it
+    emulator.fault(target=SUBMIT, kind="slow", delay=1.0, query=PAID_ONLY)  # job created at once, answer late
+    caplog.set_level(logging.WARNING, logger="scenario_api")
+    async with _client(settings) as client:
+        await client.get_model("flux.1-dev")
+        task = asyncio.ensure_future(client.submit(_request(prompt="cancelled mid-flight")))
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    job_id = _created_job_id(emulator)
+    _assert_lookup_then_cancel(emulator, job_id)
+    assert [(j["jobId"], j["status"]) for j in _emulator_jobs(emulator)] == [(job_id, "canceled")]
+    assert f"Scenario job {job_id} was created while the caller was being cancelled; cancelling it" in caplog.text
+
+
+def test_asyncio_run_teardown_mid_submit_cancels_the_job_before_returning(emulator, settings):
+    """ComfyUI's prompt ends (a sibling failed): asyncio.run cancels the leftover submit task once."""
+    emulator.config(timing={"queued": 5})
+    emulator.fault(target=SUBMIT, kind="slow", delay=1.0, query=PAID_ONLY)
+    outcome: dict[str, BaseException] = {}
+
+    async def node() -> None:
+        try:
+            async with _client(settings) as client:
+                await client.submit(_request(prompt="left behind at teardown"))
+        except BaseException as exc:
+            outcome["raised"] = exc
+            raise
+
+    async def main() -> None:
+        asyncio.ensure_future(node())
+        await asyncio.sleep(0.3)  # the paid request is on the wire; main returns, asyncio.run tears down
+
+    asyncio.run(main())
+    assert isinstance(outcome.get("raised"), asyncio.CancelledError)  # never swallowed
+    job_id = _created_job_id(emulator)
+    _assert_lookup_then_cancel(emulator, job_id)  # all of it happened before asyncio.run returned
+    assert [j["status"] for j in _emulator_jobs(emulator)] == ["canceled"]
+
+
+async def test_cancelling_the_caller_during_the_lookup_after_a_lost_reply_cancels_the_job(emulator, settings):
+    emulator.config(timing={"queued": 5})
+    emulator.faults(
+        {"target": SUBMIT, "kind": "disconnect_after_accept", "query": PAID_ONLY},
+        {"target": "GET /v1/jobs", "kind": "slow", "delay": 1.0, "process_first": False},
+    )
+    async with _client(settings) as client:
+        task = asyncio.ensure_future(client.submit(_request(prompt="cancelled while reconciling")))
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if emulator.requests("GET", "/v1/jobs"):
+                break
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    job_id = _created_job_id(emulator)
+    (cancel,) = emulator.requests("POST", "/v1/jobs/*/action")
+    assert cancel["path"] == f"/v1/jobs/{job_id}/action" and cancel["status"] == 200
+    assert [j["status"] for j in _emulator_jobs(emulator)] == ["canceled"]
+
+
+async def test_cancelling_the_caller_during_a_429_wait_looks_for_nothing(emulator, settings):
+    """Scenario refused the only attempt: nothing was created, so there is nothing to look up or cancel."""
+    emulator.fault(target=SUBMIT, kind="status", status=429, retry_after=3, query=PAID_ONLY)
+    async with _client(settings) as client:
+        await client.get_model("flux.1-dev")
+        task = asyncio.ensure_future(client.submit(_request()))
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert [e["status"] for e in _submits(emulator)] == [429]
+    assert emulator.requests("GET", "/v1/jobs") == [] and emulator.requests("POST", "/v1/jobs/*") == []
+
+
+# --------------------------------------------------------------------------- adoption never takes someone else's job
+
+
+async def test_a_lost_reply_adopts_its_own_job_not_the_identical_one_another_client_got(emulator, settings):
+    request = _request(prompt="two identical runs", seed=77)
+    emulator.faults(
+        {"target": SUBMIT, "kind": "disconnect_after_accept", "query": PAID_ONLY, "count": 1},  # A's reply only
+        {"target": "GET /v1/jobs", "kind": "slow", "delay": 0.5, "process_first": False, "count": 1},
+    )
+    async with _client(settings) as a, _client(settings) as b:
+        await a.get_model("flux.1-dev")
+        await b.get_model("flux.1-dev")
+        task = asyncio.ensure_future(a.submit(request))
+        for _ in range(100):  # A's submit reaches the server first and takes the fault
+            await asyncio.sleep(0.02)
+            if _submits(emulator):
+                break
+        mine = _created_job_id(emulator)
+        theirs = await b.submit(request)  # succeeds while A's lookup is still on its way
+        adopted = await task
+    assert not theirs.adopted and theirs.job_id != mine
+    assert adopted.adopted and adopted.job_id == mine
+    assert len(_submits(emulator)) == 2
+
+
+async def test_a_job_another_client_was_given_is_never_adopted(emulator, settings):
+    request = _request(prompt="same request, two clients", seed=78)
+    async with _client(settings) as other:
+        first = await other.submit(request)
+    emulator.fault(target=SUBMIT, kind="status", status=502, query=PAID_ONLY)
+    async with _client(settings, reconcile_attempts=2) as client:
+        with pytest.raises(OutcomeUnknownError) as info:
+            await client.submit(request)
+    assert first.job_id not in str(info.value)
+    assert len(_submits(emulator)) == 2
+
+
+async def test_an_identical_run_from_3_s_earlier_is_not_adopted_and_the_window_is_narrow(emulator, settings):
+    """A 502 that created nothing must not adopt an identical run from a few seconds earlier."""
+    request = _request(prompt="run it again", seed=79)
+    async with _client(settings) as earlier_client:
+        earlier = await earlier_client.submit(request)
+    await asyncio.sleep(3.0)
+    emulator.fault(target=SUBMIT, kind="status", status=502, query=PAID_ONLY)
+    async with _client(settings, reconcile_attempts=1) as client:
+        with pytest.raises(OutcomeUnknownError) as info:
+            await client.submit(request)
+    assert earlier.job_id not in str(info.value) and "No matching job" in str(info.value)
+    assert len(_submits(emulator)) == 2
+    # The lookup starts a few seconds (the default skew, plus the Date header's 1 s resolution) before the send.
+    (lookup,) = emulator.requests("GET", "/v1/jobs")
+    after = datetime.strptime(lookup["query"]["createdAfter"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    sent = _submits(emulator)[-1]["time"]
+    assert sent - 7.0 < after.timestamp() <= sent
+
+
+def test_the_server_clock_offset_comes_from_the_date_header():
+    now = 1_800_000_000.0
+    ahead = httpx.Response(200, headers={"Date": email.utils.formatdate(now + 3600, usegmt=True)})
+    assert server_clock_offset(ahead, now=now) == pytest.approx(3600, abs=1)
+    assert server_clock_offset(httpx.Response(200), now=now) is None
+    assert server_clock_offset(httpx.Response(200, headers={"Date": "yesterday"}), now=now) is None
+
+
+async def test_several_unclaimed_matches_are_reported_not_picked(emulator, settings):
+    request = _request(prompt="twins", seed=80)
+    async with _client(settings, reconcile_attempts=2) as client:
+        body = await client.validate(request)
+        with emulator.api() as api:
+            twins = [api.post("/generate/controlnet", json=body).json()["job"]["jobId"] for _ in range(2)]
+        emulator.fault(target=SUBMIT, kind="status", status=502, query=PAID_ONLY)
+        with pytest.raises(OutcomeUnknownError) as info:
+            await client.submit(request)
+    text = str(info.value)
+    assert all(job_id in text for job_id in twins)
+    assert "None was adopted" in text and "Poll Job" in text and "HTTP 502" in text
+    assert len(_submits(emulator)) == 3 and len(emulator.requests("GET", "/v1/jobs")) == 2

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import os
 import subprocess
 import sys
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import numpy as np
@@ -358,6 +360,21 @@ def test_file_route_needs_no_auth_and_logs_header_presence(api, emulator):
     assert [(e["auth_header_present"], e["auth_ok"], e["status"]) for e in files] == [
         (False, None, 200), (True, None, 200)
     ]
+
+
+def test_signed_url_credentials_never_reach_the_request_log_or_debug_lines(api, emulator, caplog):
+    caplog.set_level(logging.DEBUG, logger="scenario_api.emulator")
+    url = api.get("/assets/asset_demo_canny").json()["asset"]["url"]
+    query = dict(parse_qsl(urlsplit(url).query))
+    assert httpx.get(url, trust_env=False).status_code == 200
+    (entry,) = emulator.requests("GET", "/cdn/*")
+    assert entry["query"] == {
+        "Expires": query["Expires"], "Policy": "<redacted>", "Signature": "<redacted>", "Key-Pair-Id": "<redacted>"
+    }
+    lines = [r.getMessage() for r in caplog.records if r.name == "scenario_api.emulator"]
+    line = next(text for text in lines if "/cdn/assets/" in text)
+    assert f"Expires={query['Expires']}" in line and "Signature=<redacted>" in line
+    assert not any(query["Signature"] in text or query["Policy"] in text for text in lines)
 
 
 def test_expired_and_tampered_urls_are_refused(api, emulator):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from datetime import datetime
 
@@ -311,3 +312,32 @@ async def test_two_nodes_running_concurrently_share_one_upload(node_env, comfy, 
     )
     assert len(node_env.requests("POST", "/v1/assets")) == 1
     assert len(paid(node_env)) == 2
+
+
+async def test_tensor_conversions_run_off_the_event_loop(node_env, comfy, pack, monkeypatch):
+    # Converting a large IMAGE batch (and stacking large results) is CPU work: it must run in a worker
+    # thread, never on the loop other nodes' jobs share. Results stay the same.
+    tensors = submodule("nodes.tensors")
+    loop_thread = threading.get_ident()
+    seen: dict[str, list[int]] = {"image_to_arrays": [], "results_to_tensors": []}
+
+    def spy(name):
+        real = getattr(tensors, name)
+
+        def wrapper(*args, **kwargs):
+            seen[name].append(threading.get_ident())
+            return real(*args, **kwargs)
+
+        return wrapper
+
+    for name in seen:
+        monkeypatch.setattr(tensors, name, spy(name))
+    control = image_tensor(make_array(64, 64, "shapes"), make_array(64, 64, "checker"))
+    images, _, asset_ids = await pack.NODE_CLASS_MAPPINGS[GEN]().generate(**widgets(), control_image=control)
+    assert tuple(images.shape) == (2, 64, 64, 3) and images.dtype == torch.float32
+    fetched, masks = await pack.NODE_CLASS_MAPPINGS["ScenarioFetchAsset"]().fetch(asset_ids)
+    assert torch.equal(fetched, images) and float(masks.min()) == 1.0
+    (uploaded,) = await pack.NODE_CLASS_MAPPINGS["ScenarioUploadAsset"]().upload(control, "spy")
+    assert len(uploaded.split(",")) == 2
+    assert len(seen["image_to_arrays"]) == 2 and len(seen["results_to_tensors"]) == 2
+    assert loop_thread not in seen["image_to_arrays"] + seen["results_to_tensors"]

@@ -146,3 +146,118 @@ def test_bridge_without_comfyui_is_inert(pack, monkeypatch):
     p.update(0.5)
     p.text("hello")
     assert p.last_text == "hello"
+
+
+# --------------------------------------------------------------------------- Stop during free reads and uploads
+# Scenario answers 429 "retry in 30 s" to a request made before any job exists: a Stop during that wait must
+# end the node within moments as ComfyUI's interrupt, with no second attempt and nothing submitted.
+
+STOP_BEFORE_SUBMIT = [
+    pytest.param("POST /v1/assets", "POST", "/v1/assets", {}, id="upload"),
+    pytest.param("GET /v1/models/*", "GET", "/v1/models/*", {"control_image_id": "asset_demo_canny"}, id="model"),
+    pytest.param(
+        "GET /v1/assets/*", "GET", "/v1/assets/asset_demo_canny", {"control_image_id": "asset_demo_canny"}, id="asset"
+    ),
+    pytest.param(
+        "POST /v1/generate/*", "POST", "/v1/generate/*",
+        {"control_image_id": "asset_demo_canny", "max_creative_units": 1000.0}, id="quote",
+    ),
+]
+
+
+@pytest.mark.parametrize("target, method, path, source", STOP_BEFORE_SUBMIT)
+async def test_stop_while_a_request_before_submit_waits_out_a_429(node_env, comfy, pack, target, method, path, source):
+    node_env.fault(target=target, kind="status", status=429, retry_after=30, count=5)
+    node = pack.NODE_CLASS_MAPPINGS["ScenarioControlNetGenerate"]()
+    source = source or {"control_image": image_tensor(make_array(64, 64, "noise", seed=5))}
+    task = asyncio.ensure_future(node.generate(**widgets(), **source))
+    await wait_until(lambda: len(node_env.requests(method, path)) == 1)
+    await asyncio.sleep(0.3)
+    assert not task.done()  # waiting out the Retry-After
+    comfy.interrupted = True
+    with pytest.raises(comfy.InterruptProcessingException):
+        await asyncio.wait_for(task, 3)  # not after the 30 s wait
+    assert [e["status"] for e in node_env.requests(method, path)] == [429]  # not sent again
+    assert submits(node_env) == []
+
+
+async def test_stop_while_upload_asset_waits_out_a_503(node_env, comfy, pack):
+    node_env.fault(target="POST /v1/assets", kind="status", status=503, retry_after=30, count=5)
+    node = pack.NODE_CLASS_MAPPINGS["ScenarioUploadAsset"]()
+    task = asyncio.ensure_future(node.upload(image_tensor(make_array(64, 64, "noise", seed=6)), "x", unique_id="2"))
+    await wait_until(lambda: len(node_env.requests("POST", "/v1/assets")) == 1)
+    await asyncio.sleep(0.3)
+    comfy.interrupted = True
+    with pytest.raises(comfy.InterruptProcessingException):
+        await asyncio.wait_for(task, 3)
+    assert [e["status"] for e in node_env.requests("POST", "/v1/assets")] == [503]
+
+
+async def test_stop_while_poll_job_waits_out_a_429(node_env, comfy, pack):
+    with node_env.api() as api:
+        job_id = api.post(
+            "/generate/controlnet",
+            json={"prompt": "x", "modelId": "flux.1-dev", "modality": "canny", "controlImageId": "asset_demo_canny"},
+        ).json()["job"]["jobId"]
+    node_env.fault(target="GET /v1/jobs/*", kind="status", status=429, retry_after=30, count=5)
+    poll = pack.NODE_CLASS_MAPPINGS["ScenarioPollJob"]()
+    task = asyncio.ensure_future(poll.poll(job_id, 60, unique_id="9"))
+    await wait_until(lambda: len(node_env.requests("GET", f"/v1/jobs/{job_id}")) == 1)
+    await asyncio.sleep(0.3)
+    comfy.interrupted = True
+    with pytest.raises(comfy.InterruptProcessingException):
+        await asyncio.wait_for(task, 3)
+    assert [e["status"] for e in node_env.requests("GET", f"/v1/jobs/{job_id}")] == [429]
+    assert cancels(node_env) == []  # Poll Job only observes
+
+
+# --------------------------------------------------------------------------- cancellation around the submit
+
+
+def test_job_submitted_while_the_prompt_loop_is_torn_down_is_cancelled(node_env, comfy, pack):
+    # ComfyUI runs a prompt with asyncio.run: when another node fails, every pending task (the node's and
+    # its children's) is cancelled at once. A submit on the wire at that moment still creates a job, which
+    # must get a Scenario cancel before the loop closes.
+    node_env.config(timing=SLOW)
+    node_env.fault(target="POST /v1/generate/*", kind="slow", delay=0.8, query={"dryRun": None})
+    node = pack.NODE_CLASS_MAPPINGS["ScenarioControlNetGenerate"]()
+
+    async def prompt() -> None:
+        asyncio.ensure_future(node.generate(**widgets(width=512, height=512), control_image_id="asset_demo_canny"))
+        await wait_until(lambda: len(node_env.requests("GET", "/v1/assets/asset_demo_canny")) == 1)
+        await asyncio.sleep(0.3)  # the submit is on the wire now
+        # returning ends asyncio.run, which cancels the node's tasks and waits for them
+
+    asyncio.run(prompt())
+    [submit] = submits(node_env)
+    assert submit["job_id"]  # the emulator created the job (its reply never reached the cancelled task)
+    [cancel] = cancels(node_env)
+    assert cancel["path"] == f"/v1/jobs/{submit['job_id']}/action" and cancel["status"] == 200
+    with node_env.api() as api:
+        assert api.get(f"/jobs/{submit['job_id']}").json()["job"]["status"] == "canceled"
+
+
+async def test_node_cancelled_during_the_sibling_grace_cancels_and_awaits_its_jobs(node_env, comfy, pack):
+    # Job 1's submit is refused (400) while job 2's submit is still on the wire: the node asks job 2 to stop
+    # and grants it a grace period. If the node itself is cancelled during that grace, job 2 must be
+    # cancelled and awaited too (its job gets a Scenario cancel), never left running on a closing loop.
+    node_env.config(timing=SLOW)
+    node_env.faults(
+        {"target": "POST /v1/generate/*", "kind": "status", "status": 400, "query": {"dryRun": None}},
+        {"target": "POST /v1/generate/*", "kind": "slow", "delay": 0.8, "query": {"dryRun": None}},
+    )
+    node = pack.NODE_CLASS_MAPPINGS["ScenarioControlNetGenerate"]()
+    before = asyncio.all_tasks()
+    task = asyncio.ensure_future(
+        node.generate(**widgets(width=512, height=512), control_image_id="asset_demo_canny,asset_demo_pose")
+    )
+    await wait_until(lambda: 400 in [e["status"] for e in submits(node_env)])
+    await asyncio.sleep(0.1)  # now in the grace period, job 2's submit still in flight
+    assert not task.done()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 5)
+    assert asyncio.all_tasks() - before - {asyncio.current_task()} == set()  # no job left running
+    [created] = [e for e in submits(node_env) if e.get("job_id")]
+    [cancel] = cancels(node_env)
+    assert cancel["path"] == f"/v1/jobs/{created['job_id']}/action" and cancel["status"] == 200

@@ -9,6 +9,7 @@ Content-Length (keep-alive stays usable). Nothing here knows about jobs.
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import threading
 import time
@@ -33,6 +34,23 @@ MAX_BODY = 64 * 1024 * 1024
 IDLE_TIMEOUT = 30.0
 
 DEFAULT_429_REASON = "Too many requests"
+
+# Signed file URLs are bearer credentials for their asset: the request log and
+# the DEBUG request lines keep ``Expires`` (useful when testing expiry) but
+# never the signature parts.
+SIGNED_QUERY_KEYS = frozenset({"signature", "policy", "key-pair-id"})
+REDACTED = "<redacted>"
+_SIGNED_IN_TEXT = re.compile(r"((?:^|[?&])(?:Signature|Policy|Key-Pair-Id)=)[^&\s\"]*", re.I)
+
+
+def redact_signed_query(query: Mapping[str, str]) -> dict[str, str]:
+    """A copy of ``query`` with the signed-URL credentials (Signature, Policy, Key-Pair-Id) hidden."""
+    return {k: (REDACTED if k.lower() in SIGNED_QUERY_KEYS else v) for k, v in query.items()}
+
+
+def redact_signed_text(text: str) -> str:
+    """``text`` (e.g. a request line) with the values of signed-URL query parameters hidden."""
+    return _SIGNED_IN_TEXT.sub(lambda m: m.group(1) + REDACTED, text)
 
 
 def fault_response(fault: Fault) -> Response:
@@ -73,7 +91,7 @@ class _Handler(BaseHTTPRequestHandler):
     do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        log.debug("%s %s", self.address_string(), format % args)
+        log.debug("%s %s", self.address_string(), redact_signed_text(format % args))
 
     # ------------------------------------------------------------------ reading
 
@@ -174,7 +192,7 @@ class _Handler(BaseHTTPRequestHandler):
         if is_api:
             auth_ok, req.key = ctx.check_auth(auth_header)
         entry = ctx.log.open(
-            self.command, path, query, auth_ok=auth_ok, auth_header_present=auth_header is not None,
+            self.command, path, redact_signed_query(query), auth_ok=auth_ok, auth_header_present=auth_header is not None,
             body=summarise_body(body),
         )
         if is_api and not auth_ok:
