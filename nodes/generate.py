@@ -89,13 +89,13 @@ class _ScenarioGenerateBase:
         img2img = inits is not None
         stop = bridge.processing_interrupted  # every free read and upload ends at once on Stop
         model = await client.get_model(base.model_id, should_cancel=stop)
-        plan.validate_for_family(plan.draft(base, width, height, img2img), model.family)
+        plan.validate_for_family(plan.draft(base, width, height, img2img), model.family, model.capabilities)
         sizes = await bounded(FANOUT_LIMIT, controls, lambda _, src: plan.source_size(client, src, stop))
         drafts = []
         for size in sizes:
             w, h = plan.output_size(width, height, size, model.family)
             d = plan.draft(base, w, h, img2img)
-            plan.validate_for_family(d, model.family)
+            plan.validate_for_family(d, model.family, model.capabilities)
             drafts.append(d)
         if any(src.array is not None for src in controls + (inits or [])):
             progress.text("uploading images")

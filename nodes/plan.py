@@ -135,8 +135,15 @@ def draft(request: ControlNetRequest, width: int, height: int, img2img: bool) ->
     )
 
 
-def validate_for_family(request: ControlNetRequest, family: str) -> None:
-    """The strict, family-aware rules of the client (raises :class:`ValidationError`)."""
+def validate_for_family(request: ControlNetRequest, family: str, capabilities: Sequence[str] = ()) -> None:
+    """The strict, family-aware rules of the client (raises :class:`ValidationError`).
+
+    A custom model (family ``custom``) is checked with the custom path's rules
+    and its ``capabilities``, like the client does before sending.
+    """
+    if family == spec.CUSTOM:
+        spec.validate_custom_body(request.to_custom_body(), capabilities, strict=True, model_id=request.model_id)
+        return
     spec.validate_body(request.endpoint, request.to_body(family), family, strict=True)
 
 
@@ -150,9 +157,10 @@ def output_size(width: int, height: int, source_size: tuple[int, int] | None, fa
         return spec.fit_size(sw, sh, family)
     wlo, whi = spec.size_range("width", family)
     hlo, hhi = spec.size_range("height", family)
+    step = spec.size_multiple(family)
     if width == 0:
-        return spec.snap_size(height * sw / sh, wlo, whi), height
-    return width, spec.snap_size(width * sh / sw, hlo, hhi)
+        return spec.snap_size(height * sw / sh, wlo, whi, step), height
+    return width, spec.snap_size(width * sh / sw, hlo, hhi, step)
 
 
 async def source_size(

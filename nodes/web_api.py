@@ -93,9 +93,20 @@ def clear_model_cache() -> None:
     _model_cache.clear()
 
 
-def describe_family(model_id: str, model_type: str | None, family: str, custom: bool) -> dict[str, Any]:
-    """What a family allows, from :mod:`scenario_api.spec` (the one source of truth)."""
+def describe_family(
+    model_id: str, model_type: str | None, family: str, custom: bool, capabilities: Any = ()
+) -> dict[str, Any]:
+    """What a family allows, from :mod:`scenario_api.spec` (the one source of truth).
+
+    A custom model with the ``controlnet`` capability runs on
+    ``/generate/custom/{id}``: the Flux modality list, one at a time.
+    """
+    custom_controlnet = family == spec.CUSTOM and spec.CUSTOM_CONTROLNET_CAPABILITY in {
+        str(c).lower() for c in (capabilities or ())
+    }
     modalities = list(spec.MODALITIES_BY_FAMILY.get(family, ())) + list(spec.PRESETS_BY_FAMILY.get(family, ()))
+    if custom_controlnet:
+        modalities = list(spec.CUSTOM_MODALITIES)
     guidance = spec.FAMILY_RANGES.get(family, {}).get("guidance", (spec.RULES["guidance"].lo, spec.RULES["guidance"].hi))
     info: dict[str, Any] = {
         "model_id": model_id,
@@ -104,16 +115,18 @@ def describe_family(model_id: str, model_type: str | None, family: str, custom: 
         "type": model_type,
         "custom": custom,
         "modalities": modalities,
-        "max_modalities": spec.MAX_MODALITIES.get(family, 0),
+        "max_modalities": spec.CUSTOM_MAX_MODALITIES if custom_controlnet else spec.MAX_MODALITIES.get(family, 0),
         "guidance_range": [float(guidance[0]), float(guidance[1])],
         "size_range": {
             "width": list(spec.size_range("width", family)),
             "height": list(spec.size_range("height", family)),
-            "multiple_of": spec.RULES["width"].multiple_of,
+            "multiple_of": spec.size_multiple(family),
         },
-        "controlnet": family != spec.CUSTOM,
+        "controlnet": family != spec.CUSTOM or custom_controlnet,
     }
-    if family == spec.CUSTOM:
+    if custom_controlnet:
+        info["path"] = spec.custom_path(model_id)
+    elif family == spec.CUSTOM:
         info["note"] = "custom models do not run on the ControlNet endpoints; use a Flux, SDXL or SD 1.5 model"
     return info
 
@@ -137,7 +150,7 @@ async def model_info(model_id: Any, *, settings_factory: SettingsFactory | None 
         return await client.get_model(mid)
 
     model = await _with_client(lambda: settings, lookup)
-    info = describe_family(model.model_id or mid, model.type, model.family, model.custom)
+    info = describe_family(model.model_id or mid, model.type, model.family, model.custom, model.capabilities)
     info["model_id"] = mid  # answer for the id that was asked
     if len(_model_cache) >= MODEL_CACHE_MAX:
         oldest = min(_model_cache, key=lambda k: _model_cache[k][0])

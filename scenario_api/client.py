@@ -168,6 +168,9 @@ def _same_modality(echoed: Any, sent: str) -> bool:
 _DATA_URL_MARKER = re.compile(r"^<data URL sha256:([0-9a-f]{8,64})>$")
 _IMAGE_FIELDS = ("controlImage", "controlImageId", "image")
 _NUMBER_FIELDS = ("width", "height", "strength", "guidance", "numInferenceSteps")
+_CUSTOM_NUMBER_FIELDS = ("controlStrength", "controlStart", "controlEnd")
+# Stands in for a data URL that will be uploaded, while the custom body is validated.
+_PENDING_ASSET = "asset_pending-upload"
 
 
 def _same_number(a: Any, b: Any) -> bool:
@@ -219,13 +222,18 @@ def input_matches(job: Job, endpoint: str, body: Mapping[str, Any]) -> bool:
     echo = job.input
     if not echo:
         return False
-    if not (_same_text(echo.get("prompt"), body["prompt"]) and _same_text(echo.get("modelId"), body["modelId"])):
+    custom = endpoint == spec.CUSTOM_ENDPOINT
+    if not _same_text(echo.get("prompt"), body["prompt"]):
+        return False
+    if (not custom or "modelId" in echo) and not _same_text(echo.get("modelId"), body["modelId"]):
         return False
     if "seed" not in echo or not _same_int(echo.get("seed"), body["seed"]):
         return False
     if "modality" in echo and not _same_modality(echo.get("modality"), body["modality"]):
         return False
     if "numSamples" in echo and not _same_int(echo.get("numSamples"), body.get("numSamples", 1)):
+        return False
+    if custom and not _custom_fields_match(echo, body):
         return False
     kind = echo.get("type")
     if isinstance(kind, str) and kind.replace("_", "-").lower() not in (endpoint, endpoint.replace("-", "")):
@@ -242,6 +250,19 @@ def input_matches(job: Job, endpoint: str, body: Mapping[str, Any]) -> bool:
             return False
     if echo.get("scheduler") is not None and body.get("scheduler") is not None:
         if not _same_scheduler(echo["scheduler"], body["scheduler"]):
+            return False
+    return True
+
+
+def _custom_fields_match(echo: Mapping[str, Any], body: Mapping[str, Any]) -> bool:
+    """The custom path's own names (``controlModality``, ``numOutputs``, …), compared when both sides state them."""
+    if echo.get("controlModality") is not None and body.get("controlModality") is not None:
+        if not _same_text(str(echo["controlModality"]).lower(), str(body["controlModality"]).lower()):
+            return False
+    if "numOutputs" in echo and not _same_int(echo.get("numOutputs"), body.get("numOutputs", 1)):
+        return False
+    for name in _CUSTOM_NUMBER_FIELDS:
+        if echo.get(name) is not None and body.get(name) is not None and not _same_number(echo[name], body[name]):
             return False
     return True
 
@@ -415,20 +436,69 @@ class ScenarioClient:
         return (await self._prepare(request))[1]
 
     async def _prepare(
-        self, request: ControlNetRequest, should_cancel: CancelCheck | None = None
+        self, request: ControlNetRequest, should_cancel: CancelCheck | None = None, *, upload: bool = False
     ) -> tuple[Model, dict[str, Any]]:
+        """The model and the validated wire body for ``request``.
+
+        A custom model (``custom: true``) gets the ``/generate/custom/{id}``
+        body; with ``upload`` its data URLs are uploaded (after validation, so
+        an invalid request uploads nothing) and replaced by asset ids.
+        """
         if not isinstance(request, ControlNetRequest):
             raise TypeError(f"expected a ControlNetRequest, got {type(request).__name__}")
         spec.check_id("modelId", request.model_id)
         precheck_request(request)
         model = await self.get_model(request.model_id, should_cancel=should_cancel)
+        if model.family == spec.CUSTOM:
+            return model, await self._custom_body(request, model, upload=upload, should_cancel=should_cancel)
         body = spec.validate_body(request.endpoint, request.to_body(model.family), model.family, strict=True)
         return model, body
 
+    async def _custom_body(
+        self, request: ControlNetRequest, model: Model, *, upload: bool, should_cancel: CancelCheck | None
+    ) -> dict[str, Any]:
+        """Adapt ``request`` to the custom path (:meth:`ControlNetRequest.to_custom_body`) and validate it."""
+        spec.check_custom_capabilities(model.capabilities, model.model_id, img2img=request.image is not None)
+        body = request.to_custom_body()
+        pending = {
+            f: body[f]
+            for f in ("controlImage", "image")
+            if isinstance(body.get(f), str) and body[f].startswith("data:")
+        }
+        checked = spec.validate_custom_body(
+            {**body, **{f: _PENDING_ASSET for f in pending}}, model.capabilities, strict=True, model_id=model.model_id
+        )
+        for field, url in pending.items():
+            if upload:
+                name = "comfyui-control.png" if field == "controlImage" else "comfyui-init.png"
+                checked[field] = await self._upload_once(url, name, should_cancel)
+            else:
+                checked[field] = url
+        return checked
+
+    async def _upload_once(self, data_url: str, name: str, should_cancel: CancelCheck | None) -> str:
+        """The asset id of an image given as a data URL, uploaded at most once per client (content hash)."""
+        data, _ = from_data_url(data_url)
+        key = content_hash(data)
+        if key not in self._uploads:
+            self._uploads[key] = (await self.upload_image(data_url, name, should_cancel=should_cancel)).asset_id
+        return self._uploads[key]
+
+    @staticmethod
+    def _route(request: ControlNetRequest, model: Model, body: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
+        """``(endpoint, path, match body)``: where ``body`` goes and what reconciliation compares.
+
+        The custom body carries no model id (it is in the path); the match
+        body adds it so a job's echo can be checked against it.
+        """
+        if model.family == spec.CUSTOM:
+            return spec.CUSTOM_ENDPOINT, spec.custom_path(model.model_id), {**body, "modelId": model.model_id}
+        return request.endpoint, spec.endpoint_path(request.endpoint), dict(body)
+
     async def quote(self, request: ControlNetRequest) -> Quote:
         """The price of ``request`` in creative units (a dry run: nothing is generated or charged)."""
-        _, body = await self._prepare(request)
-        path = spec.endpoint_path(request.endpoint)
+        model, body = await self._prepare(request, upload=True)
+        _, path, _ = self._route(request, model, body)
         response = await self._transport.read(
             "POST", path, what="the price quote", policy=self.retry, params={"dryRun": "true"}, json=body
         )
@@ -475,12 +545,12 @@ class ScenarioClient:
         """
         request = request.with_seed()
         try:
-            _, body = await self._prepare(request, should_cancel)
+            model, body = await self._prepare(request, should_cancel, upload=True)
         except CancelRequested:
             raise JobCanceledError(
                 "Scenario: stopped before the request was sent; nothing was submitted", by_caller=True
             ) from None
-        path = spec.endpoint_path(request.endpoint)
+        endpoint, path, match = self._route(request, model, body)
         what = f"the generation request ({path})"
         wire = WireState()
         try:
@@ -491,14 +561,14 @@ class ScenarioClient:
                 )
             except AmbiguousOutcome as exc:
                 LOG.warning("submit outcome unknown (%s); looking for the job instead of resubmitting", exc.cause)
-                return await self._reconcile(request, body, _sent_at(wire), exc.cause)
+                return await self._reconcile(request, match, _sent_at(wire), exc.cause, endpoint=endpoint)
         except CancelRequested:
             raise JobCanceledError(
                 "Scenario: canceled before Scenario accepted the request; nothing was submitted", by_caller=True
             ) from None
         except asyncio.CancelledError:
             if wire.maybe_sent:
-                await self._recover_cancelled_submit(request, body, _sent_at(wire))
+                await self._recover_cancelled_submit(request, match, _sent_at(wire), endpoint=endpoint)
             raise
         status = response.status_code
         if status == DRY_RUN_STATUS:
@@ -571,11 +641,13 @@ class ScenarioClient:
         return found
 
     async def _reconcile(
-        self, request: ControlNetRequest, body: Mapping[str, Any], sent_at: float, cause: str
+        self, request: ControlNetRequest, body: Mapping[str, Any], sent_at: float, cause: str,
+        *, endpoint: str | None = None,
     ) -> Submission:
         """Find the job an ambiguous submit may have created, or raise OutcomeUnknownError."""
         found = await self._look_for_job(
-            request.endpoint, body, sent_at, attempts=self.reconcile_attempts, interval=self.reconcile_interval
+            endpoint or request.endpoint, body, sent_at,
+            attempts=self.reconcile_attempts, interval=self.reconcile_interval,
         )
         if found.job is not None:
             LOG.info("adopted job %s after an ambiguous submit (%s)", found.job.job_id, cause)
@@ -602,7 +674,7 @@ class ScenarioClient:
         )
 
     async def _recover_cancelled_submit(
-        self, request: ControlNetRequest, body: Mapping[str, Any], sent_at: float
+        self, request: ControlNetRequest, body: Mapping[str, Any], sent_at: float, *, endpoint: str | None = None
     ) -> None:
         """The submit's task was cancelled after the paid request may have landed: find and cancel the job.
 
@@ -616,7 +688,7 @@ class ScenarioClient:
         try:
             found = await asyncio.wait_for(
                 self._look_for_job(
-                    request.endpoint, body, sent_at,
+                    endpoint or request.endpoint, body, sent_at,
                     attempts=self.reconcile_attempts, interval=min(self.reconcile_interval, 1.0),
                 ),
                 CANCEL_RECOVERY_SECONDS - CANCEL_RECOVERY_CANCEL_SHARE,

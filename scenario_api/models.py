@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 from . import spec
-from .errors import ScenarioError
+from .errors import ScenarioError, ValidationError
 
 TERMINAL_STATUSES = ("success", "failure", "canceled")
 ACTIVE_STATUSES = ("pending", "queued", "warming-up", "in-progress", "finalizing")
@@ -116,6 +116,56 @@ class ControlNetRequest:
             optional["strength"] = self.strength
         if family in (spec.SDXL, spec.SD15) and self.disable_modality_detection is None:
             optional["disableModalityDetection"] = True  # open question 9: be explicit on SD
+        body.update({k: v for k, v in optional.items() if v is not None})
+        return body
+
+    def to_custom_body(self) -> dict[str, Any]:
+        """The ``/generate/custom/{modelId}`` body (reference §9.3); not yet validated.
+
+        The one adapter between the legacy request shape and the custom path:
+        ``modality`` "name[:w]" becomes ``controlModality`` (+ ``controlStrength``
+        when a weight is given; one item only), ``num_samples`` becomes
+        ``numOutputs``, the control map (data URL or asset id) ``controlImage``.
+        The model id goes in the path, not the body. Data URLs are left as they
+        are: the client uploads them and puts the asset ids in their place.
+        Fields the custom path does not take (scheduler, negative prompt, …)
+        are refused rather than silently dropped.
+        """
+        for param, value in (
+            ("scheduler", self.scheduler),
+            ("negative_prompt", self.negative_prompt or None),
+            ("negative_prompt_strength", self.negative_prompt_strength),
+        ):
+            if value is not None:
+                raise ValidationError(
+                    spec.PARAM_OF_WIRE.get(param, param), value, "nothing: custom ControlNet models do not take it",
+                    param=param,
+                )
+        name, weight = spec.custom_modality(self.modality)
+        d = spec.CUSTOM_DEFAULTS
+        body: dict[str, Any] = {
+            "prompt": self.prompt,
+            "controlImage": self.control_image_id if self.control_image_id is not None else self.control_image,
+            "controlModality": name,
+            "numOutputs": self.num_samples if self.num_samples is not None else d["numOutputs"],
+            "guidance": self.guidance if self.guidance is not None else d["guidance"],
+            "numInferenceSteps": (
+                self.num_inference_steps if self.num_inference_steps is not None else d["numInferenceSteps"]
+            ),
+            "width": self.width if self.width is not None else d["width"],
+            "height": self.height if self.height is not None else d["height"],
+        }
+        optional = {
+            "controlStrength": weight,
+            "controlStart": self.control_start,
+            "controlEnd": self.control_end,
+            "image": self.image,
+            "seed": self.seed,
+        }
+        if self.image is not None:
+            optional["strength"] = self.strength if self.strength is not None else spec.CUSTOM_DEFAULT_STRENGTH
+        elif self.strength is not None:
+            optional["strength"] = self.strength
         body.update({k: v for k, v in optional.items() if v is not None})
         return body
 

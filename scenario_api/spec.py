@@ -301,7 +301,11 @@ FAMILY_RANGES: dict[str, dict[str, tuple[float, float]]] = {
     FLUX: {"guidance": (0, 10)},
     SDXL: {"width": (512, 2048), "height": (512, 2048)},
     SD15: {"width": (64, 1024), "height": (64, 1024)},
+    # Only the size/guidance helpers (fit_size, size_range, the web route) read
+    # this entry: validate_body refuses the custom family before any number.
+    CUSTOM: {"width": (128, 2048), "height": (128, 2048), "guidance": (0, 10)},
 }
+SIZE_MULTIPLE = {CUSTOM: 16}
 
 # Values sent when the caller gives none (open question 5: send everything explicitly).
 DEFAULT_GUIDANCE = {FLUX: 3.5, SDXL: 6.0, SD15: 7.5}
@@ -328,16 +332,21 @@ def size_range(field: str, family: str) -> tuple[int, int]:
     return int(lo), int(hi)
 
 
-def snap_size(value: float, lo: int, hi: int) -> int:
-    """The multiple of 8 nearest to ``value``, kept within [lo, hi] (lo and hi are multiples of 8)."""
-    return int(min(hi, max(lo, 8 * round(value / 8))))
+def snap_size(value: float, lo: int, hi: int, step: int = 8) -> int:
+    """The multiple of ``step`` nearest to ``value``, kept within [lo, hi] (lo and hi are multiples of it)."""
+    return int(min(hi, max(lo, step * round(value / step))))
+
+
+def size_multiple(family: str) -> int:
+    """What width and height must be a multiple of for ``family`` (16 on the custom path, else 8)."""
+    return SIZE_MULTIPLE.get(family, 8)
 
 
 def fit_size(width: int, height: int, family: str = FLUX) -> tuple[int, int]:
     """Fit an arbitrary size to the family's rules, keeping the aspect ratio.
 
     Scales down (or up) so both sides are within range, then rounds each side to
-    the nearest multiple of 8 inside the range. Used to derive width/height from
+    the nearest multiple of 8 (16 for the custom family) inside the range. Used to derive width/height from
     a control image.
     """
     if width <= 0 or height <= 0:
@@ -346,12 +355,24 @@ def fit_size(width: int, height: int, family: str = FLUX) -> tuple[int, int]:
     hlo, hhi = size_range("height", family)
     scale = min(1.0, whi / width, hhi / height)
     scale = max(scale, wlo / width, hlo / height)
-    return snap_size(width * scale, wlo, whi), snap_size(height * scale, hlo, hhi)
+    step = size_multiple(family)
+    return snap_size(width * scale, wlo, whi, step), snap_size(height * scale, hlo, hhi, step)
 
 
-def check_number(field: str, value: Any, family: str | None = None, *, strict: bool = True) -> int | float:
-    """Check one numeric field; return it as int or float."""
-    rule = RULES[field]
+def check_number(
+    field: str,
+    value: Any,
+    family: str | None = None,
+    *,
+    strict: bool = True,
+    rules: Mapping[str, NumberRule] | None = None,
+) -> int | float:
+    """Check one numeric field; return it as int or float.
+
+    ``rules`` selects the rule table (the legacy :data:`RULES` by default, or
+    :data:`CUSTOM_CONTROLNET_RULES` for the custom path).
+    """
+    rule = (RULES if rules is None else rules)[field]
     lo, hi = rule.lo, rule.hi
     if family in FAMILY_RANGES and field in FAMILY_RANGES[family]:
         lo, hi = FAMILY_RANGES[family][field]
@@ -564,4 +585,157 @@ def validate_body(
         raise ValidationError("negativePrompt", b["negativePrompt"], "a text string")
     if b.get("disableModalityDetection") is not None and not isinstance(b["disableModalityDetection"], bool):
         raise ValidationError("disableModalityDetection", b["disableModalityDetection"], "true or false")
+    return b
+
+
+# --------------------------------------------------------------------------- the custom-model path
+#
+# By 2026 Scenario serves Flux.1-dev as the custom model ``model_bfl-flux-1-dev``
+# (reference §9.3): ControlNet runs on ``POST /generate/custom/{modelId}`` with the
+# model's own ``inputs`` as the body. Those names and ranges differ from the legacy
+# ControlNet endpoints (``numOutputs`` for ``numSamples``, ``controlModality`` plus
+# ``controlStrength`` for ``modality``, asset ids only), so they get a definition
+# of their own here instead of being mixed into :data:`RULES`.
+
+CUSTOM_ENDPOINT = "custom"
+CUSTOM_CONTROLNET_CAPABILITY = "controlnet"
+CUSTOM_IMG2IMG_CAPABILITY = "img2img"
+CUSTOM_MODALITIES = FLUX_MODALITIES
+CUSTOM_MAX_MODALITIES = 1
+CUSTOM_PROMPT_MAX = 2048
+
+CUSTOM_CONTROLNET_RULES: dict[str, NumberRule] = {
+    r.field: r
+    for r in (
+        NumberRule("controlStrength", "modality_strength", False, 0.0, 1.0),
+        NumberRule("controlStart", "control_start", False, 0.0, 1.0),
+        NumberRule("controlEnd", "control_end", False, 0.0, 1.0),
+        NumberRule("strength", "strength", False, 0.01, 1.0),
+        NumberRule("numOutputs", "num_samples", True, 1, 4),
+        NumberRule("numInferenceSteps", "num_inference_steps", True, 1, 50),
+        NumberRule("width", "width", True, 128, 2048, multiple_of=16),
+        NumberRule("height", "height", True, 128, 2048, multiple_of=16),
+        NumberRule("guidance", "guidance", False, 0, 10),
+        NumberRule("seed", "seed", True, 0, SEED_MAX),
+    )
+}
+CUSTOM_KNOWN_FIELDS = ("prompt", "controlImage", "controlModality", "image") + tuple(CUSTOM_CONTROLNET_RULES)
+# Values sent when the caller gives none (the model's documented defaults).
+CUSTOM_DEFAULTS = {"numOutputs": 1, "numInferenceSteps": 28, "width": 1104, "height": 832, "guidance": 3.5}
+CUSTOM_DEFAULT_STRENGTH = 0.8
+PARAM_OF_WIRE = {
+    "scheduler": "scheduler", "negative_prompt": "negativePrompt", "negative_prompt_strength": "negativePromptStrength"
+}
+CUSTOM_PARAM_OF = {r.field: r.param for r in CUSTOM_CONTROLNET_RULES.values()} | {
+    "prompt": "prompt",
+    "controlImage": "control_image_id",
+    "controlModality": "modality",
+    "image": "image",
+}
+
+
+def custom_path(model_id: str) -> str:
+    """``/generate/custom/<modelId>`` relative to the ``/v1`` base (the id checked for the URL)."""
+    return f"/generate/custom/{check_id('modelId', model_id)}"
+
+
+def custom_modality(value: Any) -> tuple[str, float | None]:
+    """Split a ``name[:weight]`` modality string into the custom path's name and strength.
+
+    The custom path takes exactly one modality from the Flux list.
+    """
+    items = parse_modality(value, strict=True)
+    if len(items) > CUSTOM_MAX_MODALITIES:
+        raise ValidationError(
+            "modality", value, f"exactly one modality for custom models, got {len(items)}", param="modality"
+        )
+    item = items[0]
+    if item.name not in CUSTOM_MODALITIES:
+        raise ValidationError(
+            "modality", value, f"for custom models one of: {', '.join(CUSTOM_MODALITIES)} ('{item.name}' is not)"
+        )
+    return item.name, item.weight
+
+
+def _check_asset(field: str, value: Any, what: str) -> str:
+    if not isinstance(value, str) or not ASSET_ID_RE.match(value.strip()):
+        raise ValidationError(field, value, f"{what} as an asset id like 'asset_…' (upload images first)",
+                              param=CUSTOM_PARAM_OF.get(field))
+    return value.strip()
+
+
+def check_custom_capabilities(capabilities: Any, model_id: Any = None, *, img2img: bool = False) -> None:
+    """Refuse a custom model that cannot do ControlNet (or, with an init image, img2img)."""
+    caps = {str(c).lower() for c in (capabilities or ())}
+    if CUSTOM_CONTROLNET_CAPABILITY not in caps:
+        raise ValidationError(
+            "modelId", model_id,
+            "a model with the 'controlnet' capability: this model can't do ControlNet "
+            f"(its capabilities: {', '.join(sorted(caps)) or 'none'})",
+            param="model_id",
+        )
+    if img2img and CUSTOM_IMG2IMG_CAPABILITY not in caps:
+        raise ValidationError(
+            "image", "(given)", "no init image: this model can't do img2img (it lacks the 'img2img' capability)"
+        )
+
+
+def validate_custom_body(
+    body: Mapping[str, Any], capabilities: Any, *, strict: bool = True, model_id: Any = None
+) -> dict[str, Any]:
+    """Validate a ``/generate/custom/{modelId}`` ControlNet body (reference §9.3).
+
+    ``capabilities`` is the model record's list: ``controlnet`` is required,
+    ``img2img`` too when an init image is given. Strict (the client): only the
+    documented fields, ``controlModality`` given, ``strength`` only with an
+    init image. Lenient (the emulator): unknown keys dropped, the modality
+    defaults to ``canny``, aliases accepted, numeric strings accepted.
+    Returns the normalised body; raises :class:`ValidationError` naming the
+    first offending field and what it allows.
+    """
+    b: dict[str, Any] = dict(body) if strict else {k: v for k, v in body.items() if k in CUSTOM_KNOWN_FIELDS}
+    if strict:
+        unknown = sorted(set(b) - set(CUSTOM_KNOWN_FIELDS))
+        if unknown:
+            raise ValidationError(
+                unknown[0], b[unknown[0]], "one of the custom ControlNet fields: " + ", ".join(CUSTOM_KNOWN_FIELDS)
+            )
+    check_custom_capabilities(capabilities, model_id, img2img=b.get("image") is not None)
+
+    prompt = b.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ValidationError("prompt", prompt, "a non-empty text prompt")
+    if len(prompt) > CUSTOM_PROMPT_MAX:
+        raise ValidationError("prompt", f"<{len(prompt)} chars>", f"at most {CUSTOM_PROMPT_MAX} characters")
+
+    b["controlImage"] = _check_asset("controlImage", b.get("controlImage"), "the control image (required)")
+    modality = b.get("controlModality")
+    if modality is None and not strict:
+        modality = "canny"
+    if isinstance(modality, str) and not strict:
+        modality = MODALITY_ALIASES.get(modality.strip().lower(), modality.strip().lower())
+    if modality not in CUSTOM_MODALITIES:
+        raise ValidationError(
+            "controlModality", modality, "one of: " + ", ".join(CUSTOM_MODALITIES), param="modality"
+        )
+    b["controlModality"] = modality
+
+    if b.get("image") is not None:
+        b["image"] = _check_asset("image", b["image"], "the init image")
+    else:
+        b.pop("image", None)
+        if b.get("strength") is not None:
+            if strict:
+                raise ValidationError("strength", b["strength"], "strength only with an init image (image)")
+            b.pop("strength")
+
+    for field in CUSTOM_CONTROLNET_RULES:
+        if b.get(field) is not None:
+            b[field] = check_number(field, b[field], strict=strict, rules=CUSTOM_CONTROLNET_RULES)
+        else:
+            b.pop(field, None)
+    if "controlStart" in b and "controlEnd" in b and b["controlStart"] >= b["controlEnd"]:
+        raise ValidationError(
+            "controlStart", b["controlStart"], f"a value below controlEnd ({b['controlEnd']})", param="control_start"
+        )
     return b

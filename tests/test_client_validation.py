@@ -117,7 +117,7 @@ FAMILY_CASES = [
      "negativePromptStrength", "only on Flux"),
     ("flux-scheduler", {"scheduler": "EulerDiscreteScheduler"}, "scheduler", "no scheduler on Flux"),
     ("sdxl-unknown-scheduler", {"model_id": SDXL, "scheduler": "FooScheduler"}, "scheduler", "one of:"),
-    ("custom-model", {"model_id": "model_bfl-flux-1-dev"}, "modelId", "custom models"),
+    ("custom-model-without-controlnet", {"model_id": "model_demo-custom-txt2img"}, "modelId", "can't do ControlNet"),
 ]
 
 

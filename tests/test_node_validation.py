@@ -186,7 +186,7 @@ async def test_family_independent_errors_send_no_request_at_all(node_env, comfy,
         ({}, {"scheduler": "DDIMScheduler"}, "scheduler"),
         ({}, {"modalities": "depth:0.5,pose:1.0"}, "modality"),  # Flux takes exactly one
         ({}, {"modalities": "seg", "control_image_id": "asset_demo_canny, asset_demo_pose"}, "modality"),
-        ({"model_id": "model_bfl-flux-1-dev"}, {}, "custom"),
+        ({"model_id": "model_demo-custom-txt2img"}, {}, "ControlNet"),
     ],
 )
 async def test_family_rules_refused_after_only_the_model_lookup(node_env, comfy, pack, over, extra, field):

@@ -104,10 +104,18 @@ async def test_model_info_includes_presets_for_sd_families(web_api: Any) -> None
 
 
 async def test_custom_model_offers_no_modality_and_says_why(web_api: Any) -> None:
-    info = await web_api.model_info("model_bfl-flux-1-dev")
+    info = await web_api.model_info("model_demo-custom-txt2img")  # custom, without the controlnet capability
     assert info["family"] == spec.CUSTOM and info["custom"] is True
     assert info["modalities"] == [] and info["controlnet"] is False
     assert "custom" in info["note"]
+
+
+async def test_custom_controlnet_model_offers_the_flux_modalities(web_api: Any) -> None:
+    info = await web_api.model_info("model_bfl-flux-1-dev")
+    assert info["family"] == spec.CUSTOM and info["custom"] is True and info["controlnet"] is True
+    assert info["modalities"] == list(spec.FLUX_MODALITIES) and info["max_modalities"] == 1
+    assert info["size_range"] == {"width": [128, 2048], "height": [128, 2048], "multiple_of": 16}
+    assert info["path"] == "/generate/custom/model_bfl-flux-1-dev" and "note" not in info
 
 
 async def test_model_info_is_cached_per_process(web_api: Any, emulator: Any) -> None:

@@ -4,6 +4,9 @@ Order of checks, like a real server: model exists (404) and is not custom
 (400), body passes ``spec.validate_body(strict=False)`` (400), referenced assets
 exist (404) and images decode (400); then ``?dryRun=true`` answers 269 with
 the price and no job, otherwise credits are charged (402) and a job is created.
+
+``POST /v1/generate/custom/{modelId}`` (:func:`handle_custom`) follows the same
+order with the custom path's rules (``spec.validate_custom_body``).
 """
 
 from __future__ import annotations
@@ -76,12 +79,7 @@ def _model_family(model_id: Any) -> str:
 
 def handle_generate(ctx: Context, req: Request, endpoint: str) -> Response:
     dry_run = req.query.get("dryRun", "").lower() == "true"
-    project_id = req.query.get("projectId")
-    if project_id is not None:
-        try:
-            spec.check_id("projectId", project_id)
-        except ValidationError as exc:
-            raise HttpError(400, str(exc)) from None
+    project_id = _project_id(req)
     raw = req.json_object()
     family = _model_family(raw.get("modelId"))
     try:
@@ -111,14 +109,22 @@ def handle_generate(ctx: Context, req: Request, endpoint: str) -> Response:
     echo = {k: echo_value(v) for k, v in body.items()}
     echo["type"] = endpoint
 
-    fate, error, hint = timeline.SUCCEED, None, None
     fault = ctx.faults.take(JOB_KINDS, req.method, req.path, req.query)
+    outputs = _plan_outputs(body, endpoint, config.mixed_sizes, control_img, init_img)
+    return _create_job(ctx, req, echo, cost, outputs, project_id, fault, job_type="controlnet")
+
+
+def _create_job(
+    ctx: Context, req: Request, echo: dict[str, Any], cost: float, outputs: list[AssetRecord],
+    project_id: str | None, fault: Any, *, job_type: str,
+) -> Response:
+    """Store the job (with its fate from a fault, if any) and answer ``{"job": …, "creativeUnitsCost": …}``."""
+    config = ctx.config
+    fate, error, hint = timeline.SUCCEED, None, None
     if fault is not None and fault.kind == "job_failure":
         fate, error, hint = timeline.FAIL, fault.params.get("error", DEFAULT_FAILURE), fault.params.get("hint")
     elif fault is not None and fault.kind == "stuck_job":
         fate = timeline.STICK
-
-    outputs = _plan_outputs(body, endpoint, config.mixed_sizes, control_img, init_img)
     record = ctx.store.create_job(
         input_echo=echo,
         cost=cost,
@@ -129,6 +135,7 @@ def handle_generate(ctx: Context, req: Request, endpoint: str) -> Response:
         fate=fate,
         error=error,
         hint=hint,
+        job_type=job_type,
     )
     view = ctx.store.job_view(record.job_id)
     resp = Response.json(200, {"job": view, "creativeUnitsCost": cost})
@@ -136,6 +143,74 @@ def handle_generate(ctx: Context, req: Request, endpoint: str) -> Response:
     if fault is not None:
         resp.log_extra["fault"] = fault.kind
     return resp
+
+
+def _project_id(req: Request) -> str | None:
+    project_id = req.query.get("projectId")
+    if project_id is not None:
+        try:
+            spec.check_id("projectId", project_id)
+        except ValidationError as exc:
+            raise HttpError(400, str(exc)) from None
+    return project_id
+
+
+CUSTOM_ONLY_REASON = "Custom models only are supported for this endpoint"
+
+
+def handle_custom(ctx: Context, req: Request, model_id: str) -> Response:
+    """``POST /v1/generate/custom/{modelId}``: the 2026 path of custom models (reference §9.3).
+
+    Non-custom models answer 400 with Scenario's own reason; the body is
+    checked with ``spec.validate_custom_body(strict=False)`` against the
+    model's capabilities. Jobs have jobType ``custom``; rendering is the
+    legacy one (the control asset shapes the output, one asset per output).
+    """
+    dry_run = req.query.get("dryRun", "").lower() == "true"
+    project_id = _project_id(req)
+    model = models_catalog.get_model(model_id)
+    if model is None:
+        raise HttpError(404, f"Model {model_id} not found")
+    if not model.get("custom"):
+        raise HttpError(400, CUSTOM_ONLY_REASON)
+    raw = req.json_object()
+    try:
+        body = spec.validate_custom_body(raw, model.get("capabilities") or [], strict=False, model_id=model_id)
+    except ValidationError as exc:
+        raise HttpError(400, str(exc)) from None
+    control_img = _resolve_image(ctx, "controlImage", body["controlImage"])
+    init_img = _resolve_image(ctx, "image", body["image"]) if "image" in body else None
+    # The legacy shapes that pricing and rendering understand.
+    legacy = {
+        "prompt": body["prompt"], "modelId": model_id, "modality": body["controlModality"],
+        "numSamples": body.get("numOutputs", spec.CUSTOM_DEFAULTS["numOutputs"]),
+        "numInferenceSteps": body.get("numInferenceSteps", spec.CUSTOM_DEFAULTS["numInferenceSteps"]),
+        "width": body.get("width", spec.CUSTOM_DEFAULTS["width"]),
+        "height": body.get("height", spec.CUSTOM_DEFAULTS["height"]),
+    }
+    if "image" in body:
+        legacy["strength"] = body.get("strength", spec.CUSTOM_DEFAULT_STRENGTH)
+    endpoint = spec.IMG2IMG if init_img is not None else spec.TXT2IMG
+    cost = pricing.cost_of(legacy, spec.FLUX)
+    if dry_run:
+        return Response.json(269, {
+            "creativeUnitsCost": cost,
+            "creativeUnitsDiscount": 0,
+            "costDetails": pricing.cost_details(cost, spec.CUSTOM_ENDPOINT),
+        })
+    config = ctx.config
+    if not ctx.store.charge(cost):
+        raise HttpError(config.credits_status, f"{config.credits_reason} (cost {cost} CU, balance "
+                                               f"{round(ctx.store.balance, 2)} CU)")
+    if "seed" not in body:
+        body["seed"] = secrets.randbelow(spec.SEED_MAX + 1)
+    legacy["seed"] = body["seed"]
+    echo = {k: echo_value(v) for k, v in body.items()}
+    echo["modelId"] = model_id
+    echo["type"] = spec.CUSTOM_ENDPOINT
+    fault = ctx.faults.take(JOB_KINDS, req.method, req.path, req.query)
+    outputs = _plan_outputs(legacy, endpoint, config.mixed_sizes, control_img, init_img)
+    return _create_job(ctx, req, echo, cost, outputs, project_id, fault, job_type="custom")
 
 
 def _plan_outputs(

@@ -20,7 +20,7 @@ from .. import spec
 from ..errors import ValidationError
 from . import models_catalog, render
 from .context import Context
-from .generate import handle_generate
+from .generate import handle_custom, handle_generate
 from .messages import HttpError, Request, Response
 from .state import AssetRecord, new_id
 
@@ -197,6 +197,7 @@ _ID = r"([A-Za-z0-9][A-Za-z0-9._-]*)"
 ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
     ("POST", re.compile(r"/v1/generate/(controlnet)"), lambda c, r, m: handle_generate(c, r, spec.TXT2IMG)),
     ("POST", re.compile(r"/v1/generate/(controlnet-img2img)"), lambda c, r, m: handle_generate(c, r, spec.IMG2IMG)),
+    ("POST", re.compile(rf"/v1/generate/custom/{_ID}"), lambda c, r, m: handle_custom(c, r, m.group(1))),
     ("GET", re.compile(r"/v1/jobs"), list_jobs),
     ("GET", re.compile(rf"/v1/jobs/{_ID}"), get_job),
     ("POST", re.compile(rf"/v1/jobs/{_ID}/action"), job_action),

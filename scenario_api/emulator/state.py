@@ -153,6 +153,7 @@ class Store:
         fate: str = timeline.SUCCEED,
         error: str | None = None,
         hint: str | None = None,
+        job_type: str = "controlnet",
     ) -> JobRecord:
         with self._lock:
             self._seq += 1
@@ -173,6 +174,7 @@ class Store:
                 fate=fate,
                 error=error,
                 hint=hint,
+                job_type=job_type,
             )
             self._jobs[job_id] = record
             return record
