@@ -92,17 +92,11 @@ def handle_generate(ctx: Context, req: Request, endpoint: str) -> Response:
     init_img = _resolve_image(ctx, "image", body["image"]) if endpoint == spec.IMG2IMG else None
 
     cost = pricing.cost_of(body, family)
-    if dry_run:
-        return Response.json(269, {
-            "creativeUnitsCost": cost,
-            "creativeUnitsDiscount": 0,
-            "costDetails": pricing.cost_details(cost, endpoint),
-        })
-
+    quote = _quote_or_charge(ctx, cost, endpoint, dry_run)
+    if quote is not None:
+        return quote
     config = ctx.config
-    if not ctx.store.charge(cost):
-        raise HttpError(config.credits_status, f"{config.credits_reason} (cost {cost} CU, balance "
-                                               f"{round(ctx.store.balance, 2)} CU)")
+
 
     if "seed" not in body:
         body["seed"] = secrets.randbelow(spec.SEED_MAX + 1)
@@ -112,6 +106,21 @@ def handle_generate(ctx: Context, req: Request, endpoint: str) -> Response:
     fault = ctx.faults.take(JOB_KINDS, req.method, req.path, req.query)
     outputs = _plan_outputs(body, endpoint, config.mixed_sizes, control_img, init_img)
     return _create_job(ctx, req, echo, cost, outputs, project_id, fault, job_type="controlnet")
+
+
+def _quote_or_charge(ctx: Context, cost: float, endpoint: str, dry_run: bool) -> Response | None:
+    """A dry run's 269 price answer; otherwise charge the balance (402-style error when short) and return None."""
+    if dry_run:
+        return Response.json(269, {
+            "creativeUnitsCost": cost,
+            "creativeUnitsDiscount": 0,
+            "costDetails": pricing.cost_details(cost, endpoint),
+        })
+    config = ctx.config
+    if not ctx.store.charge(cost):
+        raise HttpError(config.credits_status, f"{config.credits_reason} (cost {cost} CU, balance "
+                                               f"{round(ctx.store.balance, 2)} CU)")
+    return None
 
 
 def _create_job(
@@ -192,16 +201,10 @@ def handle_custom(ctx: Context, req: Request, model_id: str) -> Response:
         legacy["strength"] = body.get("strength", spec.CUSTOM_DEFAULT_STRENGTH)
     endpoint = spec.IMG2IMG if init_img is not None else spec.TXT2IMG
     cost = pricing.cost_of(legacy, spec.FLUX)
-    if dry_run:
-        return Response.json(269, {
-            "creativeUnitsCost": cost,
-            "creativeUnitsDiscount": 0,
-            "costDetails": pricing.cost_details(cost, spec.CUSTOM_ENDPOINT),
-        })
+    quote = _quote_or_charge(ctx, cost, spec.CUSTOM_ENDPOINT, dry_run)
+    if quote is not None:
+        return quote
     config = ctx.config
-    if not ctx.store.charge(cost):
-        raise HttpError(config.credits_status, f"{config.credits_reason} (cost {cost} CU, balance "
-                                               f"{round(ctx.store.balance, 2)} CU)")
     if "seed" not in body:
         body["seed"] = secrets.randbelow(spec.SEED_MAX + 1)
     legacy["seed"] = body["seed"]
