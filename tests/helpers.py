@@ -67,3 +67,25 @@ def decode_png(data: bytes) -> np.ndarray:
     """HxWx3 uint8 pixels of image bytes (for assertions)."""
     with Image.open(io.BytesIO(data)) as img:
         return np.asarray(img.convert("RGB"), dtype=np.uint8)
+
+
+def fast_client(settings, **kw):
+    """A ScenarioClient with test-speed retries and polling (override any option by keyword)."""
+    from scenario_api import RetryPolicy, ScenarioClient
+
+    kw.setdefault("retry", RetryPolicy.fast())
+    kw.setdefault("poll_interval", 0.03)
+    kw.setdefault("reconcile_interval", 0.1)
+    return ScenarioClient(settings, **kw)
+
+
+async def wait_until(cond, timeout: float = 3.0) -> None:
+    """Poll ``cond()`` until it is true; fail the test after ``timeout`` seconds."""
+    import asyncio
+    import time
+
+    end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > end:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)

@@ -13,19 +13,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Iterator
 
 import pytest
-from helpers import data_url, make_png
+from helpers import data_url, fast_client, make_png
 
-from scenario_api import Asset, ControlNetRequest, DownloadError, RetryPolicy, ScenarioClient
+from scenario_api import Asset, ControlNetRequest, DownloadError
 from scenario_api.downloads import Downloader, DownloadRefusedError, HostPolicy, TruncatedDownloadError
 from scenario_api.imaging import decode_image
 
 DEMO = "asset_demo_canny"
 
 
-def _client(settings, **kw) -> ScenarioClient:
-    kw.setdefault("retry", RetryPolicy.fast())
-    kw.setdefault("poll_interval", 0.05)
-    return ScenarioClient(settings, **kw)
+_client = fast_client
 
 
 def _file_gets(emulator) -> list[dict]:

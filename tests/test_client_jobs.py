@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from conftest import TEST_KEY, TEST_SECRET
-from helpers import data_url, make_png
+from helpers import data_url, fast_client, make_png
 
 from scenario_api import (
     INLINE_IMAGE_LIMIT,
@@ -24,7 +24,6 @@ from scenario_api import (
     JobCanceledError,
     JobFailedError,
     OutcomeUnknownError,
-    RetryPolicy,
     ScenarioClient,
     ScenarioError,
     ScenarioTimeoutError,
@@ -47,11 +46,7 @@ class _QuietServer(ThreadingHTTPServer):
         pass
 
 
-def _client(settings, **kw) -> ScenarioClient:
-    kw.setdefault("retry", RetryPolicy.fast())
-    kw.setdefault("poll_interval", 0.03)
-    kw.setdefault("reconcile_interval", 0.1)
-    return ScenarioClient(settings, **kw)
+_client = fast_client
 
 
 def _request(**changes) -> ControlNetRequest:

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 import httpx
 import pytest
 from conftest import FAST_TIMING, TEST_KEY, TEST_SECRET
-from helpers import data_url, make_png
+from helpers import data_url, fast_client, make_png
 
 from scenario_api import (
     ControlNetRequest,
@@ -42,11 +42,8 @@ PAID_ONLY = {"dryRun": None}
 
 
 def _client(settings, **kw) -> ScenarioClient:
-    kw.setdefault("retry", RetryPolicy.fast())
-    kw.setdefault("poll_interval", 0.05)
-    kw.setdefault("reconcile_interval", 0.1)
     kw.setdefault("reconcile_attempts", 3)
-    return ScenarioClient(settings, **kw)
+    return fast_client(settings, **kw)
 
 
 def _request(**changes) -> ControlNetRequest:

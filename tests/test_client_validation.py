@@ -8,9 +8,9 @@ rules that hold whatever the model (pure syntax) no request at all.
 from __future__ import annotations
 
 import pytest
-from helpers import data_url, make_png
+from helpers import data_url, fast_client, make_png
 
-from scenario_api import ControlNetRequest, NotFoundError, RetryPolicy, ScenarioClient, ValidationError
+from scenario_api import ControlNetRequest, NotFoundError, ValidationError
 
 FLUX = "flux.1-dev"
 SDXL = "stable-diffusion-xl-base-1.0"
@@ -19,8 +19,7 @@ MAP = data_url(make_png(64, 64, "edges"))
 INIT = data_url(make_png(64, 64, "gradient", mode="RGB"))
 
 
-def _client(settings) -> ScenarioClient:
-    return ScenarioClient(settings, retry=RetryPolicy.fast(), poll_interval=0.05)
+_client = fast_client
 
 
 def _request(**changes) -> ControlNetRequest:

@@ -8,10 +8,10 @@ every paid-request rule (validation before paying, reconciliation, quotes).
 from __future__ import annotations
 
 import pytest
-from helpers import data_url, make_array, make_png
+from helpers import data_url, fast_client, make_array, make_png
 from pack_loader import image_tensor
 
-from scenario_api import ControlNetRequest, RetryPolicy, ScenarioClient, ValidationError
+from scenario_api import ControlNetRequest, ValidationError
 from scenario_api import spec
 
 pytest_plugins = ["pack_loader"]  # fixtures: pack, comfy, node_env
@@ -21,11 +21,7 @@ CUSTOM_POST = f"/v1/generate/custom/{BFL}"
 MAP = data_url(make_png(64, 64, "edges"))
 
 
-def _client(settings, **kw) -> ScenarioClient:
-    kw.setdefault("retry", RetryPolicy.fast())
-    kw.setdefault("poll_interval", 0.03)
-    kw.setdefault("reconcile_interval", 0.1)
-    return ScenarioClient(settings, **kw)
+_client = fast_client
 
 
 def _request(**changes) -> ControlNetRequest:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
-from helpers import make_array
+from helpers import make_array, wait_until
 from pack_loader import image_tensor, submodule
 
 pytest_plugins = ["pack_loader"]  # fixtures: pack, comfy, node_env
@@ -21,14 +20,6 @@ def widgets(**over):
     }
     base.update(over)
     return base
-
-
-async def wait_until(cond, timeout: float = 3.0) -> None:
-    end = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > end:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
 
 
 def submits(emulator):

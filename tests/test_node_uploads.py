@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import types
 
 import pytest
-from helpers import make_array
+from helpers import make_array, wait_until
 from pack_loader import submodule
 
 pytest_plugins = ["pack_loader"]  # fixtures: pack, comfy, node_env
-
-
-async def wait_until(cond, timeout: float = 3.0) -> None:
-    end = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > end:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
 
 
 def asset_posts(emulator):
