@@ -30,8 +30,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scenario_api import ControlNetRequest, ScenarioClient, Settings  # noqa: E402
-from scenario_api import imaging  # noqa: E402
+from scenario_api import (  # noqa: E402
+    ControlNetRequest,
+    ScenarioClient,
+    Settings,
+    imaging,  # noqa: E402
+)
 from scenario_api.config import Credentials  # noqa: E402
 from scenario_api.emulator import Emulator, Timing  # noqa: E402
 

@@ -41,4 +41,3 @@ except Exception:  # noqa: BLE001 - never block node registration
     import logging
 
     logging.getLogger(__name__).warning("Scenario: web routes unavailable; the nodes still work", exc_info=True)
-

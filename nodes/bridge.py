@@ -204,4 +204,3 @@ class Progress:
             send(message, self.unique_id)
         except Exception as exc:
             log.debug("progress text failed: %s", type(exc).__name__)
-

@@ -52,7 +52,7 @@ def missing_credentials_message(path: Path | None) -> str:
     where = (
         f"or create the file {path} containing "
         '{"api_key": "<your key>", "api_secret": "<your secret>"} '
-        "(optionally also \"project_id\")"
+        '(optionally also "project_id")'
         if path is not None
         else "or create scenario/credentials.json in ComfyUI's user directory containing "
         '{"api_key": "<your key>", "api_secret": "<your secret>"}'

@@ -93,4 +93,6 @@ def node_errors() -> Iterator[None]:
         cancelling = getattr(task, "cancelling", None)
         if task is None or cancelling is None or cancelling():
             raise
-        raise ScenarioError(prefixed("an internal operation was cancelled unexpectedly; queue the prompt again")) from None
+        raise ScenarioError(
+            prefixed("an internal operation was cancelled unexpectedly; queue the prompt again")
+        ) from None

@@ -26,8 +26,7 @@ SIZE_NOTE = (
 )
 
 MIXED_SIZES_NOTE = (
-    "Results of different sizes are padded, centred, to the largest width and height (black padding; "
-    "never resized)."
+    "Results of different sizes are padded, centred, to the largest width and height (black padding; never resized)."
 )
 
 
@@ -112,7 +111,13 @@ def common_required() -> dict[str, tuple[str, dict[str, Any]] | tuple[Any, ...]]
         ),
         "height": (
             "INT",
-            {"default": 0, "min": 0, "max": int(_rule("height").hi), "step": 8, "tooltip": "Output height. " + SIZE_NOTE},
+            {
+                "default": 0,
+                "min": 0,
+                "max": int(_rule("height").hi),
+                "step": 8,
+                "tooltip": "Output height. " + SIZE_NOTE,
+            },
         ),
         "seed": (
             "INT",

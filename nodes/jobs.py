@@ -169,9 +169,7 @@ async def bounded(
         async with sem:
             return await fn(i, item)
 
-    return await gather_or_cancel(
-        (one(i, item) for i, item in enumerate(items)), on_failure=on_failure, grace=grace
-    )
+    return await gather_or_cancel((one(i, item) for i, item in enumerate(items)), on_failure=on_failure, grace=grace)
 
 
 async def download_images(
@@ -229,7 +227,9 @@ async def run_one(
     board.note(index, "downloading")
     images = await download_images(client, job.asset_ids, stop)
     board.observe(index, job)
-    log.info("Scenario job %s done: %d image(s), cost %s CU", job_id, len(images), job.cost if job.cost is not None else "?")
+    log.info(
+        "Scenario job %s done: %d image(s), cost %s CU", job_id, len(images), job.cost if job.cost is not None else "?"
+    )
     return JobOutcome(job=job, images=images)
 
 

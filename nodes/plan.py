@@ -111,8 +111,10 @@ def modality_string(modality: Any, strength: Any, modalities: Any) -> str:
         return modalities.strip()
     if strength is None:
         strength = 1.0
-    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not (
-        spec.WEIGHT_MIN_EXCLUSIVE < float(strength) <= spec.WEIGHT_MAX
+    if (
+        isinstance(strength, bool)
+        or not isinstance(strength, (int, float))
+        or not (spec.WEIGHT_MIN_EXCLUSIVE < float(strength) <= spec.WEIGHT_MAX)
     ):
         raise ValidationError("modality_strength", strength, "a number in (0, 1]", param="modality_strength")
     return str(spec.ModalityItem(str(modality), float(strength)))

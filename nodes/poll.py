@@ -144,7 +144,9 @@ class ScenarioPollJob:
             return "finished:" + join_ids(ids)
         return f"check:{time.time_ns()}"
 
-    async def poll(self, job_id: str, timeout_seconds: int = DEFAULT_TIMEOUT, unique_id: str | None = None) -> tuple[str, str]:
+    async def poll(
+        self, job_id: str, timeout_seconds: int = DEFAULT_TIMEOUT, unique_id: str | None = None
+    ) -> tuple[str, str]:
         with node_errors():
             ids = parse_ids(job_id, "job", "job_id")
             settings = resolve_settings()
@@ -175,7 +177,5 @@ class ScenarioPollJob:
             statuses = [job.status for job in jobs]
             log.info("Scenario Poll Job: %s", ", ".join(f"{j.job_id} {j.status}" for j in jobs))
             if any(s != "success" for s in statuses):
-                progress.text(
-                    board.text() + " | not finished: queue the workflow again to keep waiting"
-                )
+                progress.text(board.text() + " | not finished: queue the workflow again to keep waiting")
             return (join_ids(asset_ids), ",".join(statuses))

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Awaitable
+from collections.abc import Awaitable
+from typing import Any
 
 from ..scenario_api.errors import (
     AuthenticationError,
@@ -128,7 +129,11 @@ def register_routes(routes: Any) -> None:
             payload = await request.json()
         except Exception:
             return _json(
-                {"error": "Scenario: the quote request body must be a JSON object", "code": "validation", "field": "body"},
+                {
+                    "error": "Scenario: the quote request body must be a JSON object",
+                    "code": "validation",
+                    "field": "body",
+                },
                 400,
             )
         return await _answer(quote(payload))

@@ -59,7 +59,9 @@ def image_to_arrays(image: object, input_name: str = "image") -> list[np.ndarray
     if b == 0 or h == 0 or w == 0:
         raise _tensor_error(input_name, f"an empty IMAGE of shape {tuple(t.shape)}", "at least one non-empty image")
     if c not in (1, 3, 4):
-        raise _tensor_error(input_name, f"{c} channels (shape {tuple(t.shape)})", "1 (gray), 3 (RGB) or 4 (RGBA) channels")
+        raise _tensor_error(
+            input_name, f"{c} channels (shape {tuple(t.shape)})", "1 (gray), 3 (RGB) or 4 (RGBA) channels"
+        )
     if not t.is_floating_point():
         t = t.float() / 255.0 if t.dtype == torch.uint8 else t.float()
     data = t.detach().to("cpu", torch.float32)

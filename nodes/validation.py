@@ -59,7 +59,9 @@ def check_modalities(modalities: Any) -> None:
             return
         except ValidationError as exc:
             reasons.append(f"{spec.family_label(family)}: {exc.allowed}")
-    raise ValidationError("modalities", value, "a combination some model family accepts (" + "; ".join(reasons) + ")", param="modalities")
+    raise ValidationError(
+        "modalities", value, "a combination some model family accepts (" + "; ".join(reasons) + ")", param="modalities"
+    )
 
 
 def check_size(name: str, value: Any) -> None:
@@ -83,7 +85,9 @@ def check_control_window(control_start: Any, control_end: Any) -> None:
         if value is None or value == UNSET:
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0.0 <= float(value) <= 1.0):
-            raise ValidationError(name, value, "-1 (Scenario's default, not sent) or a fraction from 0 to 1", param=name)
+            raise ValidationError(
+                name, value, "-1 (Scenario's default, not sent) or a fraction from 0 to 1", param=name
+            )
     both_set = control_start not in (None, UNSET) and control_end not in (None, UNSET)
     if both_set and float(control_start) >= float(control_end):
         raise ValidationError(

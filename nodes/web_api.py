@@ -27,7 +27,8 @@ import copy
 import logging
 import os
 import time
-from typing import Any, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -35,7 +36,8 @@ import numpy as np
 from ..scenario_api import spec
 from ..scenario_api.client import ScenarioClient
 from ..scenario_api.config import DEFAULT_BASE_URL, ENV_URL, Settings, normalise_base_url
-from ..scenario_api.downloads import is_loopback as host_is_loopback, safe_url  # the protocol layer's URL helpers
+from ..scenario_api.downloads import is_loopback as host_is_loopback  # the protocol layer's URL helpers
+from ..scenario_api.downloads import safe_url
 from ..scenario_api.errors import ConfigurationError, ValidationError
 from ..scenario_api.imaging import encode_png
 from ..scenario_api.models import ControlNetRequest
@@ -71,7 +73,9 @@ PLACEHOLDER_IMAGE = "data:image/png;base64," + base64.b64encode(
 SettingsFactory = Callable[[], Settings]
 
 
-async def _with_client(settings_factory: SettingsFactory | None, work: Callable[[ScenarioClient], Awaitable[Any]]) -> Any:
+async def _with_client(
+    settings_factory: SettingsFactory | None, work: Callable[[ScenarioClient], Awaitable[Any]]
+) -> Any:
     """Run ``work`` with a fresh client on the current loop, bounded in time, then close it."""
     settings = (settings_factory or resolve_settings)()
     settings.require_credentials()
@@ -107,7 +111,9 @@ def describe_family(
     modalities = list(spec.MODALITIES_BY_FAMILY.get(family, ())) + list(spec.PRESETS_BY_FAMILY.get(family, ()))
     if custom_controlnet:
         modalities = list(spec.CUSTOM_MODALITIES)
-    guidance = spec.FAMILY_RANGES.get(family, {}).get("guidance", (spec.RULES["guidance"].lo, spec.RULES["guidance"].hi))
+    guidance = spec.FAMILY_RANGES.get(family, {}).get(
+        "guidance", (spec.RULES["guidance"].lo, spec.RULES["guidance"].hi)
+    )
     info: dict[str, Any] = {
         "model_id": model_id,
         "family": family,

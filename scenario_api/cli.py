@@ -17,10 +17,11 @@ import asyncio
 import logging
 import sys
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterator, Sequence, TextIO
+from typing import TextIO
 
 from . import __version__, spec
 from .client import INLINE_IMAGE_LIMIT, ScenarioClient
@@ -49,12 +50,19 @@ def _fraction(text: str) -> float:
 
 def _request_options(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("request")
-    g.add_argument("--control", required=True, metavar="PATH|ASSET_ID",
-                   help="control map: an image file (re-encoded as PNG, gray maps as one channel) or an asset id")
+    g.add_argument(
+        "--control",
+        required=True,
+        metavar="PATH|ASSET_ID",
+        help="control map: an image file (re-encoded as PNG, gray maps as one channel) or an asset id",
+    )
     g.add_argument("--prompt", required=True, help="text prompt")
     g.add_argument("--model", default="flux.1-dev", help="model id (default: flux.1-dev)")
-    g.add_argument("--modality", default="canny",
-                   help="name[:weight](,name[:weight])*, e.g. 'canny' or 'depth:0.5,pose:1.0' (default: canny)")
+    g.add_argument(
+        "--modality",
+        default="canny",
+        help="name[:weight](,name[:weight])*, e.g. 'canny' or 'depth:0.5,pose:1.0' (default: canny)",
+    )
     g.add_argument("--width", type=int, help="output width; default: from the control image (fitted), else 512")
     g.add_argument("--height", type=int, help="output height; default: from the control image (fitted), else 512")
     g.add_argument("--num-samples", type=int, help="images to generate (1-128; default 1)")
@@ -70,10 +78,17 @@ def _request_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _common_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--emulator", action="store_true",
-                        help="start a local Scenario emulator with its demo credentials and use it (no key needed)")
-    parser.add_argument("--timeout", type=float, default=600.0,
-                        help="seconds a job may run after leaving the queue (default 600; queue time not counted)")
+    parser.add_argument(
+        "--emulator",
+        action="store_true",
+        help="start a local Scenario emulator with its demo credentials and use it (no key needed)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=600.0,
+        help="seconds a job may run after leaving the queue (default 600; queue time not counted)",
+    )
     parser.add_argument(
         "--poll-interval", type=float, help="seconds between job polls (default 2, 0.25 with --emulator)"
     )
@@ -239,7 +254,7 @@ def _build_request(
     )
 
 
-async def _cmd_generate(client: ScenarioClient, args: argparse.Namespace, state: "RunState") -> int:
+async def _cmd_generate(client: ScenarioClient, args: argparse.Namespace, state: RunState) -> int:
     control = _read_image_arg(args.control, "--control")
     init = _read_image_arg(args.init_image, "--init-image") if args.init_image else None
     model = await client.get_model(args.model)
@@ -267,7 +282,7 @@ async def _cmd_generate(client: ScenarioClient, args: argparse.Namespace, state:
     return await _wait_and_save(client, submission.job_id, args, state)
 
 
-async def _wait_and_save(client: ScenarioClient, job_id: str, args: argparse.Namespace, state: "RunState") -> int:
+async def _wait_and_save(client: ScenarioClient, job_id: str, args: argparse.Namespace, state: RunState) -> int:
     state.job_id = job_id
     progress = ProgressLine(sys.stderr, sys.stderr.isatty())
     state.waiting = True
@@ -284,12 +299,12 @@ async def _wait_and_save(client: ScenarioClient, job_id: str, args: argparse.Nam
     return EXIT_OK
 
 
-async def _cmd_fetch(client: ScenarioClient, args: argparse.Namespace, state: "RunState") -> int:
+async def _cmd_fetch(client: ScenarioClient, args: argparse.Namespace, state: RunState) -> int:
     job_id = spec.check_id("jobId", args.job_id)
     return await _wait_and_save(client, job_id, args, state)
 
 
-async def _cmd_jobs(client: ScenarioClient, args: argparse.Namespace, state: "RunState") -> int:
+async def _cmd_jobs(client: ScenarioClient, args: argparse.Namespace, state: RunState) -> int:
     if not 1 <= args.limit <= 100:
         raise InputError("--limit must be from 1 to 100")
     jobs = await client.list_jobs(status=args.status, page_size=args.limit, max_pages=1)

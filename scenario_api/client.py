@@ -39,8 +39,9 @@ import inspect
 import re
 import threading
 import time
-from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 
@@ -105,7 +106,7 @@ CancelCheck = Callable[[], bool]
 
 def iso_utc(moment: datetime) -> str:
     """``2026-05-01T12:00:00.000Z``: the ISO form Scenario uses."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def precheck_request(request: ControlNetRequest) -> None:
@@ -385,7 +386,7 @@ class ScenarioClient:
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def __aenter__(self) -> "ScenarioClient":
+    async def __aenter__(self) -> ScenarioClient:
         self._transport.bind()
         return self
 
@@ -556,8 +557,15 @@ class ScenarioClient:
         try:
             try:
                 response = await self._transport.paid(
-                    "POST", path, what=what, policy=self.paid_retry, json=body, timeout=self._submit_timeout(),
-                    on_wait=on_wait, should_cancel=should_cancel, wire=wire,
+                    "POST",
+                    path,
+                    what=what,
+                    policy=self.paid_retry,
+                    json=body,
+                    timeout=self._submit_timeout(),
+                    on_wait=on_wait,
+                    should_cancel=should_cancel,
+                    wire=wire,
                 )
             except AmbiguousOutcome as exc:
                 LOG.warning("submit outcome unknown (%s); looking for the job instead of resubmitting", exc.cause)
@@ -597,7 +605,7 @@ class ScenarioClient:
 
     def _server_time(self, local: float) -> datetime:
         """A local wall-clock instant expressed in the server's clock (``Date`` offset, else ours)."""
-        return datetime.fromtimestamp(local + self._transport.clock_offset, timezone.utc)
+        return datetime.fromtimestamp(local + self._transport.clock_offset, UTC)
 
     async def _look_for_job(
         self, endpoint: str, body: Mapping[str, Any], sent_at: float, *, attempts: int, interval: float
@@ -636,18 +644,27 @@ class ScenarioClient:
             if found.candidates:
                 LOG.warning(
                     "%d unclaimed jobs match the ambiguous submit (%s); not picking one",
-                    len(found.candidates), ", ".join(found.candidates),
+                    len(found.candidates),
+                    ", ".join(found.candidates),
                 )
         return found
 
     async def _reconcile(
-        self, request: ControlNetRequest, body: Mapping[str, Any], sent_at: float, cause: str,
-        *, endpoint: str | None = None,
+        self,
+        request: ControlNetRequest,
+        body: Mapping[str, Any],
+        sent_at: float,
+        cause: str,
+        *,
+        endpoint: str | None = None,
     ) -> Submission:
         """Find the job an ambiguous submit may have created, or raise OutcomeUnknownError."""
         found = await self._look_for_job(
-            endpoint or request.endpoint, body, sent_at,
-            attempts=self.reconcile_attempts, interval=self.reconcile_interval,
+            endpoint or request.endpoint,
+            body,
+            sent_at,
+            attempts=self.reconcile_attempts,
+            interval=self.reconcile_interval,
         )
         if found.job is not None:
             LOG.info("adopted job %s after an ambiguous submit (%s)", found.job.job_id, cause)
@@ -688,8 +705,11 @@ class ScenarioClient:
         try:
             found = await asyncio.wait_for(
                 self._look_for_job(
-                    endpoint or request.endpoint, body, sent_at,
-                    attempts=self.reconcile_attempts, interval=min(self.reconcile_interval, 1.0),
+                    endpoint or request.endpoint,
+                    body,
+                    sent_at,
+                    attempts=self.reconcile_attempts,
+                    interval=min(self.reconcile_interval, 1.0),
                 ),
                 CANCEL_RECOVERY_SECONDS - CANCEL_RECOVERY_CANCEL_SHARE,
             )
@@ -710,13 +730,18 @@ class ScenarioClient:
             LOG.warning(
                 "Scenario: a generation request sent at %s was cancelled while on the wire; several jobs match it "
                 "(%s), so none was cancelled. Check them with Poll Job (prompt %r, seed %s)",
-                since_text, ", ".join(found.candidates), _short_prompt(body), body["seed"],
+                since_text,
+                ", ".join(found.candidates),
+                _short_prompt(body),
+                body["seed"],
             )
             return
         LOG.warning(
             "Scenario: a generation request sent at %s was cancelled while on the wire and no job was found for it. "
             "It may still have been created and charged: check your recent jobs for prompt %r with seed %s",
-            since_text, _short_prompt(body), body["seed"],
+            since_text,
+            _short_prompt(body),
+            body["seed"],
         )
 
     # ------------------------------------------------------------------ jobs
@@ -725,7 +750,11 @@ class ScenarioClient:
         """The job's current state."""
         job_id = spec.check_id("jobId", job_id)
         response = await self._transport.read(
-            "GET", f"/jobs/{job_id}", what=f"job {job_id}", policy=self.retry, job_id=job_id,
+            "GET",
+            f"/jobs/{job_id}",
+            what=f"job {job_id}",
+            policy=self.retry,
+            job_id=job_id,
             should_cancel=should_cancel,
         )
         job = Job.from_api(decode_body(response))
@@ -830,7 +859,8 @@ class ScenarioClient:
                     raise type(exc)(
                         f"Lost contact with Scenario while waiting for job {job_id}: {exc.message}. The job may "
                         "still finish: collect it later with Poll Job or 'python -m scenario_api fetch'",
-                        status=exc.status, job_id=job_id,
+                        status=exc.status,
+                        job_id=job_id,
                     ) from None
                 LOG.warning("polling job %s failed (%s); will keep trying", job_id, type(exc).__name__)
                 await interruptible_sleep(interval, should_cancel)
@@ -841,7 +871,9 @@ class ScenarioClient:
                 return job
             if job.status == "failure":
                 raise JobFailedError(
-                    f"Scenario job {job_id} failed", reason=job.error or "no reason given", hint=job.hint,
+                    f"Scenario job {job_id} failed",
+                    reason=job.error or "no reason given",
+                    hint=job.hint,
                     job_id=job_id,
                 )
             if job.status == "canceled":
@@ -994,7 +1026,11 @@ class ScenarioClient:
         what = f"the upload of '{name.strip()}'"
         try:
             response = await self._transport.paid(
-                "POST", "/assets", what=what, policy=self.paid_retry, json={"name": name.strip(), "image": url},
+                "POST",
+                "/assets",
+                what=what,
+                policy=self.paid_retry,
+                json={"name": name.strip(), "image": url},
                 should_cancel=should_cancel,
             )
         except CancelRequested:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import base64
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 from urllib.parse import SplitResult, urlsplit
 
 from .errors import ConfigurationError, ValidationError
@@ -125,7 +125,7 @@ class Settings:
                 raise ConfigurationError(str(exc)) from None
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, *, require_credentials: bool = False) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None, *, require_credentials: bool = False) -> Settings:
         env = os.environ if env is None else env
         key, secret = env.get(ENV_KEY, ""), env.get(ENV_SECRET, "")
         creds = Credentials(key, secret) if key.strip() and secret.strip() else None

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 
 from .errors import DownloadError
 from .retry import CancelRequested
-from .transport import USER_AGENT, LOG, LoopBoundClient, install_log_redaction
+from .transport import LOG, USER_AGENT, LoopBoundClient, install_log_redaction
 
 __all__ = [
     "MAX_REDIRECTS",
@@ -189,9 +189,7 @@ class Downloader:
             return data
         raise DownloadRefusedError(f"The file host redirected more than {MAX_REDIRECTS} times; gave up")
 
-    async def _read_body(
-        self, response: httpx.Response, url: str, should_cancel: Callable[[], bool] | None
-    ) -> bytes:
+    async def _read_body(self, response: httpx.Response, url: str, should_cancel: Callable[[], bool] | None) -> bytes:
         status = response.status_code
         where = safe_url(url)
         if status in _EXPIRED_STATUSES:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping
+from typing import Any
 
 from . import spec
 from .errors import ScenarioError, ValidationError
@@ -72,7 +73,7 @@ class ControlNetRequest:
     def endpoint(self) -> str:
         return spec.IMG2IMG if self.image is not None else spec.TXT2IMG
 
-    def with_seed(self) -> "ControlNetRequest":
+    def with_seed(self) -> ControlNetRequest:
         """A copy with a concrete seed, drawn here if none was given.
 
         Sending our own seed makes the request recognisable in the job list
@@ -91,9 +92,7 @@ class ControlNetRequest:
             "numSamples": self.num_samples if self.num_samples is not None else spec.DEFAULTS["numSamples"],
             "guidance": self.guidance if self.guidance is not None else spec.DEFAULT_GUIDANCE.get(family),
             "numInferenceSteps": (
-                self.num_inference_steps
-                if self.num_inference_steps is not None
-                else spec.DEFAULTS["numInferenceSteps"]
+                self.num_inference_steps if self.num_inference_steps is not None else spec.DEFAULTS["numInferenceSteps"]
             ),
             "width": self.width if self.width is not None else spec.DEFAULTS["width"],
             "height": self.height if self.height is not None else spec.DEFAULTS["height"],
@@ -138,7 +137,9 @@ class ControlNetRequest:
         ):
             if value is not None:
                 raise ValidationError(
-                    spec.PARAM_OF_WIRE.get(param, param), value, "nothing: custom ControlNet models do not take it",
+                    spec.PARAM_OF_WIRE.get(param, param),
+                    value,
+                    "nothing: custom ControlNet models do not take it",
                     param=param,
                 )
         name, weight = spec.custom_modality(self.modality)
@@ -207,7 +208,7 @@ class Job:
         return STATUS_LABELS.get(self.status, self.status)
 
     @classmethod
-    def from_api(cls, data: Mapping[str, Any]) -> "Job":
+    def from_api(cls, data: Mapping[str, Any]) -> Job:
         """Parse ``{"job": {...}}`` or the bare job object."""
         j = data.get("job", data) if isinstance(data, Mapping) else {}
         if not isinstance(j, Mapping):
@@ -252,7 +253,7 @@ class Asset:
         return f"Asset(asset_id={self.asset_id!r}, mime_type={self.mime_type!r}, status={self.status!r})"
 
     @classmethod
-    def from_api(cls, data: Mapping[str, Any]) -> "Asset":
+    def from_api(cls, data: Mapping[str, Any]) -> Asset:
         a = data.get("asset", data) if isinstance(data, Mapping) else {}
         if not isinstance(a, Mapping):
             a = {}
@@ -279,7 +280,7 @@ class Model:
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_api(cls, data: Mapping[str, Any]) -> "Model":
+    def from_api(cls, data: Mapping[str, Any]) -> Model:
         m = data.get("model", data) if isinstance(data, Mapping) else {}
         if not isinstance(m, Mapping):
             m = {}
@@ -306,7 +307,7 @@ class Quote:
     details: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_api(cls, data: Mapping[str, Any]) -> "Quote":
+    def from_api(cls, data: Mapping[str, Any]) -> Quote:
         """Parse a dry-run answer; a missing or unusable cost is an error, never 0 CU.
 
         A quote exists to be compared with a budget: treating "no price" as

@@ -24,8 +24,9 @@ import email.utils
 import math
 import random
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Mapping, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
@@ -136,7 +137,7 @@ class RetryPolicy:
             raise ValueError("delays must not be negative")
 
     @classmethod
-    def fast(cls, max_attempts: int = 4) -> "RetryPolicy":
+    def fast(cls, max_attempts: int = 4) -> RetryPolicy:
         """Tiny delays for tests and local emulators (server hints are still honoured)."""
         return cls(max_attempts=max_attempts, base=0.01, cap=0.05)
 

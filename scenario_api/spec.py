@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from .errors import ValidationError
 
@@ -549,8 +550,17 @@ def validate_body(
             b.pop("strength", None)
 
     # numbers
-    for field in ("numSamples", "guidance", "numInferenceSteps", "width", "height", "seed",
-                  "controlStart", "controlEnd", "negativePromptStrength"):
+    for field in (
+        "numSamples",
+        "guidance",
+        "numInferenceSteps",
+        "width",
+        "height",
+        "seed",
+        "controlStart",
+        "controlEnd",
+        "negativePromptStrength",
+    ):
         if b.get(field) is not None:
             b[field] = check_number(field, b[field], family, strict=strict)
         else:
@@ -624,7 +634,9 @@ CUSTOM_KNOWN_FIELDS = ("prompt", "controlImage", "controlModality", "image") + t
 CUSTOM_DEFAULTS = {"numOutputs": 1, "numInferenceSteps": 28, "width": 1104, "height": 832, "guidance": 3.5}
 CUSTOM_DEFAULT_STRENGTH = 0.8
 PARAM_OF_WIRE = {
-    "scheduler": "scheduler", "negative_prompt": "negativePrompt", "negative_prompt_strength": "negativePromptStrength"
+    "scheduler": "scheduler",
+    "negative_prompt": "negativePrompt",
+    "negative_prompt_strength": "negativePromptStrength",
 }
 CUSTOM_PARAM_OF = {r.field: r.param for r in CUSTOM_CONTROLNET_RULES.values()} | {
     "prompt": "prompt",
@@ -659,8 +671,12 @@ def custom_modality(value: Any) -> tuple[str, float | None]:
 
 def _check_asset(field: str, value: Any, what: str) -> str:
     if not isinstance(value, str) or not ASSET_ID_RE.match(value.strip()):
-        raise ValidationError(field, value, f"{what} as an asset id like 'asset_…' (upload images first)",
-                              param=CUSTOM_PARAM_OF.get(field))
+        raise ValidationError(
+            field,
+            value,
+            f"{what} as an asset id like 'asset_…' (upload images first)",
+            param=CUSTOM_PARAM_OF.get(field),
+        )
     return value.strip()
 
 
@@ -669,7 +685,8 @@ def check_custom_capabilities(capabilities: Any, model_id: Any = None, *, img2im
     caps = {str(c).lower() for c in (capabilities or ())}
     if CUSTOM_CONTROLNET_CAPABILITY not in caps:
         raise ValidationError(
-            "modelId", model_id,
+            "modelId",
+            model_id,
             "a model with the 'controlnet' capability: this model can't do ControlNet "
             f"(its capabilities: {', '.join(sorted(caps)) or 'none'})",
             param="model_id",
@@ -715,9 +732,7 @@ def validate_custom_body(
     if isinstance(modality, str) and not strict:
         modality = MODALITY_ALIASES.get(modality.strip().lower(), modality.strip().lower())
     if modality not in CUSTOM_MODALITIES:
-        raise ValidationError(
-            "controlModality", modality, "one of: " + ", ".join(CUSTOM_MODALITIES), param="modality"
-        )
+        raise ValidationError("controlModality", modality, "one of: " + ", ".join(CUSTOM_MODALITIES), param="modality")
     b["controlModality"] = modality
 
     if b.get("image") is not None:

@@ -24,7 +24,8 @@ import logging
 import math
 import re
 import time
-from typing import Any, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 import httpx
 
@@ -415,8 +416,15 @@ class Transport:
         when the network keeps failing.
         """
         response = await self._with_retries(
-            method, path, what=what, policy=policy, retry_reason=_read_retry_reason,
-            params=params, json=json, timeout=timeout, should_cancel=should_cancel,
+            method,
+            path,
+            what=what,
+            policy=policy,
+            retry_reason=_read_retry_reason,
+            params=params,
+            json=json,
+            timeout=timeout,
+            should_cancel=should_cancel,
         )
         if response.status_code >= 300:
             raise api_error(response, what=what, job_id=job_id)
@@ -453,8 +461,17 @@ class Transport:
         mid-call, whether the request may have reached Scenario.
         """
         response = await self._with_retries(
-            method, path, what=what, policy=policy, retry_reason=_paid_retry_reason,
-            params=params, json=json, timeout=timeout, should_cancel=should_cancel, on_wait=on_wait, wire=wire,
+            method,
+            path,
+            what=what,
+            policy=policy,
+            retry_reason=_paid_retry_reason,
+            params=params,
+            json=json,
+            timeout=timeout,
+            should_cancel=should_cancel,
+            on_wait=on_wait,
+            wire=wire,
         )
         status = response.status_code
         if status in REFUSED_PAID_STATUSES:  # still refused when the attempts ran out
@@ -463,9 +480,7 @@ class Transport:
             raise AmbiguousOutcome(f"HTTP {status} answer", status=status)
         return response
 
-    async def _pause(
-        self, delay: float, what: str, attempt: int, should_cancel: Callable[[], bool] | None
-    ) -> None:
+    async def _pause(self, delay: float, what: str, attempt: int, should_cancel: Callable[[], bool] | None) -> None:
         LOG.info("retrying %s in %.2f s (attempt %d failed)", what, delay, attempt)
         await interruptible_sleep(delay, should_cancel)
 

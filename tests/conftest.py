@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import fnmatch
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -65,7 +66,8 @@ class EmulatorHandle:
     def requests(self, method: str = "*", path_glob: str = "*") -> list[dict[str, Any]]:
         """Log entries whose method and path (no query) match the shell patterns."""
         return [
-            e for e in self.log()
+            e
+            for e in self.log()
             if fnmatch.fnmatchcase(e["method"], method) and fnmatch.fnmatchcase(e["path"], path_glob)
         ]
 

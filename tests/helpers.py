@@ -1,6 +1,6 @@
 """Small image helpers for tests (Pillow + numpy only, independent of the pack's imaging code).
 
-    from helpers import make_png, data_url, decode_png
+from helpers import make_png, data_url, decode_png
 """
 
 from __future__ import annotations

@@ -35,9 +35,7 @@ def load_pack(name: str = PACK_NAME) -> ModuleType:
     existing = sys.modules.get(name)
     if existing is not None:
         return existing
-    spec = importlib.util.spec_from_file_location(
-        name, ROOT / "__init__.py", submodule_search_locations=[str(ROOT)]
-    )
+    spec = importlib.util.spec_from_file_location(name, ROOT / "__init__.py", submodule_search_locations=[str(ROOT)])
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module

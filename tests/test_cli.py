@@ -32,7 +32,11 @@ def _env_for(emulator) -> dict[str, str]:
 
 def _run(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 40) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "scenario_api", *args], env=env, cwd=cwd, capture_output=True, text=True,
+        [sys.executable, "-m", "scenario_api", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
         timeout=timeout,
     )
 
@@ -47,9 +51,22 @@ def control(tmp_path: Path) -> Path:
 def test_emulator_run_writes_pngs_and_prints_job_and_cost(tmp_path, control):
     out = tmp_path / "results"
     proc = _run(
-        ["generate", "--emulator", "--control", str(control), "--prompt", "a robot", "--num-samples", "2",
-         "--out", str(out), "--seed", "5"],
-        _clean_env(), tmp_path,
+        [
+            "generate",
+            "--emulator",
+            "--control",
+            str(control),
+            "--prompt",
+            "a robot",
+            "--num-samples",
+            "2",
+            "--out",
+            str(out),
+            "--seed",
+            "5",
+        ],
+        _clean_env(),
+        tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
@@ -87,9 +104,25 @@ def test_ctrl_c_cancels_the_remote_job(tmp_path, control, emulator):
     emulator.config(timing={"running": 20.0})
     env = _env_for(emulator)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "scenario_api", "generate", "--control", str(control), "--prompt", "long one",
-         "--poll-interval", "0.1", "--out", str(tmp_path / "o")],
-        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "scenario_api",
+            "generate",
+            "--control",
+            str(control),
+            "--prompt",
+            "long one",
+            "--poll-interval",
+            "0.1",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         job_id = None
@@ -140,16 +173,35 @@ def test_family_rule_exits_2(env_for_emulator, control, capsys):
 def test_quote_only_prints_the_price_and_creates_no_job(env_for_emulator, control, capsys):
     assert cli.main(["generate", "--control", str(control), "--prompt", "x", "--quote-only"]) == 0
     assert capsys.readouterr().out.startswith("price: ")
-    assert cli.main(["quote", "--control", "asset_demo_canny", "--prompt", "x", "--width", "1024",
-                     "--height", "1024"]) == 0
+    assert (
+        cli.main(["quote", "--control", "asset_demo_canny", "--prompt", "x", "--width", "1024", "--height", "1024"])
+        == 0
+    )
     assert "CU" in capsys.readouterr().out
     assert [e["status"] for e in env_for_emulator.requests("POST", "/v1/generate/*")] == [269, 269]
 
 
 def test_img2img_with_asset_ids_and_fetch_and_jobs(env_for_emulator, tmp_path, capsys):
     out = tmp_path / "o"
-    code = cli.main(["generate", "--control", "asset_demo_pose", "--init-image", "asset_demo_canny", "--strength",
-                     "0.5", "--modality", "pose", "--prompt", "dancer", "--out", str(out), "--poll-interval", "0.05"])
+    code = cli.main(
+        [
+            "generate",
+            "--control",
+            "asset_demo_pose",
+            "--init-image",
+            "asset_demo_canny",
+            "--strength",
+            "0.5",
+            "--modality",
+            "pose",
+            "--prompt",
+            "dancer",
+            "--out",
+            str(out),
+            "--poll-interval",
+            "0.05",
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     job_id = next(line.split(": ")[1] for line in printed.splitlines() if line.startswith("job: "))
@@ -170,11 +222,19 @@ def test_img2img_with_asset_ids_and_fetch_and_jobs(env_for_emulator, tmp_path, c
 def test_progress_line_modes():
     plain = io.StringIO()
     line = cli.ProgressLine(plain, tty=False)
-    for status, progress in [("queued", 0), ("in-progress", 0.31), ("in-progress", 0.33), ("in-progress", 0.52),
-                             ("success", 1.0)]:
+    for status, progress in [
+        ("queued", 0),
+        ("in-progress", 0.31),
+        ("in-progress", 0.33),
+        ("in-progress", 0.52),
+        ("success", 1.0),
+    ]:
         line(Job(job_id="job_1", status=status, progress=progress))
     assert plain.getvalue().splitlines() == [
-        "job_1: queued", "job_1: generating 31%", "job_1: generating 52%", "job_1: done",
+        "job_1: queued",
+        "job_1: generating 31%",
+        "job_1: generating 52%",
+        "job_1: done",
     ]
     tty = io.StringIO()
     line = cli.ProgressLine(tty, tty=True)

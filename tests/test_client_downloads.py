@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import gzip
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Iterator
 
 import pytest
 from helpers import data_url, fast_client, make_png
@@ -196,7 +196,7 @@ async def test_downloader_sends_only_neutral_headers(files):
         assert await downloader.fetch(files.url("/a.png?Signature=s")) == b"\x89PNG data"
     finally:
         await downloader.aclose()
-    (_, headers), = files.seen
+    ((_, headers),) = files.seen
     assert "authorization" not in headers and "cookie" not in headers
     assert headers["accept-encoding"] == "identity"
     assert headers["user-agent"].startswith("scenario-comfyui/")

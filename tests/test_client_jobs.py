@@ -89,8 +89,9 @@ async def test_async_progress_callback_is_awaited(emulator, settings):
 
 
 async def test_job_failure_surfaces_reason_and_hint(emulator, settings):
-    emulator.fault(target=SUBMIT, kind="job_failure", error="Content rejected by the safety filter",
-                   hint="Try a different prompt")
+    emulator.fault(
+        target=SUBMIT, kind="job_failure", error="Content rejected by the safety filter", hint="Try a different prompt"
+    )
     async with _client(settings) as client:
         submission = await client.submit(_request())
         with pytest.raises(JobFailedError) as info:
@@ -216,8 +217,14 @@ async def test_quote_is_a_269_dry_run_and_creates_no_job(emulator, settings):
 
 @pytest.mark.parametrize(
     "body",
-    [{}, {"creativeUnitsCost": None}, {"creativeUnitsCost": "12"}, {"creativeUnitsCost": -1},
-     {"creativeUnitsCost": True}, {"creativeUnitsCost": {"total": 5}}],
+    [
+        {},
+        {"creativeUnitsCost": None},
+        {"creativeUnitsCost": "12"},
+        {"creativeUnitsCost": -1},
+        {"creativeUnitsCost": True},
+        {"creativeUnitsCost": {"total": 5}},
+    ],
     ids=["missing", "null", "string", "negative", "bool", "object"],
 )
 async def test_a_quote_without_a_usable_cost_is_an_error_not_free(emulator, settings, body):
@@ -428,8 +435,12 @@ async def test_stop_during_an_upload_429_wait_uploads_nothing(emulator, settings
 
 async def test_reads_take_a_stop_check(emulator, settings):
     """Model, asset and job look-ups stop retrying when the caller's check fires (CancelRequested)."""
-    emulator.faults(*({"target": f"GET /v1/{what}/*", "kind": "status", "status": 503, "retry_after": 30}
-                      for what in ("models", "assets", "jobs")))
+    emulator.faults(
+        *(
+            {"target": f"GET /v1/{what}/*", "kind": "status", "status": 503, "retry_after": 30}
+            for what in ("models", "assets", "jobs")
+        )
+    )
     calls = {
         "models": lambda c, stop: c.get_model("flux.1-dev", should_cancel=stop),
         "assets": lambda c, stop: c.get_asset("asset_demo_canny", should_cancel=stop),
@@ -462,9 +473,7 @@ async def test_image_ref_inlines_small_images_and_uploads_big_ones_once(emulator
 
 
 async def test_project_id_is_sent_on_every_api_call(emulator):
-    settings = Settings(
-        base_url=emulator.url, credentials=Credentials(TEST_KEY, TEST_SECRET), project_id="proj_test-1"
-    )
+    settings = Settings(base_url=emulator.url, credentials=Credentials(TEST_KEY, TEST_SECRET), project_id="proj_test-1")
     async with _client(settings) as client:
         job, _ = await client.generate(_request())
         await client.list_jobs()
@@ -501,8 +510,9 @@ async def test_headers_on_api_requests(settings):
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        echo = Settings(base_url=f"http://127.0.0.1:{server.server_address[1]}/v1",
-                        credentials=Credentials(TEST_KEY, TEST_SECRET))
+        echo = Settings(
+            base_url=f"http://127.0.0.1:{server.server_address[1]}/v1", credentials=Credentials(TEST_KEY, TEST_SECRET)
+        )
         async with _client(echo) as client:
             job = await client.cancel_job("job_echo")
             with pytest.raises(JobCanceledError):

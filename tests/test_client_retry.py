@@ -14,7 +14,7 @@ import logging
 import socket
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -567,7 +567,7 @@ async def test_an_identical_run_from_3_s_earlier_is_not_adopted_and_the_window_i
     assert len(_submits(emulator)) == 2
     # The lookup starts a few seconds (the default skew, plus the Date header's 1 s resolution) before the send.
     (lookup,) = emulator.requests("GET", "/v1/jobs")
-    after = datetime.strptime(lookup["query"]["createdAfter"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    after = datetime.strptime(lookup["query"]["createdAfter"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
     sent = _submits(emulator)[-1]["time"]
     assert sent - 7.0 < after.timestamp() <= sent
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import time
+from datetime import UTC
 
 import httpx
 import pytest
 
-from scenario_api.errors import ValidationError
 from scenario_api.client import input_matches, iso_utc, precheck_request
+from scenario_api.errors import ValidationError
 from scenario_api.models import ControlNetRequest, Job
 from scenario_api.retry import (
     CancelRequested,
@@ -92,8 +93,16 @@ async def test_interruptible_sleep_notices_cancel_quickly():
 
 def test_redaction():
     url = "data:image/png;base64," + "A" * 5000
-    out = redact({"controlImage": url, "prompt": "p" * 500, "Authorization": "Basic abc", "nested": [url],
-                  "apiSecret": "s3cret", "seed": 3})
+    out = redact(
+        {
+            "controlImage": url,
+            "prompt": "p" * 500,
+            "Authorization": "Basic abc",
+            "nested": [url],
+            "apiSecret": "s3cret",
+            "seed": 3,
+        }
+    )
     text = str(out)
     assert "AAAA" not in text and "s3cret" not in text and "Basic abc" not in text
     assert out["controlImage"].startswith("data URL <5022 chars sha256:") and out["seed"] == 3
@@ -103,9 +112,9 @@ def test_redaction():
 
 
 def test_iso_utc_format():
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    assert iso_utc(datetime(2026, 5, 1, 12, 0, 3, 456789, tzinfo=timezone.utc)) == "2026-05-01T12:00:03.456Z"
+    assert iso_utc(datetime(2026, 5, 1, 12, 0, 3, 456789, tzinfo=UTC)) == "2026-05-01T12:00:03.456Z"
 
 
 def _job(**input_fields) -> Job:
@@ -120,8 +129,13 @@ def test_job_matching_rules():
     assert input_matches(_job(**same), "controlnet", body)
     assert not input_matches(_job(**same), "controlnet-img2img", body)
     assert input_matches(_job(**dict(same, type="controlnet-img2img")), "controlnet-img2img", body)
-    for change in ({"seed": 43}, {"prompt": "a cat"}, {"modelId": "flux.1-schnell"}, {"modality": "depth:0.6"},
-                   {"numSamples": 1}):
+    for change in (
+        {"seed": 43},
+        {"prompt": "a cat"},
+        {"modelId": "flux.1-schnell"},
+        {"modality": "depth:0.6"},
+        {"numSamples": 1},
+    ):
         assert not _input_matches_default(_job(**dict(same, **change))), change
     no_seed = {k: v for k, v in same.items() if k != "seed"}
     assert not input_matches(_job(**no_seed), "controlnet", body)

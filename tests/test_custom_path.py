@@ -11,8 +11,7 @@ import pytest
 from helpers import data_url, fast_client, make_array, make_png
 from pack_loader import image_tensor
 
-from scenario_api import ControlNetRequest, ValidationError
-from scenario_api import spec
+from scenario_api import ControlNetRequest, ValidationError, spec
 
 pytest_plugins = ["pack_loader"]  # fixtures: pack, comfy, node_env
 
@@ -26,8 +25,14 @@ _client = fast_client
 
 def _request(**changes) -> ControlNetRequest:
     fields = {
-        "prompt": "a stone bridge", "model_id": BFL, "modality": "depth:0.6",
-        "control_image_id": "asset_demo_canny", "num_samples": 2, "width": 256, "height": 192, "seed": 77,
+        "prompt": "a stone bridge",
+        "model_id": BFL,
+        "modality": "depth:0.6",
+        "control_image_id": "asset_demo_canny",
+        "num_samples": 2,
+        "width": 256,
+        "height": 192,
+        "seed": 77,
     }
     fields.update(changes)
     return ControlNetRequest(**fields)
@@ -36,7 +41,8 @@ def _request(**changes) -> ControlNetRequest:
 def _paid_posts(emulator) -> list[dict]:
     """Generate and asset POSTs that were not dry runs."""
     return [
-        e for e in emulator.requests("POST", "/v1/*")
+        e
+        for e in emulator.requests("POST", "/v1/*")
         if e["path"].startswith(("/v1/generate/", "/v1/assets"))
         and str(e.get("query", {}).get("dryRun", "")).lower() != "true"
     ]
@@ -132,8 +138,10 @@ def test_emulator_refuses_non_custom_models_on_the_custom_path(emulator):
         assert quote.status_code == 269 and quote.json()["creativeUnitsCost"] > 0
         bad = api.post(f"/generate/custom/{BFL}", json={**body, "numOutputs": 5})
         assert bad.status_code == 400 and "numOutputs" in bad.json()["reason"]
-        legacy = api.post("/generate/controlnet", json={"prompt": "x", "modelId": BFL, "modality": "canny",
-                                                        "controlImageId": "asset_demo_canny"})
+        legacy = api.post(
+            "/generate/controlnet",
+            json={"prompt": "x", "modelId": BFL, "modality": "canny", "controlImageId": "asset_demo_canny"},
+        )
         assert legacy.status_code == 400  # the legacy endpoints still refuse custom models
         assert api.get("/jobs").json()["jobs"] == []
         model = api.get(f"/models/{BFL}").json()["model"]
@@ -151,8 +159,18 @@ async def test_generate_node_runs_on_the_custom_model(node_env, comfy, pack):
     node = pack.NODE_CLASS_MAPPINGS["ScenarioControlNetGenerate"]()
     control = image_tensor(make_array(203, 117, "edges"))
     images, job_id, asset_ids = await node.generate(
-        prompt="a lighthouse at dusk", model_id=BFL, modality="depth", modality_strength=0.6, num_samples=2,
-        guidance=3.5, num_inference_steps=28, width=0, height=0, seed=99, control_image=control, unique_id="7",
+        prompt="a lighthouse at dusk",
+        model_id=BFL,
+        modality="depth",
+        modality_strength=0.6,
+        num_samples=2,
+        guidance=3.5,
+        num_inference_steps=28,
+        width=0,
+        height=0,
+        seed=99,
+        control_image=control,
+        unique_id="7",
     )
     assert tuple(images.shape) == (2, 128, 224, 3)
     assert job_id.startswith("job_") and len(asset_ids.split(",")) == 2
@@ -191,8 +209,9 @@ def test_validate_custom_body_rules():
         with pytest.raises(ValidationError) as info:
             spec.validate_custom_body(body, capabilities)
         assert info.value.field == field, (body, info.value)
-    lenient = spec.validate_custom_body({**ok, "controlModality": "openpose", "type": "x", "seed": "12"}, caps,
-                                        strict=False)
+    lenient = spec.validate_custom_body(
+        {**ok, "controlModality": "openpose", "type": "x", "seed": "12"}, caps, strict=False
+    )
     assert lenient["controlModality"] == "pose" and lenient["seed"] == 12 and "type" not in lenient
     assert spec.custom_path("model_bfl-flux-1-dev") == "/generate/custom/model_bfl-flux-1-dev"
     with pytest.raises(ValidationError):

@@ -10,15 +10,15 @@ import os
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import numpy as np
 import pytest
-
 from helpers import data_url, decode_png, make_array, make_jpeg, make_png
+
 from scenario_api.emulator import DEMO_KEY, DEMO_SECRET, Emulator, Timing
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -90,7 +90,9 @@ def test_auth_required_and_secret_never_logged(emulator, api):
 
     entries = emulator.requests("GET", "/v1/models")
     assert [(e["auth_header_present"], e["auth_ok"], e["status"]) for e in entries] == [
-        (False, False, 401), (True, False, 401), (True, True, 200)
+        (False, False, 401),
+        (True, False, 401),
+        (True, True, 200),
     ]
     text = json.dumps(emulator.log())
     token = base64.b64encode(f"{emulator.key}:{emulator.secret}".encode()).decode()
@@ -121,12 +123,20 @@ def test_validation_uses_spec_and_names_the_field(api, emulator, over, field):
 
 def test_lenient_inputs_are_accepted(api):
     # open questions 2, 6, 7, 8, 10: map as `image`, seed as string, alias, stray keys
-    job = submit(api, modality="openpose", controlImageId=None, image="asset_demo_pose", seed="42",
-                 type="controlnet", dryRun=True)["job"]
+    job = submit(
+        api,
+        modality="openpose",
+        controlImageId=None,
+        image="asset_demo_pose",
+        seed="42",
+        type="controlnet",
+        dryRun=True,
+    )["job"]
     echo = job["metadata"]["input"]
     assert echo["modality"] == "pose" and echo["seed"] == 42 and echo["controlImage"] == "asset_demo_pose"
-    job = submit(api, modelId="stable-diffusion-v1-5", scheduler="EulerAncestralDiscrete",
-                 modality="canny:0.5,depth:0.4")["job"]
+    job = submit(
+        api, modelId="stable-diffusion-v1-5", scheduler="EulerAncestralDiscrete", modality="canny:0.5,depth:0.4"
+    )["job"]
     assert job["metadata"]["input"]["scheduler"] == "EulerAncestralDiscreteScheduler"
 
 
@@ -146,13 +156,17 @@ def test_unknown_and_custom_models_and_missing_asset(api):
 
 
 def test_dry_run_quotes_269_and_creates_no_job(api, emulator):
-    r = api.post("/generate/controlnet", params={"dryRun": "true"},
-                 json=body(width=1024, height=1024, numInferenceSteps=28))
+    r = api.post(
+        "/generate/controlnet", params={"dryRun": "true"}, json=body(width=1024, height=1024, numInferenceSteps=28)
+    )
     assert r.status_code == 269
     quote = r.json()
     assert quote["creativeUnitsCost"] == 5.0 and quote["creativeUnitsDiscount"] == 0 and quote["costDetails"]
-    two = api.post("/generate/controlnet", params={"dryRun": "true"},
-                   json=body(width=1024, height=1024, numInferenceSteps=28, numSamples=2)).json()
+    two = api.post(
+        "/generate/controlnet",
+        params={"dryRun": "true"},
+        json=body(width=1024, height=1024, numInferenceSteps=28, numSamples=2),
+    ).json()
     assert two["creativeUnitsCost"] == 10.0
     assert api.get("/jobs").json()["jobs"] == []
     assert emulator.requests("POST", "/v1/generate/*")[0]["query"] == {"dryRun": "true"}
@@ -246,8 +260,8 @@ def test_jobs_list_created_after_and_pagination(api):
             break
     assert pages == [ids[4:2:-1], ids[2:0:-1], ids[:1]]
 
-    future = (datetime.now(timezone.utc) + timedelta(seconds=60)).isoformat().replace("+00:00", "Z")
-    past = (datetime.now(timezone.utc) - timedelta(seconds=60)).isoformat()
+    future = (datetime.now(UTC) + timedelta(seconds=60)).isoformat().replace("+00:00", "Z")
+    past = (datetime.now(UTC) - timedelta(seconds=60)).isoformat()
     assert api.get("/jobs", params={"createdAfter": future}).json()["jobs"] == []
     assert len(api.get("/jobs", params={"createdAfter": past}).json()["jobs"]) == 5
     assert api.get("/jobs", params={"pageSize": 201}).status_code == 400
@@ -280,11 +294,10 @@ def test_project_id_is_accepted_and_logged(api, emulator):
 
 def test_concurrent_submits_create_distinct_jobs(api, emulator):
     async def burst() -> list[str]:
-        async with httpx.AsyncClient(base_url=emulator.url, auth=(emulator.key, emulator.secret),
-                                     trust_env=False, timeout=10) as client:
-            replies = await asyncio.gather(
-                *[client.post("/generate/controlnet", json=body(seed=i)) for i in range(40)]
-            )
+        async with httpx.AsyncClient(
+            base_url=emulator.url, auth=(emulator.key, emulator.secret), trust_env=False, timeout=10
+        ) as client:
+            replies = await asyncio.gather(*[client.post("/generate/controlnet", json=body(seed=i)) for i in range(40)])
         return [r.json()["job"]["jobId"] for r in replies]
 
     ids = asyncio.run(burst())
@@ -358,7 +371,8 @@ def test_file_route_needs_no_auth_and_logs_header_presence(api, emulator):
     httpx.get(url, trust_env=False, auth=("someone", "else"))
     files = emulator.requests("GET", "/cdn/*")
     assert [(e["auth_header_present"], e["auth_ok"], e["status"]) for e in files] == [
-        (False, None, 200), (True, None, 200)
+        (False, None, 200),
+        (True, None, 200),
     ]
 
 
@@ -369,7 +383,10 @@ def test_signed_url_credentials_never_reach_the_request_log_or_debug_lines(api, 
     assert httpx.get(url, trust_env=False).status_code == 200
     (entry,) = emulator.requests("GET", "/cdn/*")
     assert entry["query"] == {
-        "Expires": query["Expires"], "Policy": "<redacted>", "Signature": "<redacted>", "Key-Pair-Id": "<redacted>"
+        "Expires": query["Expires"],
+        "Policy": "<redacted>",
+        "Signature": "<redacted>",
+        "Key-Pair-Id": "<redacted>",
     }
     lines = [r.getMessage() for r in caplog.records if r.name == "scenario_api.emulator"]
     line = next(text for text in lines if "/cdn/assets/" in text)
@@ -408,8 +425,14 @@ def test_upload_asset_and_use_it_as_map(api):
 def test_models(api):
     rows = api.get("/models").json()["models"]
     ids = {m["id"] for m in rows}
-    assert {"flux.1-dev", "flux.1-schnell", "stable-diffusion-xl-base-1.0", "stable-diffusion-v1-5",
-            "model_bfl-flux-1-dev", "model_demo-flux-lora"} <= ids
+    assert {
+        "flux.1-dev",
+        "flux.1-schnell",
+        "stable-diffusion-xl-base-1.0",
+        "stable-diffusion-v1-5",
+        "model_bfl-flux-1-dev",
+        "model_demo-flux-lora",
+    } <= ids
     assert all("inputs" not in m for m in rows)
     model = api.get("/models/stable-diffusion-xl-base-1.0").json()["model"]
     assert model["type"] == "sd-xl" and model["status"] == "trained" and model["custom"] is False
@@ -427,8 +450,11 @@ def test_fault_status_429_with_retry_after(api, emulator):
     emulator.fault(target="POST /v1/generate/*", kind="status", status=429, retry_after=2)
     r = api.post("/generate/controlnet", json=body())
     assert r.status_code == 429 and r.headers["retry-after"] == "2"
-    assert r.json() == {"reason": "Too many requests", "remainingSeconds": 2,
-                        "details": {"actionName": "generate", "actionLimit": 2}}
+    assert r.json() == {
+        "reason": "Too many requests",
+        "remainingSeconds": 2,
+        "details": {"actionName": "generate", "actionLimit": 2},
+    }
     assert api.get("/jobs").json()["jobs"] == []
     assert api.post("/generate/controlnet", json=body()).status_code == 200  # count 1: spent
     assert [e["status"] for e in emulator.requests("POST", "/v1/generate/*")] == [429, 200]
@@ -481,8 +507,9 @@ def test_fault_slow_processes_then_answers_late(api, emulator):
 
 
 def test_fault_job_failure(api, emulator):
-    emulator.fault(target="POST /v1/generate/*", kind="job_failure", error="NSFW content detected",
-                   hint="Change the prompt")
+    emulator.fault(
+        target="POST /v1/generate/*", kind="job_failure", error="NSFW content detected", hint="Change the prompt"
+    )
     job = wait(api, submit(api)["job"]["jobId"])
     assert job["status"] == "failure" and job["error"] == "NSFW content detected"
     assert job["metadata"]["error"] == "NSFW content detected" and job["metadata"]["hint"] == "Change the prompt"
@@ -594,7 +621,11 @@ def test_emulator_object_lifecycle_and_credentials(monkeypatch):
 def _run_cli(env: dict[str, str]) -> tuple[subprocess.Popen, str, str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "scenario_api.emulator", "--port", "0", "--queued", "0", "--running", "0.1"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     first = proc.stdout.readline().strip()
     second = proc.stdout.readline().strip()
@@ -620,8 +651,12 @@ def test_cli_never_prints_an_env_secret():
     proc, url, creds = _run_cli(env)
     try:
         assert url.endswith("/v1")
-        assert httpx.get(url + "/models", auth=("env-key-123", "very-secret-env-value"),
-                         trust_env=False, timeout=5).status_code == 200
+        assert (
+            httpx.get(
+                url + "/models", auth=("env-key-123", "very-secret-env-value"), trust_env=False, timeout=5
+            ).status_code
+            == 200
+        )
     finally:
         proc.terminate()
         out, err = proc.communicate(timeout=5)

@@ -24,7 +24,11 @@ STOCK_INPUTS = ("example.png",)  # shipped in ComfyUI's input/ folder (tracked i
 
 # Core nodes the examples may use, as defined by ComfyUI 0.3.64: widget specs in order, input and output types.
 CORE_NODES = {
-    "LoadImage": {"widgets": [("image", "COMBO"), ("upload", "IMAGEUPLOAD")], "inputs": {}, "outputs": ["IMAGE", "MASK"]},
+    "LoadImage": {
+        "widgets": [("image", "COMBO"), ("upload", "IMAGEUPLOAD")],
+        "inputs": {},
+        "outputs": ["IMAGE", "MASK"],
+    },
     "Canny": {
         "widgets": [("low_threshold", "FLOAT", 0.01, 0.99), ("high_threshold", "FLOAT", 0.01, 0.99)],
         "inputs": {"image": "IMAGE"},
@@ -76,7 +80,9 @@ def check_value(where, kind, opts, value):
         assert isinstance(value, (int, float)) and not isinstance(value, bool), where
         if kind == "INT":
             assert float(value).is_integer(), where
-        assert opts.get("min", float("-inf")) <= value <= opts.get("max", float("inf")), f"{where}: {value} out of range"
+        assert opts.get("min", float("-inf")) <= value <= opts.get("max", float("inf")), (
+            f"{where}: {value} out of range"
+        )
 
 
 def load(path: Path):
@@ -90,7 +96,9 @@ def to_api_prompt(workflow, pack) -> dict:
     for node in workflow["nodes"]:
         inputs = {}
         if node["type"] in pack.NODE_CLASS_MAPPINGS:
-            for (name, _, _), value in zip(widget_slots(pack.NODE_CLASS_MAPPINGS[node["type"]]), node["widgets_values"]):
+            for (name, _, _), value in zip(
+                widget_slots(pack.NODE_CLASS_MAPPINGS[node["type"]]), node["widgets_values"]
+            ):
                 if not name.endswith("#control"):
                     inputs[name] = value
         else:
@@ -130,7 +138,9 @@ def test_workflow_fits_the_node_definitions(pack, path):
         if kind in pack.NODE_CLASS_MAPPINGS:
             cls = pack.NODE_CLASS_MAPPINGS[kind]
             slots = widget_slots(cls)
-            assert len(node["widgets_values"]) == len(slots), f"{where}: {len(node['widgets_values'])} values for {len(slots)} widgets"
+            assert len(node["widgets_values"]) == len(slots), (
+                f"{where}: {len(node['widgets_values'])} values for {len(slots)} widgets"
+            )
             for (name, wkind, opts), value in zip(slots, node["widgets_values"]):
                 check_value(f"{where}.{name}", wkind, opts, value)
             widget_names = {s[0] for s in slots}

@@ -38,7 +38,11 @@ print(json.dumps({
 
 def test_scenario_api_imports_with_torch_and_comfy_blocked():
     proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT], cwd=ROOT, capture_output=True, text=True, timeout=60,
+        [sys.executable, "-c", SCRIPT],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -50,8 +54,24 @@ def test_scenario_api_imports_with_torch_and_comfy_blocked():
 def test_public_surface():
     import scenario_api
 
-    for name in ("ScenarioClient", "Settings", "Credentials", "ControlNetRequest", "Job", "Asset", "Model", "Quote",
-                 "Submission", "spec", "ScenarioError", "ValidationError", "OutcomeUnknownError", "JobCanceledError",
-                 "InsufficientCreditsError", "DownloadError", "__version__"):
+    for name in (
+        "ScenarioClient",
+        "Settings",
+        "Credentials",
+        "ControlNetRequest",
+        "Job",
+        "Asset",
+        "Model",
+        "Quote",
+        "Submission",
+        "spec",
+        "ScenarioError",
+        "ValidationError",
+        "OutcomeUnknownError",
+        "JobCanceledError",
+        "InsufficientCreditsError",
+        "DownloadError",
+        "__version__",
+    ):
         assert hasattr(scenario_api, name), name
     assert set(scenario_api.__all__) <= set(dir(scenario_api))

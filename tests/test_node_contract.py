@@ -94,8 +94,16 @@ def test_lock_matches_exactly(pack, lock):
 def test_brief_contract(pack):
     """The published table: ids, display names and outputs in order."""
     expected = {
-        "ScenarioControlNetGenerate": ("Scenario ControlNet Generate", ("IMAGE", "STRING", "STRING"), ("images", "job_id", "asset_ids")),
-        "ScenarioImg2ImgControlNet": ("Scenario Img2Img ControlNet", ("IMAGE", "STRING", "STRING"), ("images", "job_id", "asset_ids")),
+        "ScenarioControlNetGenerate": (
+            "Scenario ControlNet Generate",
+            ("IMAGE", "STRING", "STRING"),
+            ("images", "job_id", "asset_ids"),
+        ),
+        "ScenarioImg2ImgControlNet": (
+            "Scenario Img2Img ControlNet",
+            ("IMAGE", "STRING", "STRING"),
+            ("images", "job_id", "asset_ids"),
+        ),
         "ScenarioPollJob": ("Scenario Poll Job", ("STRING", "STRING"), ("asset_ids", "status")),
         "ScenarioFetchAsset": ("Scenario Fetch Asset", ("IMAGE", "MASK"), ("images", "masks")),
         "ScenarioUploadAsset": ("Scenario Upload Asset", ("STRING",), ("asset_ids",)),

@@ -32,8 +32,17 @@ async def test_missing_credentials_explain_how_and_send_nothing(node_env, comfy,
     node = pack.NODE_CLASS_MAPPINGS["ScenarioControlNetGenerate"]()
     with pytest.raises(errors.ConfigurationError) as info:
         await node.generate(
-            prompt="x", model_id="flux.1-dev", modality="canny", modality_strength=1.0, num_samples=1, guidance=3.5,
-            num_inference_steps=30, width=0, height=0, seed=1, control_image=image_tensor(make_array(64, 64)),
+            prompt="x",
+            model_id="flux.1-dev",
+            modality="canny",
+            modality_strength=1.0,
+            num_samples=1,
+            guidance=3.5,
+            num_inference_steps=30,
+            width=0,
+            height=0,
+            seed=1,
+            control_image=image_tensor(make_array(64, 64)),
         )
     text = str(info.value)
     assert text.startswith("Scenario: ")
@@ -89,8 +98,12 @@ def test_broken_file_never_echoes_its_content(comfy, pack, monkeypatch):
 
 def test_settings_come_from_env(pack, monkeypatch):
     credentials = submodule("nodes.credentials")
-    env = {"SCENARIO_API_URL": "http://127.0.0.1:9/v1", "SCENARIO_API_KEY": "k1", "SCENARIO_API_SECRET": "s1-secret",
-           "SCENARIO_PROJECT_ID": "p1"}
+    env = {
+        "SCENARIO_API_URL": "http://127.0.0.1:9/v1",
+        "SCENARIO_API_KEY": "k1",
+        "SCENARIO_API_SECRET": "s1-secret",
+        "SCENARIO_PROJECT_ID": "p1",
+    }
     s = credentials.resolve_settings(env, user_dir=None)
     assert s.base_url == "http://127.0.0.1:9/v1" and s.project_id == "p1"
     assert "s1-secret" not in repr(s)
@@ -112,8 +125,17 @@ async def test_a_generate_run_logs_no_secret(node_env, comfy, pack, caplog):
     caplog.set_level(logging.DEBUG)
     node = pack.NODE_CLASS_MAPPINGS["ScenarioControlNetGenerate"]()
     await node.generate(
-        prompt="x", model_id="flux.1-dev", modality="canny", modality_strength=1.0, num_samples=1, guidance=3.5,
-        num_inference_steps=30, width=0, height=0, seed=1, control_image=image_tensor(make_array(64, 64)),
+        prompt="x",
+        model_id="flux.1-dev",
+        modality="canny",
+        modality_strength=1.0,
+        num_samples=1,
+        guidance=3.5,
+        num_inference_steps=30,
+        width=0,
+        height=0,
+        seed=1,
+        control_image=image_tensor(make_array(64, 64)),
     )
     assert TEST_SECRET not in caplog.text and "base64," not in caplog.text
     assert TEST_SECRET not in " ".join(t for _, t in comfy.texts)
@@ -127,8 +149,17 @@ FRONTEND_PHRASES = ("Unauthorized: Please login first", "Payment Required:")
 
 async def run_generate(pack):
     return await pack.NODE_CLASS_MAPPINGS["ScenarioControlNetGenerate"]().generate(
-        prompt="x", model_id="flux.1-dev", modality="canny", modality_strength=1.0, num_samples=1, guidance=3.5,
-        num_inference_steps=30, width=0, height=0, seed=1, control_image=image_tensor(make_array(64, 64)),
+        prompt="x",
+        model_id="flux.1-dev",
+        modality="canny",
+        modality_strength=1.0,
+        num_samples=1,
+        guidance=3.5,
+        num_inference_steps=30,
+        width=0,
+        height=0,
+        seed=1,
+        control_image=image_tensor(make_array(64, 64)),
     )
 
 
@@ -145,7 +176,9 @@ async def test_scenarios_payment_reason_never_reads_as_comfys_top_up(node_env, c
 async def test_scenarios_401_reason_never_reads_as_comfys_sign_in(node_env, comfy, pack):
     errors = submodule("scenario_api.errors")
     node_env.fault(
-        target="GET /v1/models/*", kind="status", status=401,
+        target="GET /v1/models/*",
+        kind="status",
+        status=401,
         body={"reason": "Unauthorized: Please login first to use this node."},
     )
     with pytest.raises(errors.AuthenticationError) as info:

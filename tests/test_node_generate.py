@@ -107,7 +107,9 @@ async def test_sd_model_scheduler_and_one_side_derived(node_env, comfy, pack):
 async def test_fan_out_runs_one_job_per_image_in_order(node_env, comfy, pack):
     node = pack.NODE_CLASS_MAPPINGS[GEN]()
     maps = [make_array(96, 64, p) for p in ("shapes", "checker", "gradient")]
-    images, job_ids, asset_ids = await node.generate(**widgets(seed=5), control_image=image_tensor(*maps), unique_id="3")
+    images, job_ids, asset_ids = await node.generate(
+        **widgets(seed=5), control_image=image_tensor(*maps), unique_id="3"
+    )
     assert tuple(images.shape) == (3, 64, 96, 3)
     assert len(job_ids.split(",")) == 3 and len(set(job_ids.split(","))) == 3
     assert len(asset_ids.split(",")) == 3

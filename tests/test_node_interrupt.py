@@ -15,8 +15,16 @@ SLOW = {"queued": 0.05, "warming_up": 0.05, "running": 5.0}
 
 def widgets(**over):
     base = {
-        "prompt": "a ship", "model_id": "flux.1-dev", "modality": "canny", "modality_strength": 1.0, "num_samples": 1,
-        "guidance": 3.5, "num_inference_steps": 30, "width": 0, "height": 0, "seed": 3,
+        "prompt": "a ship",
+        "model_id": "flux.1-dev",
+        "modality": "canny",
+        "modality_strength": 1.0,
+        "num_samples": 1,
+        "guidance": 3.5,
+        "num_inference_steps": 30,
+        "width": 0,
+        "height": 0,
+        "seed": 3,
     }
     base.update(over)
     return base
@@ -150,8 +158,11 @@ STOP_BEFORE_SUBMIT = [
         "GET /v1/assets/*", "GET", "/v1/assets/asset_demo_canny", {"control_image_id": "asset_demo_canny"}, id="asset"
     ),
     pytest.param(
-        "POST /v1/generate/*", "POST", "/v1/generate/*",
-        {"control_image_id": "asset_demo_canny", "max_creative_units": 1000.0}, id="quote",
+        "POST /v1/generate/*",
+        "POST",
+        "/v1/generate/*",
+        {"control_image_id": "asset_demo_canny", "max_creative_units": 1000.0},
+        id="quote",
     ),
 ]
 

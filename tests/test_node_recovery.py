@@ -18,8 +18,14 @@ pytest_plugins = ["pack_loader"]  # fixtures: pack, comfy, node_env
 
 
 def start_job(emulator, **body) -> str:
-    payload = {"prompt": "recover me", "modelId": "flux.1-dev", "modality": "canny",
-               "controlImageId": "asset_demo_canny", "numSamples": 2, "seed": 77}
+    payload = {
+        "prompt": "recover me",
+        "modelId": "flux.1-dev",
+        "modality": "canny",
+        "controlImageId": "asset_demo_canny",
+        "numSamples": 2,
+        "seed": 77,
+    }
     payload.update(body)
     with emulator.api() as api:
         resp = api.post("/generate/controlnet", json=payload)
@@ -48,7 +54,9 @@ async def test_poll_and_fetch_recover_a_job_started_by_the_client(node_env, comf
     # downloads went to the file route without credentials
     files = node_env.requests("GET", "/cdn/*")
     assert files and all(f["auth_header_present"] is False for f in files)
-    assert not [e for e in node_env.requests("POST", "/v1/generate/*") if e["body"].get("prompt") != "started elsewhere"]
+    assert not [
+        e for e in node_env.requests("POST", "/v1/generate/*") if e["body"].get("prompt") != "started elsewhere"
+    ]
 
 
 async def test_poll_timeout_returns_current_status_without_error(node_env, comfy, pack):
@@ -119,8 +127,17 @@ async def test_uploaded_id_drives_a_generation(node_env, comfy, pack):
     )
     node = pack.NODE_CLASS_MAPPINGS["ScenarioControlNetGenerate"]()
     images, _, _ = await node.generate(
-        prompt="from an uploaded map", model_id="flux.1-dev", modality="canny", modality_strength=0.8,
-        num_samples=1, guidance=3.5, num_inference_steps=20, width=0, height=0, seed=2, control_image_id=asset_id,
+        prompt="from an uploaded map",
+        model_id="flux.1-dev",
+        modality="canny",
+        modality_strength=0.8,
+        num_samples=1,
+        guidance=3.5,
+        num_inference_steps=20,
+        width=0,
+        height=0,
+        seed=2,
+        control_image_id=asset_id,
     )
     assert tuple(images.shape) == (1, 64, 96, 3)  # size from the asset's metadata
     [submit] = [e for e in node_env.requests("POST", "/v1/generate/*")]

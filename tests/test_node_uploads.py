@@ -71,7 +71,9 @@ async def test_owner_stopped_while_waiting_for_a_slot_hands_over_to_a_waiter(nod
             uploads.upload_array(client, settings, arr, "owner", should_cancel=lambda: owner_stop)
         )
         await wait_until(lambda: len(asset_posts(node_env)) == 1)
-        waiter = asyncio.ensure_future(uploads.upload_array(client, settings, arr, "waiter", should_cancel=lambda: False))
+        waiter = asyncio.ensure_future(
+            uploads.upload_array(client, settings, arr, "waiter", should_cancel=lambda: False)
+        )
         await asyncio.sleep(0.2)
         owner_stop = True
         with pytest.raises(errors.JobCanceledError) as info:

@@ -15,8 +15,16 @@ I2I = "ScenarioImg2ImgControlNet"
 
 def widgets(**over):
     base = {
-        "prompt": "a castle", "model_id": "flux.1-dev", "modality": "canny", "modality_strength": 1.0, "num_samples": 1,
-        "guidance": 3.5, "num_inference_steps": 30, "width": 0, "height": 0, "seed": 1,
+        "prompt": "a castle",
+        "model_id": "flux.1-dev",
+        "modality": "canny",
+        "modality_strength": 1.0,
+        "num_samples": 1,
+        "guidance": 3.5,
+        "num_inference_steps": 30,
+        "width": 0,
+        "height": 0,
+        "seed": 1,
     }
     base.update(over)
     return base
@@ -118,7 +126,9 @@ async def refuse(pack, node_id, **kw):
 async def test_neither_or_both_control_sources(node_env, comfy, pack):
     err = await refuse(pack, GEN, **widgets())
     assert "control_image" in str(err) and "control_image_id" in str(err) and "neither" in str(err)
-    err = await refuse(pack, GEN, **widgets(), control_image=image_tensor(make_array(64, 64)), control_image_id="asset_x")
+    err = await refuse(
+        pack, GEN, **widgets(), control_image=image_tensor(make_array(64, 64)), control_image_id="asset_x"
+    )
     assert "both" in str(err)
     assert node_env.log() == []  # not even a model lookup
 
@@ -215,7 +225,9 @@ async def test_linked_bad_id_is_caught_in_function(node_env, comfy, pack):
 
 
 async def test_strength_out_of_range_on_img2img(node_env, comfy, pack):
-    err = await refuse(pack, I2I, **widgets(), strength=1.5, control_image_id="asset_demo_canny", image_id="asset_demo_pose")
+    err = await refuse(
+        pack, I2I, **widgets(), strength=1.5, control_image_id="asset_demo_canny", image_id="asset_demo_pose"
+    )
     assert "strength" in str(err)
     assert node_env.log() == []  # not even the model lookup or the assets' sizes
 

@@ -69,7 +69,11 @@ def test_an_unrelated_server_module_is_never_imported(tmp_path):
     (tmp_path / "server.py").write_text("raise SystemExit('the decoy server module was imported')\n")
     proc = subprocess.run(
         [sys.executable, "-c", LOADER, str(ROOT), str(tmp_path)],
-        check=False, capture_output=True, text=True, timeout=60, cwd="/",
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd="/",
     )
     assert proc.returncode == 0, proc.stderr
     info = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -11,7 +11,7 @@ import argparse
 import signal
 import sys
 import threading
-from typing import Sequence
+from collections.abc import Sequence
 
 from .options import Timing
 from .server import Emulator

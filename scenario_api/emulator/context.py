@@ -13,7 +13,8 @@ import hashlib
 import hmac
 import threading
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from . import render
 from .faults import FaultPlan

@@ -15,8 +15,9 @@ from __future__ import annotations
 import fnmatch
 import math
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 TRANSPORT_KINDS = ("status", "disconnect_before_accept", "disconnect_after_accept", "slow")
 JOB_KINDS = ("job_failure", "stuck_job")
@@ -57,8 +58,14 @@ class Fault:
         return True
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "kind": self.kind, "target": self.target, "count": self.count,
-                "query": dict(self.query), **self.params}
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "target": self.target,
+            "count": self.count,
+            "query": dict(self.query),
+            **self.params,
+        }
 
 
 def _number(value: Any, name: str, *, minimum: float = 0.0) -> float:

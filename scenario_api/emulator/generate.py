@@ -97,7 +97,6 @@ def handle_generate(ctx: Context, req: Request, endpoint: str) -> Response:
         return quote
     config = ctx.config
 
-
     if "seed" not in body:
         body["seed"] = secrets.randbelow(spec.SEED_MAX + 1)
     echo = {k: echo_value(v) for k, v in body.items()}
@@ -111,21 +110,32 @@ def handle_generate(ctx: Context, req: Request, endpoint: str) -> Response:
 def _quote_or_charge(ctx: Context, cost: float, endpoint: str, dry_run: bool) -> Response | None:
     """A dry run's 269 price answer; otherwise charge the balance (402-style error when short) and return None."""
     if dry_run:
-        return Response.json(269, {
-            "creativeUnitsCost": cost,
-            "creativeUnitsDiscount": 0,
-            "costDetails": pricing.cost_details(cost, endpoint),
-        })
+        return Response.json(
+            269,
+            {
+                "creativeUnitsCost": cost,
+                "creativeUnitsDiscount": 0,
+                "costDetails": pricing.cost_details(cost, endpoint),
+            },
+        )
     config = ctx.config
     if not ctx.store.charge(cost):
-        raise HttpError(config.credits_status, f"{config.credits_reason} (cost {cost} CU, balance "
-                                               f"{round(ctx.store.balance, 2)} CU)")
+        raise HttpError(
+            config.credits_status, f"{config.credits_reason} (cost {cost} CU, balance {round(ctx.store.balance, 2)} CU)"
+        )
     return None
 
 
 def _create_job(
-    ctx: Context, req: Request, echo: dict[str, Any], cost: float, outputs: list[AssetRecord],
-    project_id: str | None, fault: Any, *, job_type: str,
+    ctx: Context,
+    req: Request,
+    echo: dict[str, Any],
+    cost: float,
+    outputs: list[AssetRecord],
+    project_id: str | None,
+    fault: Any,
+    *,
+    job_type: str,
 ) -> Response:
     """Store the job (with its fate from a fault, if any) and answer ``{"job": …, "creativeUnitsCost": …}``."""
     config = ctx.config
@@ -191,7 +201,9 @@ def handle_custom(ctx: Context, req: Request, model_id: str) -> Response:
     init_img = _resolve_image(ctx, "image", body["image"]) if "image" in body else None
     # The legacy shapes that pricing and rendering understand.
     legacy = {
-        "prompt": body["prompt"], "modelId": model_id, "modality": body["controlModality"],
+        "prompt": body["prompt"],
+        "modelId": model_id,
+        "modality": body["controlModality"],
         "numSamples": body.get("numOutputs", spec.CUSTOM_DEFAULTS["numOutputs"]),
         "numInferenceSteps": body.get("numInferenceSteps", spec.CUSTOM_DEFAULTS["numInferenceSteps"]),
         "width": body.get("width", spec.CUSTOM_DEFAULTS["width"]),
@@ -237,19 +249,35 @@ def _plan_outputs(
         w, h = _sample_size(width, height, index, mixed)
         sample_seed = (seed + index) % (spec.SEED_MAX + 1)
         rspec = RenderSpec(
-            prompt=body["prompt"], modality=body["modality"], model_id=body["modelId"], seed=seed,
-            sample_index=index, width=w, height=h, control=control, init=init, strength=strength,
-        )
-        outputs.append(AssetRecord(
-            id=new_id("asset"),
+            prompt=body["prompt"],
+            modality=body["modality"],
+            model_id=body["modelId"],
+            seed=seed,
+            sample_index=index,
             width=w,
             height=h,
-            metadata={
-                "type": kind, "seed": str(sample_seed), "width": w, "height": h, "modality": body["modality"],
-                "prompt": body["prompt"], "modelId": body["modelId"], "parentJobId": None, "sampleIndex": index,
-            },
-            created=now,
-            spec=rspec,
-        ))
+            control=control,
+            init=init,
+            strength=strength,
+        )
+        outputs.append(
+            AssetRecord(
+                id=new_id("asset"),
+                width=w,
+                height=h,
+                metadata={
+                    "type": kind,
+                    "seed": str(sample_seed),
+                    "width": w,
+                    "height": h,
+                    "modality": body["modality"],
+                    "prompt": body["prompt"],
+                    "modelId": body["modelId"],
+                    "parentJobId": None,
+                    "sampleIndex": index,
+                },
+                created=now,
+                spec=rspec,
+            )
+        )
     return outputs
-

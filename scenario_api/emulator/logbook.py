@@ -56,8 +56,16 @@ class RequestLog:
         self._entries: list[dict[str, Any]] = []
         self._seq = 0
 
-    def open(self, method: str, path: str, query: dict[str, str], *, auth_ok: bool | None,
-             auth_header_present: bool, body: Any) -> dict[str, Any]:
+    def open(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        *,
+        auth_ok: bool | None,
+        auth_header_present: bool,
+        body: Any,
+    ) -> dict[str, Any]:
         """Record a request as it arrives; the handler fills ``status`` when it answers."""
         with self._lock:
             self._seq += 1

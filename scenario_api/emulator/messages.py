@@ -7,8 +7,9 @@ raise :class:`HttpError`), so they never touch sockets and stay easy to read.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 
 class HttpError(Exception):
@@ -20,7 +21,7 @@ class HttpError(Exception):
         self.reason = reason
         self.extra = extra
 
-    def response(self) -> "Response":
+    def response(self) -> Response:
         return Response.error(self.status, self.reason, **self.extra)
 
 
@@ -59,10 +60,10 @@ class Response:
     log_extra: dict[str, Any] = field(default_factory=dict)  # merged into the request's log entry
 
     @classmethod
-    def json(cls, status: int, payload: Any, headers: dict[str, str] | None = None) -> "Response":
+    def json(cls, status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
         body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
         return cls(status, body, "application/json", dict(headers or {}))
 
     @classmethod
-    def error(cls, status: int, reason: str, **extra: Any) -> "Response":
+    def error(cls, status: int, reason: str, **extra: Any) -> Response:
         return cls.json(status, {"reason": reason, **extra})

@@ -12,6 +12,7 @@ from typing import Any
 
 _BASE_CAPS = ["txt2img", "img2img", "controlnet", "controlnet_img2img"]
 
+
 def _input(name: str, type_: str, **more: Any) -> dict[str, Any]:
     return {"name": name, "type": type_, **more}
 
@@ -21,8 +22,12 @@ def _input(name: str, type_: str, **more: Any) -> dict[str, Any]:
 _BFL_FLUX_DEV_INPUTS: list[dict[str, Any]] = [
     _input("prompt", "string", required=True, maxLength=2048),
     _input("controlImage", "file", kind="image", description="control image (asset id)"),
-    _input("controlModality", "options", options=["canny", "tile", "depth", "blur", "pose", "gray", "low-quality",
-                                                   "sketch"], default="canny"),
+    _input(
+        "controlModality",
+        "options",
+        options=["canny", "tile", "depth", "blur", "pose", "gray", "low-quality", "sketch"],
+        default="canny",
+    ),
     _input("controlStrength", "number", min=0, max=1, default=0.7),
     _input("controlStart", "number", min=0, max=1, default=0),
     _input("controlEnd", "number", min=0, max=1, default=1),
@@ -38,18 +43,44 @@ _BFL_FLUX_DEV_INPUTS: list[dict[str, Any]] = [
 
 _CATALOG: tuple[dict[str, Any], ...] = (
     {"id": "flux.1-dev", "name": "Flux.1 [dev]", "type": "flux.1", "custom": False, "capabilities": _BASE_CAPS},
-    {"id": "flux.1-schnell", "name": "Flux.1 [schnell]", "type": "flux.1", "custom": False,
-     "capabilities": _BASE_CAPS},
-    {"id": "stable-diffusion-xl-base-1.0", "name": "SDXL 1.0", "type": "sd-xl", "custom": False,
-     "capabilities": _BASE_CAPS},
-    {"id": "stable-diffusion-v1-5", "name": "Stable Diffusion 1.5", "type": "sd-1_5", "custom": False,
-     "capabilities": _BASE_CAPS},
-    {"id": "model_bfl-flux-1-dev", "name": "Flux.1 Dev (custom path)", "type": "custom", "custom": True,
-     "capabilities": ["txt2img", "img2img", "controlnet", "outpaint"], "inputs": _BFL_FLUX_DEV_INPUTS},
-    {"id": "model_demo-custom-txt2img", "name": "Demo custom model without ControlNet", "type": "custom",
-     "custom": True, "capabilities": ["txt2img"]},
-    {"id": "model_demo-flux-lora", "name": "Demo Flux LoRA", "type": "flux.1-lora", "custom": False,
-     "capabilities": _BASE_CAPS, "compliantModelIds": ["flux.1-dev"]},
+    {"id": "flux.1-schnell", "name": "Flux.1 [schnell]", "type": "flux.1", "custom": False, "capabilities": _BASE_CAPS},
+    {
+        "id": "stable-diffusion-xl-base-1.0",
+        "name": "SDXL 1.0",
+        "type": "sd-xl",
+        "custom": False,
+        "capabilities": _BASE_CAPS,
+    },
+    {
+        "id": "stable-diffusion-v1-5",
+        "name": "Stable Diffusion 1.5",
+        "type": "sd-1_5",
+        "custom": False,
+        "capabilities": _BASE_CAPS,
+    },
+    {
+        "id": "model_bfl-flux-1-dev",
+        "name": "Flux.1 Dev (custom path)",
+        "type": "custom",
+        "custom": True,
+        "capabilities": ["txt2img", "img2img", "controlnet", "outpaint"],
+        "inputs": _BFL_FLUX_DEV_INPUTS,
+    },
+    {
+        "id": "model_demo-custom-txt2img",
+        "name": "Demo custom model without ControlNet",
+        "type": "custom",
+        "custom": True,
+        "capabilities": ["txt2img"],
+    },
+    {
+        "id": "model_demo-flux-lora",
+        "name": "Demo Flux LoRA",
+        "type": "flux.1-lora",
+        "custom": False,
+        "capabilities": _BASE_CAPS,
+        "compliantModelIds": ["flux.1-dev"],
+    },
 )
 
 _BY_ID = {m["id"]: m for m in _CATALOG}

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Mapping
+from typing import Any
 
 DEMO_KEY = "demo-key"
 DEMO_SECRET = "demo-secret"
@@ -42,7 +43,7 @@ class Timing:
     def total(self) -> float:
         return self.queued + self.warming_up + self.running + self.finalizing
 
-    def updated(self, changes: Mapping[str, Any]) -> "Timing":
+    def updated(self, changes: Mapping[str, Any]) -> Timing:
         """A copy with some phases changed; accepts ``warming-up`` or ``warming_up``."""
         clean = {str(k).replace("-", "_"): v for k, v in changes.items()}
         unknown = set(clean) - set(asdict(self))
@@ -68,13 +69,13 @@ class EmulatorConfig:
         data["timing"] = asdict(self.timing)
         return data
 
-    def updated(self, changes: Mapping[str, Any]) -> "EmulatorConfig":
+    def updated(self, changes: Mapping[str, Any]) -> EmulatorConfig:
         """Apply a ``/_emulator/config`` body; raises ValueError naming a bad key."""
         kw: dict[str, Any] = {}
         for key, value in changes.items():
             if key == "timing":
                 if not isinstance(value, Mapping):
-                    raise ValueError("timing must be an object such as {\"running\": 0.5}")
+                    raise ValueError('timing must be an object such as {"running": 0.5}')
                 kw["timing"] = self.timing.updated(value)
             elif key in ("credits", "url_ttl"):
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -109,7 +110,7 @@ class ServerCredentials:
     source: str = "explicit"  # "explicit" | "env" | "demo"
 
     @classmethod
-    def resolve(cls, credentials: tuple[str, str] | None, env: Mapping[str, str] | None = None) -> "ServerCredentials":
+    def resolve(cls, credentials: tuple[str, str] | None, env: Mapping[str, str] | None = None) -> ServerCredentials:
         """Explicit pair, else both env variables, else the documented demo pair."""
         if credentials is not None:
             key, secret = credentials

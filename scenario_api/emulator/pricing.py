@@ -9,7 +9,8 @@ costs the same as txt2img. Missing fields take the Guide defaults.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .. import spec
 

@@ -162,15 +162,29 @@ def demo_pose(size: int = 512) -> bytes:
     d = ImageDraw.Draw(img)
     s = size / 512
     pt = {
-        "head": (256, 100), "neck": (256, 160), "hip": (256, 300),
-        "lhand": (170, 250), "rhand": (350, 120), "lelbow": (200, 200), "relbow": (310, 150),
-        "lknee": (215, 380), "rknee": (300, 385), "lfoot": (200, 460), "rfoot": (330, 460),
+        "head": (256, 100),
+        "neck": (256, 160),
+        "hip": (256, 300),
+        "lhand": (170, 250),
+        "rhand": (350, 120),
+        "lelbow": (200, 200),
+        "relbow": (310, 150),
+        "lknee": (215, 380),
+        "rknee": (300, 385),
+        "lfoot": (200, 460),
+        "rfoot": (330, 460),
     }
     p = {k: (x * s, y * s) for k, (x, y) in pt.items()}
     limbs = [
-        ("neck", "hip", (0, 0, 255)), ("neck", "lelbow", (255, 85, 0)), ("lelbow", "lhand", (255, 170, 0)),
-        ("neck", "relbow", (85, 255, 0)), ("relbow", "rhand", (0, 255, 0)), ("hip", "lknee", (0, 255, 170)),
-        ("lknee", "lfoot", (0, 255, 255)), ("hip", "rknee", (170, 0, 255)), ("rknee", "rfoot", (255, 0, 170)),
+        ("neck", "hip", (0, 0, 255)),
+        ("neck", "lelbow", (255, 85, 0)),
+        ("lelbow", "lhand", (255, 170, 0)),
+        ("neck", "relbow", (85, 255, 0)),
+        ("relbow", "rhand", (0, 255, 0)),
+        ("hip", "lknee", (0, 255, 170)),
+        ("lknee", "lfoot", (0, 255, 255)),
+        ("hip", "rknee", (170, 0, 255)),
+        ("rknee", "rfoot", (255, 0, 170)),
         ("head", "neck", (255, 0, 0)),
     ]
     for a, b, colour in limbs:

@@ -12,9 +12,9 @@ import io
 import json
 import re
 import time
-from datetime import datetime, timezone
-from typing import Any, Callable
-
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from .. import spec
 from ..errors import ValidationError
@@ -137,7 +137,7 @@ def _parse_time(field: str, value: str) -> float:
     except ValueError:
         raise _bad(field, value, "an ISO 8601 date such as 2025-01-31T12:00:00.000Z") from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     return parsed.timestamp()
 
 

@@ -14,9 +14,10 @@ import socket
 import threading
 import time
 import traceback
+from collections.abc import Mapping
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from . import routes
@@ -82,7 +83,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "ScenarioEmulator/0.1"
     timeout = IDLE_TIMEOUT  # idle keep-alive connections end on their own
     disable_nagle_algorithm = True  # headers and body are separate writes: avoid 40 ms delayed-ACK stalls
-    server: "_Server"
+    server: _Server
 
     # Every method goes through one path; unknown methods get 404/405 from the routes.
     def do_GET(self) -> None:
@@ -158,7 +159,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(body[: len(body) // 2] if resp.truncate else body)
             self.wfile.flush()
             return True
-        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, socket.timeout, OSError):
+        except (TimeoutError, BrokenPipeError, ConnectionResetError, ConnectionAbortedError, OSError):
             self.close_connection = True
             return False
 
@@ -192,7 +193,11 @@ class _Handler(BaseHTTPRequestHandler):
         if is_api:
             auth_ok, req.key = ctx.check_auth(auth_header)
         entry = ctx.log.open(
-            self.command, path, redact_signed_query(query), auth_ok=auth_ok, auth_header_present=auth_header is not None,
+            self.command,
+            path,
+            redact_signed_query(query),
+            auth_ok=auth_ok,
+            auth_header_present=auth_header is not None,
             body=summarise_body(body),
         )
         if is_api and not auth_ok:
@@ -324,8 +329,10 @@ class Emulator:
             if self._server is None:
                 server = _Server((self.host, self.port), self.ctx)
                 thread = threading.Thread(
-                    target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                    name=f"scenario-emulator:{server.server_address[1]}", daemon=True,
+                    target=server.serve_forever,
+                    kwargs={"poll_interval": 0.05},
+                    name=f"scenario-emulator:{server.server_address[1]}",
+                    daemon=True,
                 )
                 thread.start()
                 self._server, self._thread = server, thread
@@ -344,7 +351,7 @@ class Emulator:
         if thread is not None:
             thread.join(timeout=5)
 
-    def __enter__(self) -> "Emulator":
+    def __enter__(self) -> Emulator:
         self.start()
         return self
 

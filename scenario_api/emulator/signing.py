@@ -37,12 +37,14 @@ class UrlSigner:
         expires = int((time.time() if now is None else now) + ttl)
         policy_doc = {"Statement": [{"Resource": path, "Condition": {"DateLessThan": {"EpochTime": expires}}}]}
         policy = base64.urlsafe_b64encode(json.dumps(policy_doc, separators=(",", ":")).encode()).decode().rstrip("=")
-        query = urlencode({
-            "Expires": expires,
-            "Policy": policy,
-            "Signature": self._signature(path, expires, policy),
-            "Key-Pair-Id": KEY_PAIR_ID,
-        })
+        query = urlencode(
+            {
+                "Expires": expires,
+                "Policy": policy,
+                "Signature": self._signature(path, expires, policy),
+                "Key-Pair-Id": KEY_PAIR_ID,
+            }
+        )
         return f"{origin}{path}?{query}"
 
     def check(self, path: str, query: dict[str, str], now: float | None = None) -> str | None:
