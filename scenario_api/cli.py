@@ -23,12 +23,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
 
-from . import __version__, spec
+from . import spec
 from .client import INLINE_IMAGE_LIMIT, ScenarioClient
 from .config import Credentials, Settings
 from .errors import ConfigurationError, ImageDecodeError, ScenarioError, ValidationError
 from .imaging import image_size, reencode_png, sniff_mime, to_data_url
 from .models import ControlNetRequest, Job
+from .version import __version__
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_SIZE = 512
