@@ -92,8 +92,8 @@ class node_errors:  # noqa: N801 - used like a function: ``async with node_error
     def __enter__(self) -> node_errors:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> bool:
-        return self._map(exc)
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self._map(exc)
 
     # ------------------------------------------------------------------ async: Stop watcher too
 
@@ -107,16 +107,16 @@ class node_errors:  # noqa: N801 - used like a function: ``async with node_error
 
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool:
+    ) -> None:
         late = await self._stop_watching()
         if late is not None:
             if exc is None:
                 if self._stopped and self._undo_stop():
-                    return False  # Stop came after the work had finished: keep its results
+                    return  # Stop came after the work had finished: keep its results
                 raise late
             if self._stopped and not isinstance(exc, asyncio.CancelledError):
                 self._undo_stop()
-        return self._map(exc)
+        self._map(exc)
 
     async def _watch_stop(self, task: asyncio.Task[object]) -> None:
         while True:
@@ -157,25 +157,25 @@ class node_errors:  # noqa: N801 - used like a function: ``async with node_error
 
     # ------------------------------------------------------------------ mapping
 
-    def _map(self, exc: BaseException | None) -> bool:
+    def _map(self, exc: BaseException | None) -> None:
+        """Raise what replaces ``exc`` at the boundary; return to let ``exc`` go on unchanged."""
         if exc is None:
-            return False
+            return
         if isinstance(exc, ScenarioError):
             _prepare(exc)
-            return False
+            return
         if isinstance(exc, asyncio.CancelledError):
             if self._stopped:
                 if self._undo_stop():
                     raise bridge.interrupt_exception() from None
-                return False  # also cancelled from outside: that cancellation goes on
+                return  # also cancelled from outside: that cancellation goes on
             # A real cancellation of this task (ComfyUI ending the prompt after another node failed; the
             # client has sent the Scenario cancels by now) is re-raised. Any other CancelledError is a
             # stray one from an awaited future, and letting it escape a node would kill ComfyUI's prompt
             # worker thread.
             task = asyncio.current_task()
             if task is None or task.cancelling():
-                return False
+                return
             raise ScenarioError(
                 prefixed("an internal operation was cancelled unexpectedly; queue the prompt again")
             ) from None
-        return False

@@ -58,7 +58,7 @@ def is_loopback(host: str) -> bool:
 
 
 def _split_netloc(entry: str) -> tuple[str, int | None]:
-    """``host[:port]`` → (bracket-free lowercase host, port or None)."""
+    """``host[:port]`` -> (bracket-free lowercase host, port or None)."""
     parts = urlsplit("//" + entry.strip())
     return (parts.hostname or "").lower(), parts.port
 

@@ -430,9 +430,9 @@ class Transport:
     ) -> httpx.Response:
         """A request that spends credits or creates something: resent only when it provably created nothing.
 
-        * connect failures (nothing reached the server) → retried with backoff;
-        * 429 / 503 (the server refused) → wait as told, then resent;
-        * timeouts after sending, dropped connections, 500/502/504 →
+        * connect failures (nothing reached the server) -> retried with backoff;
+        * 429 / 503 (the server refused) -> wait as told, then resent;
+        * timeouts after sending, dropped connections, 500/502/504 ->
           :class:`AmbiguousOutcome` (the caller reconciles; never resent here);
         * any other answer is returned as is (the caller maps error statuses).
 
