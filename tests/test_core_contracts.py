@@ -62,13 +62,22 @@ def _jobs(emulator: Any) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- cancellation during the submit
 
 
-async def test_repeated_cancellation_does_not_cut_the_submit_recovery_short(emulator, settings, caplog):
-    # The reply to the paid request is held back (the job exists at once), and the job lookup that follows the
-    # first cancellation is slow: the second and third cancellations arrive while the recovery is looking.
+REPLY_HELD = {
+    # the job exists at once, its reply comes late: the first cancellation lands while the submit is on the wire
+    "slow-reply": [{"target": SUBMIT, "kind": "slow", "delay": 1.0, "query": PAID_ONLY}],
+    # the reply is lost: the first cancellation lands while the client looks for the job (the adoption lookup)
+    "lost-reply": [{"target": SUBMIT, "kind": "disconnect_after_accept", "query": PAID_ONLY}],
+}
+
+
+@pytest.mark.parametrize("held", list(REPLY_HELD))
+async def test_repeated_cancellation_does_not_cut_the_submit_recovery_short(emulator, settings, caplog, held):
+    # The job lookups are slow (0.6 s each): the second and third cancellations arrive while the recovery that
+    # the first one started is still looking for the job.
     emulator.config(timing={"queued": 5})  # still cancellable when the recovery gets to it
     emulator.faults(
-        {"target": SUBMIT, "kind": "slow", "delay": 1.0, "query": PAID_ONLY},
-        {"target": "GET /v1/jobs", "kind": "slow", "delay": 0.6, "process_first": False},
+        *REPLY_HELD[held],
+        {"target": "GET /v1/jobs", "kind": "slow", "delay": 0.6, "process_first": False, "count": 2},
     )
     caplog.set_level(logging.WARNING, logger="scenario_api")
     async with fast_client(settings) as client:
