@@ -68,8 +68,9 @@ INLINE_IMAGE_LIMIT = 2 * 1024 * 1024
 DRY_RUN_STATUS = 269
 # Stands in for a data URL that will be uploaded, while the custom body is validated.
 _PENDING_ASSET = "asset_pending-upload"
-# Image inputs of the custom path: Scenario prices a body without them (a quote never uploads).
-_CUSTOM_IMAGE_FIELDS = ("controlImage", "image", "strength")
+# Left out of a custom-path price quote: the image inputs (Scenario prices a body without them, so a quote never
+# uploads), and the strength, which the custom path accepts only with an init image.
+_UNPRICED_CUSTOM_FIELDS = ("controlImage", "image", "strength")
 
 ProgressCallback = OnUpdate
 
@@ -278,7 +279,7 @@ class ScenarioClient:
         """
         model, body = await self._prepare(request, upload=False)
         if model.family == spec.CUSTOM:
-            body = {k: v for k, v in body.items() if k not in _CUSTOM_IMAGE_FIELDS}
+            body = {k: v for k, v in body.items() if k not in _UNPRICED_CUSTOM_FIELDS}
         _, path, _ = self._route(request, model, body)
         response = await self._transport.read(
             "POST", path, what="the price quote", policy=self.retry, params={"dryRun": "true"}, json=body
