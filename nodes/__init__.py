@@ -7,10 +7,10 @@ must never change (locked by ``tests/node_contract.json``).
 
 from __future__ import annotations
 
-from .fetch import ScenarioFetchAsset
+from .fetch_node import ScenarioFetchAsset
 from .generate import ScenarioControlNetGenerate, ScenarioImg2ImgControlNet
-from .poll import ScenarioPollJob
-from .upload import ScenarioUploadAsset
+from .poll_node import ScenarioPollJob
+from .upload_node import ScenarioUploadAsset
 
 NODE_CLASS_MAPPINGS = {
     "ScenarioControlNetGenerate": ScenarioControlNetGenerate,

@@ -12,11 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..scenario_api.errors import BudgetExceededError
-from ..scenario_api.models import ControlNetRequest
-from ..scenario_api.retry import run_cancellable
-from . import bridge
-from .jobs import FANOUT_LIMIT, bounded
+from ..scenario_api import BudgetExceededError, ControlNetRequest
+from .concurrency import bounded
+from .jobs import FANOUT_LIMIT
 from .status import format_cu
 
 
@@ -26,9 +24,9 @@ async def enforce_budget(client: Any, requests: Sequence[ControlNetRequest], bud
         return None
 
     async def quote(_: int, req: ControlNetRequest) -> float:
-        # A free dry run may be abandoned: Stop must not wait out a 429's Retry-After (CancelRequested
-        # becomes ComfyUI's interrupt in node_errors).
-        q = await run_cancellable(client.quote(req), bridge.processing_interrupted)
+        # A free dry run may be abandoned at any point: Stop (task cancellation) ends it at once, even
+        # while it waits out a 429's Retry-After.
+        q = await client.quote(req)
         return float(q.creative_units)
 
     costs = await bounded(FANOUT_LIMIT, list(requests), quote)

@@ -23,16 +23,16 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from ..scenario_api.config import (
+from ..scenario_api import (
     DEFAULT_BASE_URL,
     ENV_KEY,
     ENV_PROJECT,
     ENV_SECRET,
     ENV_URL,
+    ConfigurationError,
     Credentials,
     Settings,
 )
-from ..scenario_api.errors import ConfigurationError
 from . import bridge
 
 CREDENTIALS_SUBDIR = "scenario"

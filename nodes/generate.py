@@ -32,10 +32,11 @@ from ..scenario_api.errors import ScenarioError
 from ..scenario_api.models import ControlNetRequest
 from . import bridge, inputs, plan, tensors
 from .budget import enforce_budget
+from .concurrency import bounded
 from .credentials import resolve_settings
 from .errors import node_errors, prefixed
 from .ids import join_ids
-from .jobs import FANOUT_LIMIT, bounded, run_requests
+from .jobs import FANOUT_LIMIT, run_requests
 from .status import StatusBoard
 from .validation import check_widgets, validate_inputs_method
 
@@ -87,10 +88,9 @@ class _ScenarioGenerateBase:
         any asset read; the derived sizes are checked per job afterwards.
         """
         img2img = inits is not None
-        stop = bridge.processing_interrupted  # every free read and upload ends at once on Stop
-        model = await client.get_model(base.model_id, should_cancel=stop)
+        model = await client.get_model(base.model_id)
         plan.validate_for_family(plan.draft(base, width, height, img2img), model.family, model.capabilities)
-        sizes = await bounded(FANOUT_LIMIT, controls, lambda _, src: plan.source_size(client, src, stop))
+        sizes = await bounded(FANOUT_LIMIT, controls, lambda _, src: plan.source_size(client, src))
         drafts = []
         for size in sizes:
             w, h = plan.output_size(width, height, size, model.family)
@@ -99,8 +99,8 @@ class _ScenarioGenerateBase:
             drafts.append(d)
         if any(src.array is not None for src in controls + (inits or [])):
             progress.text("uploading images")
-        control_ids = await plan.resolve_ids(client, settings, controls, "comfyui-control", stop)
-        init_ids = await plan.resolve_ids(client, settings, inits, "comfyui-init", stop) if inits is not None else None
+        control_ids = await plan.resolve_ids(client, settings, controls, "comfyui-control")
+        init_ids = await plan.resolve_ids(client, settings, inits, "comfyui-init") if inits is not None else None
         return [
             replace(d, control_image_id=control_ids[i], image=init_ids[i] if init_ids is not None else None)
             for i, d in enumerate(drafts)
@@ -131,7 +131,7 @@ class _ScenarioGenerateBase:
         max_creative_units: float = 0.0,
         unique_id: str | None = None,
     ) -> tuple[Any, str, str]:
-        with node_errors():
+        async with node_errors():
             check_widgets(
                 prompt=prompt,
                 model_id=model_id,

@@ -23,18 +23,19 @@ Policies decided here, documented in the tooltips and help pages:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from ..scenario_api import spec
+from ..scenario_api import spec, upload_array
 from ..scenario_api.errors import ValidationError
 from ..scenario_api.models import ControlNetRequest
-from . import tensors, uploads
+from . import tensors
+from .concurrency import bounded
 from .ids import parse_ids
-from .jobs import FANOUT_LIMIT, bounded
+from .jobs import FANOUT_LIMIT
 
 PLACEHOLDER_ASSET = "asset_placeholder-for-validation"
 
@@ -165,15 +166,13 @@ def output_size(width: int, height: int, source_size: tuple[int, int] | None, fa
     return width, spec.snap_size(width * sh / sw, hlo, hhi, step)
 
 
-async def source_size(
-    client: Any, src: Source, should_cancel: Callable[[], bool] | None = None
-) -> tuple[int, int] | None:
+async def source_size(client: Any, src: Source) -> tuple[int, int] | None:
     """Pixel size of a source; for an asset id, from its metadata (a free read that honours Stop)."""
     if src.array is not None:
         return src.size
     if src.asset_id is None:
         return None
-    asset = await client.get_asset(src.asset_id, should_cancel=should_cancel)
+    asset = await client.get_asset(src.asset_id)
     meta = asset.metadata or {}
     try:
         w, h = int(meta.get("width") or 0), int(meta.get("height") or 0)
@@ -187,19 +186,14 @@ async def resolve_ids(
     settings: Any,
     srcs: Sequence[Source],
     name: str | Sequence[str],
-    should_cancel: Callable[[], bool] | None = None,
 ) -> list[str]:
-    """Asset ids for the sources, uploading pixels once each (see ``uploads``); ``name`` per source or shared.
-
-    ``should_cancel`` (the node's Stop check) ends an upload at once, even
-    while it waits out a 429/503 (``JobCanceledError(by_caller=True)``).
-    """
+    """Asset ids for the sources, uploading pixels once each (the upload service); ``name`` per source or shared."""
     names = [name] * len(srcs) if isinstance(name, str) else list(name)
 
     async def one(i: int, src: Source) -> str:
         if src.asset_id is not None:
             return src.asset_id
         assert src.array is not None
-        return await uploads.upload_array(client, settings, src.array, names[i], should_cancel=should_cancel)
+        return await upload_array(client, src.array, names[i])
 
     return await bounded(FANOUT_LIMIT, list(srcs), one)

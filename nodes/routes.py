@@ -21,7 +21,7 @@ import logging
 from collections.abc import Awaitable
 from typing import Any
 
-from ..scenario_api.errors import (
+from ..scenario_api import (
     AuthenticationError,
     BadRequestError,
     ConfigurationError,

@@ -18,11 +18,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from ..scenario_api.models import STATUS_LABELS, TERMINAL_STATUSES, Job
+from ..scenario_api import STATUS_LABELS, TERMINAL_STATUSES, Job, JobStatus
 from .bridge import Progress
 
-PROGRESS_STATES = ("in-progress", "finalizing")
-RUNNING_STATES = ("warming-up", "in-progress", "finalizing")
+PROGRESS_STATES = (JobStatus.IN_PROGRESS, JobStatus.FINALIZING)
+RUNNING_STATES = (JobStatus.WARMING_UP, JobStatus.IN_PROGRESS, JobStatus.FINALIZING)
 UPDATE_INTERVAL = 1.0
 
 
@@ -39,7 +39,7 @@ class JobView:
     ended_at: float | None = None
 
     def fraction(self) -> float:
-        if self.status == "success":
+        if self.status == JobStatus.SUCCESS:
             return 1.0
         if self.status in PROGRESS_STATES and self.progress and self.progress > 0:
             return min(1.0, self.progress)

@@ -7,20 +7,34 @@ torch or ComfyUI, so it can be used (and tested) on its own::
 
     async with ScenarioClient(Settings.from_env()) as client:
         job, images = await client.generate(ControlNetRequest(prompt="...", control_image=data_url))
+
+The names below are the public surface; the ComfyUI adapter (``nodes/``) uses
+only these.
 """
 
-__version__ = "0.1.0"
-
-from . import spec  # noqa: E402  (the version must exist before submodules read it)
-from .client import INLINE_IMAGE_LIMIT, ScenarioClient  # noqa: E402
-from .config import Credentials, Settings  # noqa: E402
-from .errors import (  # noqa: E402
+from . import imaging, spec
+from .cancellation import Finished, finish_shielded
+from .client import INLINE_IMAGE_LIMIT, ScenarioClient, precheck_request
+from .config import (
+    DEFAULT_BASE_URL,
+    ENV_KEY,
+    ENV_PROJECT,
+    ENV_SECRET,
+    ENV_URL,
+    Credentials,
+    Settings,
+    normalise_base_url,
+)
+from .downloads import is_loopback, safe_url
+from .errors import (
     APIError,
     AuthenticationError,
     BadRequestError,
     BudgetExceededError,
     ConfigurationError,
     DownloadError,
+    DownloadRefusedError,
+    ExpiredURLError,
     ForbiddenError,
     ImageDecodeError,
     InsufficientCreditsError,
@@ -33,26 +47,63 @@ from .errors import (  # noqa: E402
     ScenarioError,
     ScenarioTimeoutError,
     ServerError,
+    TransientDownloadError,
     TransportError,
+    TruncatedDownloadError,
     ValidationError,
 )
-from .models import Asset, ControlNetRequest, Job, Model, Quote, Submission  # noqa: E402
-from .retry import RetryPolicy  # noqa: E402
+from .models import (
+    STATUS_LABELS,
+    TERMINAL_STATUSES,
+    Asset,
+    ControlNetRequest,
+    Job,
+    JobStatus,
+    Model,
+    Quote,
+    Submission,
+)
+from .retry import RetryPolicy
+from .uploads import UPLOADS, UploadService, upload_array
+from .version import __version__
+from .watch import Limits, fixed_interval, outcome_error, watch_job
 
 __all__ = [
     "__version__",
     "spec",
+    "imaging",
     "ScenarioClient",
     "INLINE_IMAGE_LIMIT",
+    "precheck_request",
     "RetryPolicy",
     "Settings",
     "Credentials",
+    "DEFAULT_BASE_URL",
+    "ENV_KEY",
+    "ENV_PROJECT",
+    "ENV_SECRET",
+    "ENV_URL",
+    "normalise_base_url",
+    "is_loopback",
+    "safe_url",
     "ControlNetRequest",
     "Job",
+    "JobStatus",
+    "STATUS_LABELS",
+    "TERMINAL_STATUSES",
     "Asset",
     "Model",
     "Quote",
     "Submission",
+    "UPLOADS",
+    "UploadService",
+    "upload_array",
+    "watch_job",
+    "Limits",
+    "fixed_interval",
+    "outcome_error",
+    "finish_shielded",
+    "Finished",
     "ScenarioError",
     "ConfigurationError",
     "ValidationError",
@@ -71,6 +122,10 @@ __all__ = [
     "JobCanceledError",
     "OutcomeUnknownError",
     "DownloadError",
+    "DownloadRefusedError",
+    "ExpiredURLError",
+    "TruncatedDownloadError",
+    "TransientDownloadError",
     "ImageDecodeError",
     "BudgetExceededError",
 ]

@@ -23,12 +23,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
 
-from . import __version__, spec
+from . import spec
 from .client import INLINE_IMAGE_LIMIT, ScenarioClient
 from .config import Credentials, Settings
 from .errors import ConfigurationError, ImageDecodeError, ScenarioError, ValidationError
 from .imaging import image_size, reencode_png, sniff_mime, to_data_url
-from .models import ControlNetRequest, Job
+from .models import QUEUED_STATUSES, ControlNetRequest, Job, JobStatus
+from .version import __version__
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_SIZE = 512
@@ -142,12 +143,12 @@ class ProgressLine:
 
     def __call__(self, job: Job) -> None:
         now = time.monotonic()
-        if self.running_at is None and job.status not in ("pending", "queued"):
+        if self.running_at is None and job.status not in QUEUED_STATUSES:
             self.running_at = now
         if job.terminal and self.finished_at is None:
             self.finished_at = now
         pct = ""
-        if job.status in ("in-progress", "finalizing") and job.progress:
+        if job.status in (JobStatus.IN_PROGRESS, JobStatus.FINALIZING) and job.progress:
             pct = f" {int(round(job.progress * 100))}%"
         text = f"{job.job_id}: {job.label}{pct}"
         if self.tty:

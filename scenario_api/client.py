@@ -1,112 +1,78 @@
 """``ScenarioClient``: the Scenario ControlNet operations, async, one per event loop.
 
-The two rules that shape this module:
+The rules that shape this module (and the three it delegates to):
 
 1. **Never pay twice.** A paid request (a submit, or an upload) is resent only
    when it provably never reached Scenario (connect failure) or Scenario
-   refused it (429/503). After any ambiguous failure of a submit (timeout after
-   sending, dropped connection, 500/502/504) the client looks for the job it
-   may have created (``GET /jobs?createdAfter=…``, matched on the echoed
-   request: prompt, model, seed, modality, samples, control/init image, size
-   and the other settings; see :func:`input_matches`) and adopts it, or raises
-   :class:`OutcomeUnknownError` telling the user what to look for. Always
-   sending our own seed makes the match reliable. An ambiguous upload raises
-   :class:`OutcomeUnknownError` at once (there is nothing to look up).
-2. **Validate before spending.** Every request is checked with
-   :func:`spec.validate_body` (strict) before the paid call. Rules that no model
-   family accepts are reported before *any* request; family-specific rules after
-   the free model lookup.
+   refused it (429/503); see :mod:`.transport`. After any ambiguous failure of
+   a submit the client looks for the job it may have created and adopts it, or
+   raises :class:`OutcomeUnknownError` telling the user what to look for
+   (:mod:`.reconcile`). Always sending our own seed makes the match reliable.
+   An ambiguous upload raises :class:`OutcomeUnknownError` at once.
+2. **Validate before spending.** Every request is checked with the strict
+   rules of :mod:`.spec` before the paid call. Rules that no model family
+   accepts are reported before *any* request; family-specific rules after the
+   free model lookup. A price quote never uploads anything.
+3. **One way to stop: task cancellation.** The client has no stop callbacks.
+   A cancelled wait sends one shielded, best-effort remote cancel; a cancelled
+   submit whose request may be on the wire finds the job, logs it and cancels
+   it (:meth:`.reconcile.Reconciler.recover_cancelled_submit`), and further
+   cancellations cannot cut that short (:mod:`.cancellation`). The
+   ``CancelledError`` always goes on.
+4. **Public methods raise** :class:`ScenarioError` subclasses (or
+   ``CancelledError``), nothing else.
 
-Waiting honours a caller's ``should_cancel()`` (checked at least every 0.25 s)
-and task cancellation: both send one shielded, best-effort remote cancel so an
-abandoned job stops billing. A submit whose task is cancelled while the paid
-request may already have reached Scenario (ComfyUI's ``asyncio.run`` cancels
-every leftover task when a prompt ends) looks for the job it may have created,
-cancels it, and only then lets the cancellation go on.
-
-Adoption is guarded process-wide: a job id handed to any caller in this process
-(submitted, adopted or seen in a dry run) is never adopted by another submit,
-the lookup window starts a few seconds before the send (in the server's clock,
-from the ``Date`` header), and when several unclaimed jobs match, none is
-picked.
+Jobs are followed by the one watching loop (:mod:`.watch`); images are
+uploaded through the one upload service (:mod:`.uploads`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import inspect
-import re
-import threading
-import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import httpx
 
 from . import spec
+from .cancellation import finish_shielded
 from .config import Settings
-from .downloads import (
-    DEFAULT_MAX_BYTES,
-    Downloader,
-    ExpiredURLError,
-    HostPolicy,
-    TransientDownloadError,
-    TruncatedDownloadError,
-)
+from .downloads import DEFAULT_MAX_BYTES, Downloader, HostPolicy
 from .errors import (
+    AmbiguousOutcome,
     DownloadError,
+    ExpiredURLError,
     ImageDecodeError,
-    JobCanceledError,
-    JobFailedError,
     OutcomeUnknownError,
-    RateLimitedError,
     ScenarioError,
-    ScenarioTimeoutError,
-    ServerError,
+    TransientDownloadError,
     TransportError,
+    TruncatedDownloadError,
     ValidationError,
 )
-from .imaging import content_hash, from_data_url, sniff_mime, to_data_url
-from .models import ACTIVE_STATUSES, Asset, ControlNetRequest, Job, Model, Quote, Submission
-from .retry import CancelRequested, RetryPolicy, interruptible_sleep, run_cancellable
-from .transport import (
-    DEFAULT_TIMEOUT,
-    LOG,
-    AmbiguousOutcome,
-    Transport,
-    WireState,
-    api_error,
-    decode_body,
-    redact,
-)
+from .imaging import from_data_url, sniff_mime, to_data_url
+from .models import Asset, ControlNetRequest, Job, Model, Quote, Submission
+from .reconcile import CLAIMED_JOBS, MAX_PAGE_SIZE, Reconciler, iso_utc, sent_at
+from .retry import RetryPolicy
+from .transport import DEFAULT_TIMEOUT, LOG, Transport, WireState, api_error, decode_body, redact
+from .uploads import UPLOADS
+from .watch import Limits, NextDelay, OnUpdate, fixed_interval, watch_job
 
-__all__ = ["ScenarioClient", "INLINE_IMAGE_LIMIT", "precheck_request", "iso_utc"]
+__all__ = ["ScenarioClient", "INLINE_IMAGE_LIMIT", "precheck_request"]
 
 # Largest data URL sent inline in a request body; bigger images are uploaded as
 # assets and referenced by id (Scenario documents no body limit; keep bodies small).
 INLINE_IMAGE_LIMIT = 2 * 1024 * 1024
 
 DRY_RUN_STATUS = 269
-QUEUED_STATUSES = ("pending", "queued")
-MAX_PAGE_SIZE = 100
+# Stands in for a data URL that will be uploaded, while the custom body is validated.
+_PENDING_ASSET = "asset_pending-upload"
+# Left out of a custom-path price quote: the image inputs (Scenario prices a body without them, so a quote never
+# uploads), and the strength, which the custom path accepts only with an init image.
+_UNPRICED_CUSTOM_FIELDS = ("controlImage", "image", "strength")
 
-# Upper bound on what a cancelled submit spends looking for (and cancelling) the
-# job it may have created before the cancellation goes on. ComfyUI's
-# ``asyncio.run`` cancels a leftover task once and then waits for it, so this
-# time is spent, but it must stay short.
-CANCEL_RECOVERY_SECONDS = 10.0
-# Part of that budget kept for sending the cancel itself.
-CANCEL_RECOVERY_CANCEL_SHARE = 4.0
-
-ProgressCallback = Callable[[Job], "Awaitable[None] | None"]
-CancelCheck = Callable[[], bool]
-
-
-def iso_utc(moment: datetime) -> str:
-    """``2026-05-01T12:00:00.000Z``: the ISO form Scenario uses."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+ProgressCallback = OnUpdate
 
 
 def precheck_request(request: ControlNetRequest) -> None:
@@ -139,193 +105,6 @@ def precheck_request(request: ControlNetRequest) -> None:
                 from_data_url(value)
             except ImageDecodeError as exc:
                 raise ValidationError(field, value, f"a valid base64 PNG/JPEG/WebP data URL ({exc.message})") from None
-
-
-def _same_text(a: Any, b: Any) -> bool:
-    return isinstance(a, str) and isinstance(b, str) and a.strip() == b.strip()
-
-
-def _same_int(a: Any, b: Any) -> bool:
-    try:
-        return int(str(a).strip()) == int(str(b).strip())
-    except (TypeError, ValueError):
-        return False
-
-
-def _same_modality(echoed: Any, sent: str) -> bool:
-    """Same names in the same order; weights compared only where both sides state one
-    (a server may echo ``canny`` as ``canny:1`` or the other way round)."""
-    try:
-        a = spec.parse_modality(echoed, strict=False)
-        b = spec.parse_modality(sent, strict=False)
-    except ValidationError:
-        return False
-    if [i.name for i in a] != [i.name for i in b]:
-        return False
-    return all(x.weight is None or y.weight is None or abs(x.weight - y.weight) < 1e-6 for x, y in zip(a, b))
-
-
-# The emulator (and possibly Scenario) echoes an inline image as a short hash marker.
-_DATA_URL_MARKER = re.compile(r"^<data URL sha256:([0-9a-f]{8,64})>$")
-_IMAGE_FIELDS = ("controlImage", "controlImageId", "image")
-_NUMBER_FIELDS = ("width", "height", "strength", "guidance", "numInferenceSteps")
-_CUSTOM_NUMBER_FIELDS = ("controlStrength", "controlStart", "controlEnd")
-# Stands in for a data URL that will be uploaded, while the custom body is validated.
-_PENDING_ASSET = "asset_pending-upload"
-
-
-def _same_number(a: Any, b: Any) -> bool:
-    try:
-        x, y = float(str(a).strip()), float(str(b).strip())
-    except (TypeError, ValueError):
-        return False
-    return abs(x - y) <= 1e-6 * max(1.0, abs(x), abs(y))
-
-
-def _same_scheduler(a: Any, b: Any) -> bool:
-    if not (isinstance(a, str) and isinstance(b, str)):
-        return False
-    return (spec.canonical_scheduler(a) or a.strip()).lower() == (spec.canonical_scheduler(b) or b.strip()).lower()
-
-
-def _image_verdict(echoed: Any, sent: Any) -> bool | None:
-    """True/False when the echo can tell whether it is the image we sent; None when it cannot.
-
-    Asset ids compare as text. A data URL compares with an echoed data URL, or
-    with a ``<data URL sha256:…>`` marker (a prefix of the URL's sha256). Any
-    other pairing (say Scenario stored our inline image as an asset and echoes
-    its id) proves nothing either way.
-    """
-    if not (isinstance(echoed, str) and isinstance(sent, str)):
-        return None
-    echoed, sent = echoed.strip(), sent.strip()
-    if sent.startswith("data:"):
-        if echoed.startswith("data:"):
-            return echoed == sent
-        marker = _DATA_URL_MARKER.match(echoed)
-        if marker is None:
-            return None
-        return hashlib.sha256(sent.encode("utf-8")).hexdigest().startswith(marker.group(1))
-    if echoed.startswith("data:") or _DATA_URL_MARKER.match(echoed) or echoed.startswith("<"):
-        return None
-    return echoed == sent
-
-
-def input_matches(job: Job, endpoint: str, body: Mapping[str, Any]) -> bool:
-    """Does ``job``'s request echo describe the request ``body`` we sent to ``endpoint``?
-
-    Prompt, model and seed must be echoed and equal. Every other field is
-    compared when both sides state it (the real echo's shape is only partly
-    documented): modality, sample count, endpoint type, control/init image,
-    size, strength, guidance, steps, negative prompt and scheduler. Two runs
-    that differ only in their control map or size must never be confused.
-    """
-    echo = job.input
-    if not echo:
-        return False
-    custom = endpoint == spec.CUSTOM_ENDPOINT
-    if not _same_text(echo.get("prompt"), body["prompt"]):
-        return False
-    if (not custom or "modelId" in echo) and not _same_text(echo.get("modelId"), body["modelId"]):
-        return False
-    if "seed" not in echo or not _same_int(echo.get("seed"), body["seed"]):
-        return False
-    if "modality" in echo and not _same_modality(echo.get("modality"), body["modality"]):
-        return False
-    if "numSamples" in echo and not _same_int(echo.get("numSamples"), body.get("numSamples", 1)):
-        return False
-    if custom and not _custom_fields_match(echo, body):
-        return False
-    kind = echo.get("type")
-    if isinstance(kind, str) and kind.replace("_", "-").lower() not in (endpoint, endpoint.replace("-", "")):
-        return False
-    for name in _IMAGE_FIELDS:
-        if echo.get(name) is not None and body.get(name) is not None:
-            if _image_verdict(echo[name], body[name]) is False:
-                return False
-    for name in _NUMBER_FIELDS:
-        if echo.get(name) is not None and body.get(name) is not None and not _same_number(echo[name], body[name]):
-            return False
-    if echo.get("negativePrompt") is not None and body.get("negativePrompt") is not None:
-        if not _same_text(echo["negativePrompt"], body["negativePrompt"]):
-            return False
-    if echo.get("scheduler") is not None and body.get("scheduler") is not None:
-        if not _same_scheduler(echo["scheduler"], body["scheduler"]):
-            return False
-    return True
-
-
-def _custom_fields_match(echo: Mapping[str, Any], body: Mapping[str, Any]) -> bool:
-    """The custom path's own names (``controlModality``, ``numOutputs``, …), compared when both sides state them."""
-    if echo.get("controlModality") is not None and body.get("controlModality") is not None:
-        if not _same_text(str(echo["controlModality"]).lower(), str(body["controlModality"]).lower()):
-            return False
-    if "numOutputs" in echo and not _same_int(echo.get("numOutputs"), body.get("numOutputs", 1)):
-        return False
-    for name in _CUSTOM_NUMBER_FIELDS:
-        if echo.get(name) is not None and body.get(name) is not None and not _same_number(echo[name], body[name]):
-            return False
-    return True
-
-
-async def _maybe_await(result: Any) -> None:
-    if inspect.isawaitable(result):
-        await result
-
-
-class ClaimedJobs:
-    """Job ids already handed to a caller in this process; never adopted again.
-
-    Process-wide on purpose: two clients (two nodes, two prompts) may send
-    identical requests with the same seed, and one client's lost reply must
-    not make it adopt the job the other client was given. Guarded by a
-    ``threading.Lock`` (never held across an await), so clients in different
-    event loops or threads share it safely. Only the newest ``limit`` ids are
-    kept: an older job is far outside any reconciliation window anyway.
-    """
-
-    def __init__(self, limit: int = 50_000) -> None:
-        self._ids: dict[str, None] = {}
-        self._lock = threading.Lock()
-        self._limit = limit
-
-    def claim(self, job_id: str) -> bool:
-        """Record ``job_id``; True when no one had claimed it before."""
-        with self._lock:
-            if job_id in self._ids:
-                return False
-            self._ids[job_id] = None
-            while len(self._ids) > self._limit:
-                del self._ids[next(iter(self._ids))]
-            return True
-
-    def __contains__(self, job_id: object) -> bool:
-        with self._lock:
-            return job_id in self._ids
-
-
-CLAIMED_JOBS = ClaimedJobs()
-
-
-def _sent_at(wire: WireState) -> float:
-    """Wall-clock time of the paid request's last send (now, if it never left)."""
-    return wire.last_send if wire.last_send is not None else time.time()
-
-
-def _short_prompt(body: Mapping[str, Any]) -> str:
-    prompt = str(body["prompt"])
-    return prompt if len(prompt) <= 60 else prompt[:57] + "..."
-
-
-class _Search:
-    """What a job lookup after an ambiguous submit found."""
-
-    __slots__ = ("job", "candidates", "lookup_error")
-
-    def __init__(self) -> None:
-        self.job: Job | None = None
-        self.candidates: list[str] = []  # set when several unclaimed jobs matched
-        self.lookup_error: ScenarioError | None = None
 
 
 class ScenarioClient:
@@ -378,7 +157,15 @@ class ScenarioClient:
             kwargs["timeout"] = download_timeout
         self._downloader = Downloader(policy, **kwargs)
         self._models: dict[str, Model] = {}
-        self._uploads: dict[str, str] = {}
+        self._reconciler = Reconciler(
+            list_jobs=self.list_jobs,
+            cancel_job=self.cancel_job,
+            clock_offset=lambda: self._transport.clock_offset,
+            attempts=self.reconcile_attempts,
+            interval=self.reconcile_interval,
+            skew=self.reconcile_skew,
+            cancel_timeout=self.cancel_timeout,
+        )
 
     def __repr__(self) -> str:
         creds = self.settings.credentials
@@ -402,18 +189,16 @@ class ScenarioClient:
 
     # ------------------------------------------------------------------ models
 
-    async def get_model(self, model_id: str, *, should_cancel: CancelCheck | None = None) -> Model:
-        """The model record (cached per client), which decides the request rules.
+    # ------------------------------------------------------------------ models
 
-        ``should_cancel()`` is checked before every try and during retry waits
-        (like every read: :class:`CancelRequested` when it fires).
-        """
+    async def get_model(self, model_id: str) -> Model:
+        """The model record (cached per client), which decides the request rules."""
         model_id = spec.check_id("modelId", model_id)
         cached = self._models.get(model_id)
         if cached is not None:
             return cached
         response = await self._transport.read(
-            "GET", f"/models/{model_id}", what=f"model '{model_id}'", policy=self.retry, should_cancel=should_cancel
+            "GET", f"/models/{model_id}", what=f"model '{model_id}'", policy=self.retry
         )
         model = Model.from_api(decode_body(response))
         if not model.model_id:
@@ -436,9 +221,7 @@ class ScenarioClient:
         """
         return (await self._prepare(request))[1]
 
-    async def _prepare(
-        self, request: ControlNetRequest, should_cancel: CancelCheck | None = None, *, upload: bool = False
-    ) -> tuple[Model, dict[str, Any]]:
+    async def _prepare(self, request: ControlNetRequest, *, upload: bool = False) -> tuple[Model, dict[str, Any]]:
         """The model and the validated wire body for ``request``.
 
         A custom model (``custom: true``) gets the ``/generate/custom/{id}``
@@ -446,18 +229,16 @@ class ScenarioClient:
         an invalid request uploads nothing) and replaced by asset ids.
         """
         if not isinstance(request, ControlNetRequest):
-            raise TypeError(f"expected a ControlNetRequest, got {type(request).__name__}")
+            raise ValidationError("request", type(request).__name__, "a ControlNetRequest")
         spec.check_id("modelId", request.model_id)
         precheck_request(request)
-        model = await self.get_model(request.model_id, should_cancel=should_cancel)
+        model = await self.get_model(request.model_id)
         if model.family == spec.CUSTOM:
-            return model, await self._custom_body(request, model, upload=upload, should_cancel=should_cancel)
+            return model, await self._custom_body(request, model, upload=upload)
         body = spec.validate_body(request.endpoint, request.to_body(model.family), model.family, strict=True)
         return model, body
 
-    async def _custom_body(
-        self, request: ControlNetRequest, model: Model, *, upload: bool, should_cancel: CancelCheck | None
-    ) -> dict[str, Any]:
+    async def _custom_body(self, request: ControlNetRequest, model: Model, *, upload: bool) -> dict[str, Any]:
         """Adapt ``request`` to the custom path (:meth:`ControlNetRequest.to_custom_body`) and validate it."""
         spec.check_custom_capabilities(model.capabilities, model.model_id, img2img=request.image is not None)
         body = request.to_custom_body()
@@ -472,18 +253,10 @@ class ScenarioClient:
         for field, url in pending.items():
             if upload:
                 name = "comfyui-control.png" if field == "controlImage" else "comfyui-init.png"
-                checked[field] = await self._upload_once(url, name, should_cancel)
+                checked[field] = await UPLOADS.asset_id(self, from_data_url(url)[0], name)
             else:
                 checked[field] = url
         return checked
-
-    async def _upload_once(self, data_url: str, name: str, should_cancel: CancelCheck | None) -> str:
-        """The asset id of an image given as a data URL, uploaded at most once per client (content hash)."""
-        data, _ = from_data_url(data_url)
-        key = content_hash(data)
-        if key not in self._uploads:
-            self._uploads[key] = (await self.upload_image(data_url, name, should_cancel=should_cancel)).asset_id
-        return self._uploads[key]
 
     @staticmethod
     def _route(request: ControlNetRequest, model: Model, body: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
@@ -497,8 +270,16 @@ class ScenarioClient:
         return request.endpoint, spec.endpoint_path(request.endpoint), dict(body)
 
     async def quote(self, request: ControlNetRequest) -> Quote:
-        """The price of ``request`` in creative units (a dry run: nothing is generated or charged)."""
-        model, body = await self._prepare(request, upload=True)
+        """The price of ``request`` in creative units (a dry run: nothing is generated, charged or uploaded).
+
+        The image inputs do not change the price. A legacy-model quote sends
+        the data URL or asset id the request already holds; a custom-model
+        quote sends the body without its image inputs (Scenario prices such a
+        body on the custom path), so no image is ever uploaded for a quote.
+        """
+        model, body = await self._prepare(request, upload=False)
+        if model.family == spec.CUSTOM:
+            body = {k: v for k, v in body.items() if k not in _UNPRICED_CUSTOM_FIELDS}
         _, path, _ = self._route(request, model, body)
         response = await self._transport.read(
             "POST", path, what="the price quote", policy=self.retry, params={"dryRun": "true"}, json=body
@@ -524,33 +305,25 @@ class ScenarioClient:
         request: ControlNetRequest,
         *,
         on_wait: Callable[[float, str], Awaitable[None] | None] | None = None,
-        should_cancel: CancelCheck | None = None,
     ) -> Submission:
         """Start a paid generation and return its job (see the module doc for the retry rules).
 
         ``on_wait(seconds, why)`` is called before waiting out a 429/503 or a
         connect failure, so a UI can say "waiting for a Scenario slot".
-        ``should_cancel()`` is checked during the model lookup, during those
-        waits and right before every (re)send: a Stop while Scenario has not
-        accepted the request yet raises ``JobCanceledError(by_caller=True)`` (no
-        job id) and sends nothing more. A request already on the wire is never
-        abandoned on a Stop (that would make its outcome unknown); the Stop then
-        applies to the job, in :meth:`wait_for_job`.
+        Cancelling the task before Scenario may have accepted the request (the
+        model lookup, an upload, a 429/503 wait) sends nothing more.
 
-        If the *task* is cancelled while the paid request may have reached
+        If the task is cancelled while the paid request may have reached
         Scenario (or during the lookup after an ambiguous answer), the client
-        spends at most :data:`CANCEL_RECOVERY_SECONDS` looking for the job it
-        may have created; a job found is logged at WARNING and sent a
-        best-effort cancel, otherwise the prompt, seed and time to check are
-        logged. The ``CancelledError`` is always re-raised.
+        looks for the job it may have created, in a task of its own that
+        further cancellations do not cut short, for at most
+        :data:`~.reconcile.CANCEL_RECOVERY_SECONDS`: a job found is logged at
+        WARNING and sent a best-effort cancel, otherwise the send time, prompt,
+        seed and candidates to check are logged. The ``CancelledError`` is
+        always re-raised.
         """
         request = request.with_seed()
-        try:
-            model, body = await self._prepare(request, should_cancel, upload=True)
-        except CancelRequested:
-            raise JobCanceledError(
-                "Scenario: stopped before the request was sent; nothing was submitted", by_caller=True
-            ) from None
+        model, body = await self._prepare(request, upload=True)
         endpoint, path, match = self._route(request, model, body)
         what = f"the generation request ({path})"
         wire = WireState()
@@ -564,19 +337,14 @@ class ScenarioClient:
                     json=body,
                     timeout=self._submit_timeout(),
                     on_wait=on_wait,
-                    should_cancel=should_cancel,
                     wire=wire,
                 )
             except AmbiguousOutcome as exc:
                 LOG.warning("submit outcome unknown (%s); looking for the job instead of resubmitting", exc.cause)
-                return await self._reconcile(request, match, _sent_at(wire), exc.cause, endpoint=endpoint)
-        except CancelRequested:
-            raise JobCanceledError(
-                "Scenario: canceled before Scenario accepted the request; nothing was submitted", by_caller=True
-            ) from None
+                return await self._reconciler.adopt(request, endpoint, match, sent_at(wire), exc.cause)
         except asyncio.CancelledError:
             if wire.maybe_sent:
-                await self._recover_cancelled_submit(request, match, _sent_at(wire), endpoint=endpoint)
+                await self._reconciler.recover_cancelled_submit(endpoint, match, sent_at(wire))
             raise
         status = response.status_code
         if status == DRY_RUN_STATUS:
@@ -603,159 +371,13 @@ class ScenarioClient:
     def _submit_timeout(self) -> httpx.Timeout:
         return httpx.Timeout(self.submit_timeout, connect=min(10.0, self.submit_timeout))
 
-    def _server_time(self, local: float) -> datetime:
-        """A local wall-clock instant expressed in the server's clock (``Date`` offset, else ours)."""
-        return datetime.fromtimestamp(local + self._transport.clock_offset, UTC)
-
-    async def _look_for_job(
-        self, endpoint: str, body: Mapping[str, Any], sent_at: float, *, attempts: int, interval: float
-    ) -> _Search:
-        """Look for the one unclaimed job matching ``body`` created since the send; claim it.
-
-        Only jobs created after the send (server clock) minus ``reconcile_skew``
-        are listed. Jobs already claimed in this process are skipped. With
-        several matches none is picked: the next try may see one of them
-        claimed by its rightful owner; after the last try ``candidates`` lists
-        them.
-        """
-        found = _Search()
-        for attempt in range(attempts):
-            if attempt:
-                await asyncio.sleep(interval)
-            since = self._server_time(sent_at - self.reconcile_skew)
-            try:
-                jobs = await self.list_jobs(created_after=since, page_size=MAX_PAGE_SIZE)
-            except ScenarioError as exc:
-                found.lookup_error = exc
-                LOG.warning("job lookup after an ambiguous submit failed: %s", type(exc).__name__)
-                continue
-            found.lookup_error = None
-            matches: dict[str, Job] = {}
-            for job in jobs:
-                if job.job_id and job.job_id not in CLAIMED_JOBS and input_matches(job, endpoint, body):
-                    matches.setdefault(job.job_id, job)
-            if len(matches) == 1:
-                job = next(iter(matches.values()))
-                if CLAIMED_JOBS.claim(job.job_id):
-                    found.job, found.candidates = job, []
-                    return found
-                matches = {}
-            found.candidates = list(matches) if len(matches) > 1 else []
-            if found.candidates:
-                LOG.warning(
-                    "%d unclaimed jobs match the ambiguous submit (%s); not picking one",
-                    len(found.candidates),
-                    ", ".join(found.candidates),
-                )
-        return found
-
-    async def _reconcile(
-        self,
-        request: ControlNetRequest,
-        body: Mapping[str, Any],
-        sent_at: float,
-        cause: str,
-        *,
-        endpoint: str | None = None,
-    ) -> Submission:
-        """Find the job an ambiguous submit may have created, or raise OutcomeUnknownError."""
-        found = await self._look_for_job(
-            endpoint or request.endpoint,
-            body,
-            sent_at,
-            attempts=self.reconcile_attempts,
-            interval=self.reconcile_interval,
-        )
-        if found.job is not None:
-            LOG.info("adopted job %s after an ambiguous submit (%s)", found.job.job_id, cause)
-            return Submission(job=found.job, creative_units=found.job.cost, adopted=True, request=request)
-        since_text = iso_utc(self._server_time(sent_at))
-        prompt = _short_prompt(body)
-        if found.candidates:
-            ids = ", ".join(found.candidates)
-            raise OutcomeUnknownError(
-                f"Scenario: it is unknown which job the generation request sent at {since_text} created: {cause}. "
-                f"{len(found.candidates)} recent jobs match it exactly and none belongs to another run in this "
-                f"process: {ids}. None was adopted and nothing was resubmitted, so you were not charged twice. "
-                f"Recover the results with Poll Job (or 'python -m scenario_api fetch <job id>') on those ids "
-                f"(prompt {prompt!r}, seed {body['seed']}) instead of running again",
-                since=since_text,
-            )
-        lookup = f" (the job list could not be read: {found.lookup_error.message})" if found.lookup_error else ""
-        raise OutcomeUnknownError(
-            f"Scenario: it is unknown whether the generation request sent at {since_text} created a job: "
-            f"{cause}. No matching job was found among recent jobs{lookup}. Nothing was resubmitted, so you were "
-            f"not charged twice. Before running again, check your recent jobs in the Scenario app or with Poll Job "
-            f"(or 'python -m scenario_api jobs') for prompt {prompt!r} with seed {body['seed']}",
-            since=since_text,
-        )
-
-    async def _recover_cancelled_submit(
-        self, request: ControlNetRequest, body: Mapping[str, Any], sent_at: float, *, endpoint: str | None = None
-    ) -> None:
-        """The submit's task was cancelled after the paid request may have landed: find and cancel the job.
-
-        Bounded by :data:`CANCEL_RECOVERY_SECONDS`. Never raises except a
-        further ``CancelledError``; the caller re-raises the original one.
-        """
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + CANCEL_RECOVERY_SECONDS
-        since_text = iso_utc(self._server_time(sent_at))
-        found: _Search | None = None
-        try:
-            found = await asyncio.wait_for(
-                self._look_for_job(
-                    endpoint or request.endpoint,
-                    body,
-                    sent_at,
-                    attempts=self.reconcile_attempts,
-                    interval=min(self.reconcile_interval, 1.0),
-                ),
-                CANCEL_RECOVERY_SECONDS - CANCEL_RECOVERY_CANCEL_SHARE,
-            )
-        except Exception as exc:  # noqa: BLE001 - best effort; CancelledError is not an Exception
-            LOG.warning("job lookup after a cancelled submit did not finish (%s)", type(exc).__name__)
-        if found is not None and found.job is not None:
-            job_id = found.job.job_id
-            LOG.warning("Scenario job %s was created while the caller was being cancelled; cancelling it", job_id)
-            left = max(0.5, deadline - loop.time())
-            try:
-                await asyncio.wait_for(
-                    self.cancel_job(job_id, best_effort=True, timeout=min(self.cancel_timeout, left)), left
-                )
-            except Exception as exc:  # noqa: BLE001 - best effort; CancelledError is not an Exception
-                LOG.warning("best-effort cancel of job %s incomplete (%s)", job_id, type(exc).__name__)
-            return
-        if found is not None and found.candidates:
-            LOG.warning(
-                "Scenario: a generation request sent at %s was cancelled while on the wire; several jobs match it "
-                "(%s), so none was cancelled. Check them with Poll Job (prompt %r, seed %s)",
-                since_text,
-                ", ".join(found.candidates),
-                _short_prompt(body),
-                body["seed"],
-            )
-            return
-        LOG.warning(
-            "Scenario: a generation request sent at %s was cancelled while on the wire and no job was found for it. "
-            "It may still have been created and charged: check your recent jobs for prompt %r with seed %s",
-            since_text,
-            _short_prompt(body),
-            body["seed"],
-        )
-
     # ------------------------------------------------------------------ jobs
 
-    async def get_job(self, job_id: str, *, should_cancel: CancelCheck | None = None) -> Job:
+    async def get_job(self, job_id: str) -> Job:
         """The job's current state."""
         job_id = spec.check_id("jobId", job_id)
         response = await self._transport.read(
-            "GET",
-            f"/jobs/{job_id}",
-            what=f"job {job_id}",
-            policy=self.retry,
-            job_id=job_id,
-            should_cancel=should_cancel,
+            "GET", f"/jobs/{job_id}", what=f"job {job_id}", policy=self.retry, job_id=job_id
         )
         job = Job.from_api(decode_body(response))
         if not job.job_id:
@@ -805,11 +427,11 @@ class ScenarioClient:
         job_id: str,
         *,
         on_progress: ProgressCallback | None = None,
-        should_cancel: CancelCheck | None = None,
         timeout: float | None = None,
         poll_interval: float | None = None,
+        next_delay: NextDelay | None = None,
     ) -> Job:
-        """Poll until the job ends; return it on success.
+        """Poll until the job ends (the loop of :mod:`.watch`); return it on success.
 
         * ``on_progress(job)`` (sync or async) runs after every poll; its
           exceptions propagate and do *not* cancel the job.
@@ -817,88 +439,26 @@ class ScenarioClient:
           (a long queue is Scenario's capacity, not a stuck job). On expiry:
           :class:`ScenarioTimeoutError` with the job id; the job is *not*
           canceled, so it can still be collected later (Poll Job / ``fetch``).
-        * ``should_cancel()`` is checked at least every 0.25 s; when True, one
-          best-effort cancel is sent and ``JobCanceledError(by_caller=True)``
-          raised. Task cancellation sends the same cancel and re-raises.
-        * failure → :class:`JobFailedError` (reason and hint); canceled
-          elsewhere → :class:`JobCanceledError`; an unknown status → ScenarioError.
+        * ``next_delay(job, polls)`` replaces the fixed ``poll_interval``.
+        * Cancelling the task sends one shielded, best-effort cancel for the
+          job, then the ``CancelledError`` goes on.
+        * failure -> :class:`JobFailedError` (reason and hint); canceled
+          elsewhere -> :class:`JobCanceledError`; an unknown status -> ScenarioError.
         """
         job_id = spec.check_id("jobId", job_id)
         interval = self.poll_interval if poll_interval is None else max(0.0, poll_interval)
         try:
-            return await self._wait(job_id, on_progress, should_cancel, timeout, interval)
-        except CancelRequested:
-            await self._cancel_shielded(job_id)
-            raise JobCanceledError(
-                f"Scenario job {job_id} canceled on request", by_caller=True, job_id=job_id
-            ) from None
+            return await watch_job(
+                self,
+                job_id,
+                on_update=on_progress,
+                limits=Limits(run_timeout=timeout),
+                next_delay=next_delay or fixed_interval(interval),
+                max_failures=self.max_poll_failures,
+            )
         except asyncio.CancelledError:
             await self._cancel_shielded(job_id)
             raise
-
-    async def _wait(
-        self,
-        job_id: str,
-        on_progress: ProgressCallback | None,
-        should_cancel: CancelCheck | None,
-        timeout: float | None,
-        interval: float,
-    ) -> Job:
-        loop = asyncio.get_running_loop()
-        running_since: float | None = None
-        failures = 0
-        while True:
-            if should_cancel is not None and should_cancel():
-                raise CancelRequested()
-            try:
-                job = await run_cancellable(self.get_job(job_id, should_cancel=should_cancel), should_cancel)
-                failures = 0
-            except (TransportError, ServerError, RateLimitedError) as exc:
-                failures += 1
-                if failures >= self.max_poll_failures:
-                    raise type(exc)(
-                        f"Lost contact with Scenario while waiting for job {job_id}: {exc.message}. The job may "
-                        "still finish: collect it later with Poll Job or 'python -m scenario_api fetch'",
-                        status=exc.status,
-                        job_id=job_id,
-                    ) from None
-                LOG.warning("polling job %s failed (%s); will keep trying", job_id, type(exc).__name__)
-                await interruptible_sleep(interval, should_cancel)
-                continue
-            if on_progress is not None:
-                await _maybe_await(on_progress(job))
-            if job.status == "success":
-                return job
-            if job.status == "failure":
-                raise JobFailedError(
-                    f"Scenario job {job_id} failed",
-                    reason=job.error or "no reason given",
-                    hint=job.hint,
-                    job_id=job_id,
-                )
-            if job.status == "canceled":
-                raise JobCanceledError(f"Scenario job {job_id} was canceled", job_id=job_id)
-            if job.status not in ACTIVE_STATUSES:
-                raise ScenarioError(
-                    f"Scenario reported an unknown status {job.status!r} for job {job_id}; the client stopped "
-                    "waiting (protocol change?)",
-                    job_id=job_id,
-                )
-            now = loop.time()
-            if running_since is None and job.status not in QUEUED_STATUSES:
-                running_since = now
-            nap = interval
-            if timeout is not None and running_since is not None:
-                left = running_since + timeout - now
-                if left <= 0:
-                    raise ScenarioTimeoutError(
-                        f"Scenario job {job_id} did not finish within {timeout:g} s of starting (last status "
-                        f"'{job.status}'). It was not canceled: collect it later with Poll Job or "
-                        f"'python -m scenario_api fetch {job_id}'",
-                        job_id=job_id,
-                    )
-                nap = min(nap, left)
-            await interruptible_sleep(nap, should_cancel)
 
     async def cancel_job(self, job_id: str, *, best_effort: bool = True, timeout: float | None = None) -> Job | None:
         """Ask Scenario to cancel a job, once.
@@ -918,7 +478,9 @@ class ScenarioClient:
             if best_effort:
                 LOG.warning("cancel of job %s not delivered (%s)", job_id, type(exc).__name__)
                 return None
-            raise TransportError(f"Could not send the cancel for job {job_id}: {type(exc).__name__}", job_id=job_id)
+            raise TransportError(
+                f"Could not send the cancel for job {job_id}: {type(exc).__name__}", job_id=job_id
+            ) from None
         if response.status_code == 400:
             LOG.info("job %s not cancellable: %s", job_id, redact(decode_body(response)))
             return None
@@ -932,40 +494,31 @@ class ScenarioClient:
         return Job.from_api(decode_body(response))
 
     async def _cancel_shielded(self, job_id: str) -> None:
-        """Best-effort cancel that survives the caller's own cancellation."""
-        task = asyncio.ensure_future(
-            asyncio.wait_for(self.cancel_job(job_id, best_effort=True), self.cancel_timeout + 1.0)
-        )
-        try:
-            await asyncio.shield(task)
-        except BaseException as exc:  # noqa: BLE001 - best effort: never mask the original outcome
-            LOG.warning("best-effort cancel of job %s incomplete (%s)", job_id, type(exc).__name__)
+        """Best-effort cancel that survives the caller's own cancellation (and a second one)."""
+        outcome = await finish_shielded(self.cancel_job(job_id, best_effort=True), bound=self.cancel_timeout + 1.0)
+        if not outcome.ok:
+            why = "timed out" if outcome.timed_out else type(outcome.error).__name__
+            LOG.warning("best-effort cancel of job %s incomplete (%s)", job_id, why)
+        if outcome.absorbed:
+            raise asyncio.CancelledError()  # the caller was cancelled meanwhile: that goes on now
 
     # ------------------------------------------------------------------ assets
 
-    async def get_asset(self, asset_id: str, *, should_cancel: CancelCheck | None = None) -> Asset:
+    async def get_asset(self, asset_id: str) -> Asset:
         """The asset record, including a fresh signed file URL."""
         asset_id = spec.check_id("assetId", asset_id)
-        response = await self._transport.read(
-            "GET", f"/assets/{asset_id}", what=f"asset {asset_id}", policy=self.retry, should_cancel=should_cancel
-        )
+        response = await self._transport.read("GET", f"/assets/{asset_id}", what=f"asset {asset_id}", policy=self.retry)
         asset = Asset.from_api(decode_body(response))
         if not asset.asset_id:
             raise ScenarioError(f"Scenario answered the lookup of asset {asset_id} without an asset record")
         return asset
 
-    async def download_asset(self, asset_or_id: Asset | str, *, should_cancel: CancelCheck | None = None) -> bytes:
+    async def download_asset(self, asset_or_id: Asset | str) -> bytes:
         """The asset's file bytes, fetched without credentials from an allow-listed host.
 
         An expired/refused URL, a truncated body or a transient file-host error
         leads to a fresh :meth:`get_asset` and another try (bounded).
         """
-        try:
-            return await self._download(asset_or_id, should_cancel)
-        except CancelRequested:
-            raise JobCanceledError("Download stopped on request", by_caller=True) from None
-
-    async def _download(self, asset_or_id: Asset | str, should_cancel: CancelCheck | None) -> bytes:
         if isinstance(asset_or_id, Asset):
             asset: Asset | None = asset_or_id
             asset_id = spec.check_id("assetId", asset_or_id.asset_id)
@@ -974,26 +527,23 @@ class ScenarioClient:
         last: DownloadError | None = None
         for attempt in range(1, self.download_attempts + 1):
             if asset is None or not asset.url:
-                asset = await self.get_asset(asset_id, should_cancel=should_cancel)
+                asset = await self.get_asset(asset_id)
             if not asset.url:
                 raise DownloadError(f"Asset {asset_id} has no file URL yet (status {asset.status!r})")
             try:
-                fetching = self._downloader.fetch(asset.url, should_cancel=should_cancel)
-                return await run_cancellable(fetching, should_cancel)
+                return await self._downloader.fetch(asset.url)
             except (ExpiredURLError, TruncatedDownloadError, TransientDownloadError) as exc:
                 last = exc
                 LOG.warning("download of %s failed (%s); getting a fresh URL", asset_id, type(exc).__name__)
                 asset = None
                 if attempt < self.download_attempts:
-                    await interruptible_sleep(self.retry.backoff(attempt), should_cancel)
+                    await asyncio.sleep(self.retry.backoff(attempt))
         raise DownloadError(
             f"Could not download asset {asset_id} after {self.download_attempts} attempts: "
             f"{last.message if last else 'unknown error'}"
         )
 
-    async def upload_image(
-        self, data: bytes | str, name: str = "image.png", *, should_cancel: CancelCheck | None = None
-    ) -> Asset:
+    async def upload_image(self, data: bytes | str, name: str = "image.png") -> Asset:
         """Upload an image (bytes or a data URL) as an asset and return it.
 
         ``POST /assets`` follows the paid-request rules: it is resent only when
@@ -1001,12 +551,9 @@ class ScenarioClient:
         it (429/503). After an ambiguous failure (timeout after sending, dropped
         connection, 500/502/504) it raises :class:`OutcomeUnknownError` instead
         of uploading again behind the user's back; repeating the upload by hand
-        is harmless (at worst it leaves an unused asset).
-
-        ``should_cancel()`` is checked right before every (re)send and during
-        the 429/503 and connect-failure waits: a Stop there raises
-        ``JobCanceledError(by_caller=True)`` and nothing was uploaded. An upload
-        already on the wire is not abandoned.
+        is harmless (at worst it leaves an unused asset). This always uploads:
+        to upload each distinct image once, use :meth:`image_ref` or
+        :data:`~.uploads.UPLOADS`.
         """
         if not isinstance(name, str) or not name.strip():
             raise ValidationError("name", name, "a non-empty asset name")
@@ -1026,19 +573,8 @@ class ScenarioClient:
         what = f"the upload of '{name.strip()}'"
         try:
             response = await self._transport.paid(
-                "POST",
-                "/assets",
-                what=what,
-                policy=self.paid_retry,
-                json={"name": name.strip(), "image": url},
-                should_cancel=should_cancel,
+                "POST", "/assets", what=what, policy=self.paid_retry, json={"name": name.strip(), "image": url}
             )
-        except CancelRequested:
-            raise JobCanceledError(
-                f"Scenario: the upload of '{name.strip()}' was stopped before Scenario accepted it; nothing was "
-                "uploaded",
-                by_caller=True,
-            ) from None
         except AmbiguousOutcome as exc:
             raise OutcomeUnknownError(
                 f"Scenario: the upload of '{name.strip()}' may or may not have created an asset ({exc.cause}). "
@@ -1056,16 +592,13 @@ class ScenarioClient:
     async def image_ref(self, png: bytes, *, name: str = "control.png") -> str:
         """How to reference ``png`` in a request: its data URL when small, else an uploaded asset id.
 
-        Uploads are remembered per client by content hash, so one image is
-        uploaded once however many requests use it.
+        Uploads go through the upload service (:mod:`.uploads`), so one image
+        is uploaded once per account however many requests use it.
         """
         url = to_data_url(png, sniff_mime(png) or "image/png")
         if len(url) <= INLINE_IMAGE_LIMIT:
             return url
-        key = content_hash(png)
-        if key not in self._uploads:
-            self._uploads[key] = (await self.upload_image(png, name)).asset_id
-        return self._uploads[key]
+        return await UPLOADS.asset_id(self, png, name)
 
     # ------------------------------------------------------------------ all in one
 
@@ -1074,31 +607,24 @@ class ScenarioClient:
         request: ControlNetRequest,
         *,
         on_progress: ProgressCallback | None = None,
-        should_cancel: CancelCheck | None = None,
         timeout: float | None = None,
         on_submitted: Callable[[Submission], Awaitable[None] | None] | None = None,
     ) -> tuple[Job, list[bytes]]:
-        """Submit, wait, and download every result (concurrently, in order).
-
-        ``should_cancel`` applies to every step: the submit's throttling waits,
-        the wait for the job and the downloads.
-        """
-        submission = await self.submit(request, should_cancel=should_cancel)
+        """Submit, wait, and download every result (concurrently, in order)."""
+        submission = await self.submit(request)
         if on_submitted is not None:
-            await _maybe_await(on_submitted(submission))
-        job = await self.wait_for_job(
-            submission.job_id, on_progress=on_progress, should_cancel=should_cancel, timeout=timeout
-        )
+            result = on_submitted(submission)
+            if asyncio.iscoroutine(result) or isinstance(result, Awaitable):
+                await result
+        job = await self.wait_for_job(submission.job_id, on_progress=on_progress, timeout=timeout)
         if not job.asset_ids:
             raise ScenarioError("Scenario reported success but listed no result assets", job_id=job.job_id)
-        images = await self.download_all(job.asset_ids, should_cancel=should_cancel)
+        images = await self.download_all(job.asset_ids)
         return job, images
 
-    async def download_all(
-        self, asset_ids: Sequence[str] | Iterable[str], *, should_cancel: CancelCheck | None = None
-    ) -> list[bytes]:
+    async def download_all(self, asset_ids: Sequence[str] | Iterable[str]) -> list[bytes]:
         """Download several assets concurrently; results in the given order. One failure cancels the rest."""
-        tasks = [asyncio.ensure_future(self.download_asset(a, should_cancel=should_cancel)) for a in asset_ids]
+        tasks = [asyncio.ensure_future(self.download_asset(a)) for a in asset_ids]
         try:
             return list(await asyncio.gather(*tasks))
         except BaseException:

@@ -8,6 +8,7 @@ exception without leaking anything.
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -52,6 +53,11 @@ class Credentials:
     def key_hint(self) -> str:
         """The key's first characters, safe to show: ``api_ab…``."""
         return self._key[:6] + "…"
+
+    @property
+    def account_id(self) -> str:
+        """A stable id of the API key for cache keys: a sha256 of the key id only, never of the secret."""
+        return hashlib.sha256(self._key.encode("utf-8")).hexdigest()
 
     def authorization_header(self) -> str:
         token = base64.b64encode(f"{self._key}:{self._secret}".encode()).decode("ascii")

@@ -16,13 +16,18 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from .errors import DownloadError
-from .retry import CancelRequested
+from .errors import (
+    DownloadError,
+    DownloadRefusedError,
+    ExpiredURLError,
+    TransientDownloadError,
+    TruncatedDownloadError,
+)
 from .transport import LOG, USER_AGENT, LoopBoundClient, install_log_redaction
 
 __all__ = [
@@ -43,22 +48,6 @@ _EXPIRED_STATUSES = frozenset({401, 403, 404, 410})
 _TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 
-class DownloadRefusedError(DownloadError):
-    """Not fetched, and retrying will not help: host/scheme not allowed, file too large."""
-
-
-class ExpiredURLError(DownloadError):
-    """The file host refused the signed URL (expired or revoked): get a fresh one."""
-
-
-class TruncatedDownloadError(DownloadError):
-    """Fewer bytes than announced, or the connection dropped mid-body."""
-
-
-class TransientDownloadError(DownloadError):
-    """A network failure or 429/5xx from the file host: worth another try."""
-
-
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -69,7 +58,7 @@ def is_loopback(host: str) -> bool:
 
 
 def _split_netloc(entry: str) -> tuple[str, int | None]:
-    """``host[:port]`` → (bracket-free lowercase host, port or None)."""
+    """``host[:port]`` -> (bracket-free lowercase host, port or None)."""
     parts = urlsplit("//" + entry.strip())
     return (parts.hostname or "").lower(), parts.port
 
@@ -156,11 +145,11 @@ class Downloader:
     async def aclose(self) -> None:
         await self._pool.aclose()
 
-    async def fetch(self, url: str, *, should_cancel: Callable[[], bool] | None = None) -> bytes:
+    async def fetch(self, url: str) -> bytes:
         """The body of ``url``; follows up to :data:`MAX_REDIRECTS` checked redirects."""
         client = self._pool.get()
         current = url
-        for hop in range(MAX_REDIRECTS + 1):
+        for _hop in range(MAX_REDIRECTS + 1):
             self.policy.check(current)
             started = time.monotonic()
             try:
@@ -174,7 +163,7 @@ class Downloader:
                         LOG.info("download %s -> %s redirect", safe_url(current), response.status_code)
                         current = urljoin(current, location)
                         continue
-                    data = await self._read_body(response, current, should_cancel)
+                    data = await self._read_body(response, current)
             except httpx.TransportError as exc:
                 if isinstance(exc, httpx.RemoteProtocolError):
                     raise TruncatedDownloadError(
@@ -189,7 +178,7 @@ class Downloader:
             return data
         raise DownloadRefusedError(f"The file host redirected more than {MAX_REDIRECTS} times; gave up")
 
-    async def _read_body(self, response: httpx.Response, url: str, should_cancel: Callable[[], bool] | None) -> bytes:
+    async def _read_body(self, response: httpx.Response, url: str) -> bytes:
         status = response.status_code
         where = safe_url(url)
         if status in _EXPIRED_STATUSES:
@@ -212,8 +201,6 @@ class Downloader:
             received += len(chunk)
             if received > self.max_bytes:
                 raise DownloadRefusedError(f"The file exceeded the {self.max_bytes}-byte download limit ({where})")
-            if should_cancel is not None and should_cancel():
-                raise CancelRequested()
             chunks.append(chunk)
         if announced is not None and received < announced:
             raise TruncatedDownloadError(f"The download stopped at {received} of {announced} bytes ({where})")

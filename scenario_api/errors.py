@@ -30,10 +30,25 @@ __all__ = [
     "DownloadError",
     "ImageDecodeError",
     "BudgetExceededError",
+    "DownloadRefusedError",
+    "ExpiredURLError",
+    "TruncatedDownloadError",
+    "TransientDownloadError",
+    "AmbiguousOutcome",
     "error_for_status",
+    "register_param_names",
 ]
 
 _MAX_SHOWN = 80
+
+# Wire field name -> Python / widget parameter name, for error messages. ``spec`` fills it when it is
+# imported (``register_param_names``), so this module imports nothing from the package (no cycle).
+_PARAM_NAMES: dict[str, str] = {}
+
+
+def register_param_names(mapping: dict[str, str]) -> None:
+    """Teach :class:`ValidationError` the parameter name of each wire field (called by ``spec``)."""
+    _PARAM_NAMES.update(mapping)
 
 
 def _show(value: Any) -> str:
@@ -96,10 +111,8 @@ class ValidationError(ScenarioError, ValueError):
     """
 
     def __init__(self, field: str, value: Any, allowed: str, *, param: str | None = None) -> None:
-        from .spec import PARAM_OF  # local: spec imports this module
-
         self.field = field
-        self.param = param or PARAM_OF.get(field, field)
+        self.param = param or _PARAM_NAMES.get(field, field)
         self.value = value
         self.allowed = allowed
         name = field if self.param == field else f"{field} ({self.param})"
@@ -159,11 +172,11 @@ class JobFailedError(JobError):
 
 
 class JobCanceledError(JobError):
-    """The job's status is ``canceled``; ``by_caller`` when we asked for it (Stop)."""
+    """The job's status is ``canceled``: someone canceled it on Scenario's side.
 
-    def __init__(self, message: str, *, by_caller: bool = False, **kw: Any) -> None:
-        self.by_caller = by_caller
-        super().__init__(message, **kw)
+    A caller that wants to stop cancels its own task instead; the client then
+    cancels the remote job and lets the ``asyncio.CancelledError`` go on.
+    """
 
 
 class OutcomeUnknownError(ScenarioError):
@@ -182,6 +195,22 @@ class DownloadError(ScenarioError):
     """An asset could not be downloaded (host not allowed, too large, truncated, expired)."""
 
 
+class DownloadRefusedError(DownloadError):
+    """Not fetched, and retrying will not help: host/scheme not allowed, file too large."""
+
+
+class ExpiredURLError(DownloadError):
+    """The file host refused the signed URL (expired or revoked): get a fresh one."""
+
+
+class TruncatedDownloadError(DownloadError):
+    """Fewer bytes than announced, or the connection dropped mid-body."""
+
+
+class TransientDownloadError(DownloadError):
+    """A network failure or 429/5xx from the file host: worth another try."""
+
+
 class ImageDecodeError(ScenarioError, ValueError):
     """Bytes that are not a decodable image."""
 
@@ -193,6 +222,19 @@ class BudgetExceededError(ScenarioError):
         self.cost = cost
         self.budget = budget
         super().__init__(message, **kw)
+
+
+class AmbiguousOutcome(Exception):
+    """Internal to the client: a paid request may or may not have been processed (never resend it).
+
+    Not a :class:`ScenarioError`: the client always turns it into a job lookup
+    (submit) or an :class:`OutcomeUnknownError` (upload) before it reaches a caller.
+    """
+
+    def __init__(self, cause: str, *, status: int | None = None) -> None:
+        self.cause = cause
+        self.status = status
+        super().__init__(cause)
 
 
 _CREDIT_WORDS = ("credit", "creative unit", "insufficient", "not enough")

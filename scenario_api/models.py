@@ -10,22 +10,62 @@ import math
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from typing import Any
 
 from . import spec
 from .errors import ScenarioError, ValidationError
 
-TERMINAL_STATUSES = ("success", "failure", "canceled")
-ACTIVE_STATUSES = ("pending", "queued", "warming-up", "in-progress", "finalizing")
-STATUS_LABELS = {
-    "pending": "waiting",
-    "queued": "queued",
-    "warming-up": "starting",
-    "in-progress": "generating",
-    "finalizing": "finishing",
-    "success": "done",
-    "failure": "failed",
-    "canceled": "canceled",
+
+class JobStatus(StrEnum):
+    """A Scenario job status. A ``str``: members compare equal to the wire text (``"success"``)."""
+
+    PENDING = "pending"
+    QUEUED = "queued"
+    WARMING_UP = "warming-up"
+    IN_PROGRESS = "in-progress"
+    FINALIZING = "finalizing"
+    SUCCESS = "success"
+    FAILURE = "failure"
+    CANCELED = "canceled"
+
+    @classmethod
+    def parse(cls, value: Any) -> JobStatus | str:
+        """The member for a wire status; an unknown text stays a plain ``str`` (reported, never guessed)."""
+        text = str(value or "unknown")
+        try:
+            return cls(text)
+        except ValueError:
+            return text
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+    @property
+    def queued(self) -> bool:
+        """Waiting for a slot: time spent here is Scenario's capacity, not the job's run time."""
+        return self in QUEUED_STATUSES
+
+
+TERMINAL_STATUSES = (JobStatus.SUCCESS, JobStatus.FAILURE, JobStatus.CANCELED)
+ACTIVE_STATUSES = (
+    JobStatus.PENDING,
+    JobStatus.QUEUED,
+    JobStatus.WARMING_UP,
+    JobStatus.IN_PROGRESS,
+    JobStatus.FINALIZING,
+)
+QUEUED_STATUSES = (JobStatus.PENDING, JobStatus.QUEUED)
+STATUS_LABELS: dict[str, str] = {
+    JobStatus.PENDING: "waiting",
+    JobStatus.QUEUED: "queued",
+    JobStatus.WARMING_UP: "starting",
+    JobStatus.IN_PROGRESS: "generating",
+    JobStatus.FINALIZING: "finishing",
+    JobStatus.SUCCESS: "done",
+    JobStatus.FAILURE: "failed",
+    JobStatus.CANCELED: "canceled",
 }
 
 
@@ -186,7 +226,7 @@ class ControlNetRequest:
 @dataclass(frozen=True)
 class Job:
     job_id: str
-    status: str
+    status: JobStatus | str  # a JobStatus for every documented status; the raw text for an unknown one
     progress: float | None = None
     job_type: str | None = None
     asset_ids: tuple[str, ...] = ()
@@ -224,7 +264,7 @@ class Job:
         history = j.get("statusHistory") if isinstance(j.get("statusHistory"), list) else []
         return cls(
             job_id=str(j.get("jobId") or j.get("id") or ""),
-            status=str(j.get("status") or "unknown"),
+            status=JobStatus.parse(j.get("status")),
             progress=_float(j.get("progress")),
             job_type=j.get("jobType"),
             asset_ids=tuple(str(a) for a in (meta.get("assetIds") or []) if a),

@@ -19,47 +19,30 @@ can use tiny delays: ``RetryPolicy.fast()``.
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
 __all__ = [
     "RetryPolicy",
-    "CancelRequested",
     "RETRYABLE_READ_STATUSES",
     "REFUSED_PAID_STATUSES",
     "parse_retry_after",
     "server_wait_hint",
     "is_connect_failure",
     "is_ambiguous_failure",
-    "interruptible_sleep",
-    "run_cancellable",
-    "CANCEL_CHECK_INTERVAL",
 ]
 
 # Statuses after which a read is simply tried again.
 RETRYABLE_READ_STATUSES = frozenset({429, 500, 502, 503, 504})
 # Statuses that prove a paid request was refused (no job created), so it may be resent.
 REFUSED_PAID_STATUSES = frozenset({429, 503})
-T = TypeVar("T")
-
-# How often a sleeping wait looks at ``should_cancel`` (the brief: at least every 0.25 s).
-CANCEL_CHECK_INTERVAL = 0.2
-
-
-class CancelRequested(Exception):
-    """Internal signal: the caller's ``should_cancel()`` returned True during a wait.
-
-    The client turns it into :class:`~scenario_api.errors.JobCanceledError`
-    after sending a best-effort cancel; it never escapes the public API.
-    """
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -169,57 +152,3 @@ def is_connect_failure(exc: BaseException) -> bool:
 def is_ambiguous_failure(exc: BaseException) -> bool:
     """The request may have reached the server and been acted on: never resend a paid call."""
     return isinstance(exc, httpx.TransportError) and not is_connect_failure(exc)
-
-
-async def interruptible_sleep(
-    seconds: float,
-    should_cancel: Callable[[], bool] | None = None,
-    *,
-    interval: float = CANCEL_CHECK_INTERVAL,
-) -> None:
-    """Sleep ``seconds``, checking ``should_cancel()`` every ``interval``.
-
-    Raises :class:`CancelRequested` as soon as it returns True (also before the
-    first nap, so a pending Stop is seen without delay).
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + max(0.0, seconds)
-    while True:
-        if should_cancel is not None and should_cancel():
-            raise CancelRequested()
-        remaining = deadline - loop.time()
-        if remaining <= 0:
-            return
-        await asyncio.sleep(min(remaining, interval) if should_cancel is not None else remaining)
-
-
-async def run_cancellable(
-    awaitable: Awaitable[T],
-    should_cancel: Callable[[], bool] | None,
-    *,
-    interval: float = CANCEL_CHECK_INTERVAL,
-) -> T:
-    """Await ``awaitable`` while checking ``should_cancel()`` every ``interval``.
-
-    A slow HTTP exchange (up to its read timeout) must not delay a Stop: when
-    ``should_cancel()`` turns True the inner task is cancelled and
-    :class:`CancelRequested` raised. Cancelling the caller cancels the inner
-    task too.
-    """
-    if should_cancel is None:
-        return await awaitable
-    task = asyncio.ensure_future(awaitable)
-    try:
-        while True:
-            done, _ = await asyncio.wait({task}, timeout=interval)
-            if done:
-                return task.result()
-            if should_cancel():
-                raise CancelRequested()
-    finally:
-        if not task.done():
-            task.cancel()
-            try:
-                await task
-            except BaseException:  # noqa: BLE001 - the inner outcome no longer matters
-                pass

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ValidationError
+from .errors import ValidationError, register_param_names
 
 # --------------------------------------------------------------------------- endpoints
 
@@ -326,6 +326,7 @@ PARAM_OF = {r.field: r.param for r in RULES.values()} | {
     "scheduler": "scheduler",
     "disableModalityDetection": "disable_modality_detection",
 }
+register_param_names(PARAM_OF)
 
 
 def size_range(field: str, family: str) -> tuple[int, int]:

@@ -29,19 +29,17 @@ from typing import Any
 
 import httpx
 
-from . import __version__
 from .config import Settings
-from .errors import APIError, ScenarioTimeoutError, TransportError, error_for_status
+from .errors import AmbiguousOutcome, APIError, ScenarioTimeoutError, TransportError, error_for_status
 from .retry import (
     REFUSED_PAID_STATUSES,
     RETRYABLE_READ_STATUSES,
-    CancelRequested,
     RetryPolicy,
-    interruptible_sleep,
     is_ambiguous_failure,
     is_connect_failure,
     server_wait_hint,
 )
+from .version import __version__
 
 __all__ = [
     "LOG",
@@ -54,7 +52,6 @@ __all__ = [
     "api_error",
     "LoopBoundClient",
     "Transport",
-    "AmbiguousOutcome",
     "WireState",
     "server_clock_offset",
 ]
@@ -222,15 +219,6 @@ class LoopBoundClient:
 # --------------------------------------------------------------------------- transport
 
 
-class AmbiguousOutcome(Exception):
-    """Internal: a paid request may or may not have been processed (never resend it)."""
-
-    def __init__(self, cause: str, *, status: int | None = None) -> None:
-        self.cause = cause
-        self.status = status
-        super().__init__(cause)
-
-
 class WireState:
     """Whether a paid request may have reached Scenario, and when it was last sent.
 
@@ -355,7 +343,6 @@ class Transport:
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         timeout: httpx.Timeout | float | None = None,
-        should_cancel: Callable[[], bool] | None = None,
         on_wait: Callable[[float, str], Awaitable[None] | None] | None = None,
         wire: WireState | None = None,
     ) -> httpx.Response:
@@ -365,16 +352,14 @@ class Transport:
         differs. It gets each outcome (a response or the httpx network error)
         and returns a short reason to wait and resend (also told to
         ``on_wait``), or None to stop; it may raise to end the loop itself.
-        ``should_cancel()`` is checked right before every send and during every
-        wait (:class:`CancelRequested`). When the loop stops on a network error
+        Cancelling the caller's task ends the loop at once (a wait, or the send
+        in progress). When the loop stops on a network error
         it raises :class:`TransportError`; a response is returned as is.
         ``wire`` (paid calls) tracks whether the request may have landed.
         """
         attempt = 0
         while True:
             attempt += 1
-            if should_cancel is not None and should_cancel():
-                raise CancelRequested()
             outcome: httpx.Response | httpx.TransportError
             if wire is not None:
                 wire.maybe_sent, wire.last_send = True, time.time()
@@ -388,7 +373,7 @@ class Transport:
             if why is not None and policy.should_retry(attempt):
                 delay = policy.delay_for(attempt, outcome if isinstance(outcome, httpx.Response) else None)
                 await _notify(on_wait, delay, why)
-                await self._pause(delay, what, attempt, should_cancel)
+                await self._pause(delay, what, attempt)
                 continue
             if isinstance(outcome, httpx.TransportError):
                 raise transport_error(outcome, what=what, attempts=attempt) from None
@@ -406,7 +391,6 @@ class Transport:
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         job_id: str | None = None,
-        should_cancel: Callable[[], bool] | None = None,
         timeout: httpx.Timeout | float | None = None,
     ) -> httpx.Response:
         """A request that is safe to repeat: retried on 429/5xx and network failures.
@@ -424,7 +408,6 @@ class Transport:
             params=params,
             json=json,
             timeout=timeout,
-            should_cancel=should_cancel,
         )
         if response.status_code >= 300:
             raise api_error(response, what=what, job_id=job_id)
@@ -443,20 +426,16 @@ class Transport:
         params: Mapping[str, Any] | None = None,
         timeout: httpx.Timeout | float | None = None,
         on_wait: Callable[[float, str], Awaitable[None] | None] | None = None,
-        should_cancel: Callable[[], bool] | None = None,
         wire: WireState | None = None,
     ) -> httpx.Response:
         """A request that spends credits or creates something: resent only when it provably created nothing.
 
-        * connect failures (nothing reached the server) → retried with backoff;
-        * 429 / 503 (the server refused) → wait as told, then resent;
-        * timeouts after sending, dropped connections, 500/502/504 →
+        * connect failures (nothing reached the server) -> retried with backoff;
+        * 429 / 503 (the server refused) -> wait as told, then resent;
+        * timeouts after sending, dropped connections, 500/502/504 ->
           :class:`AmbiguousOutcome` (the caller reconciles; never resent here);
         * any other answer is returned as is (the caller maps error statuses).
 
-        ``should_cancel()`` is checked before every send and during the waits;
-        when it fires, :class:`CancelRequested` is raised and nothing more is
-        sent (no earlier attempt was accepted, or the loop would have ended).
         Pass a :class:`WireState` to learn, when the caller's task is cancelled
         mid-call, whether the request may have reached Scenario.
         """
@@ -469,7 +448,6 @@ class Transport:
             params=params,
             json=json,
             timeout=timeout,
-            should_cancel=should_cancel,
             on_wait=on_wait,
             wire=wire,
         )
@@ -480,9 +458,9 @@ class Transport:
             raise AmbiguousOutcome(f"HTTP {status} answer", status=status)
         return response
 
-    async def _pause(self, delay: float, what: str, attempt: int, should_cancel: Callable[[], bool] | None) -> None:
+    async def _pause(self, delay: float, what: str, attempt: int) -> None:
         LOG.info("retrying %s in %.2f s (attempt %d failed)", what, delay, attempt)
-        await interruptible_sleep(delay, should_cancel)
+        await asyncio.sleep(delay)
 
 
 def _read_retry_reason(outcome: httpx.Response | httpx.TransportError) -> str | None:

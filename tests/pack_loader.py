@@ -154,11 +154,11 @@ def comfy(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeComfy:
 def node_env(env_for_emulator, comfy: FakeComfy, monkeypatch: pytest.MonkeyPatch, pack: ModuleType):  # type: ignore[no-untyped-def]
     """The emulator in the env, fast polling, fake ComfyUI, and empty per-process caches."""
     monkeypatch.setenv("SCENARIO_POLL_INTERVAL", "0.05")
-    submodule("nodes.uploads").clear()
-    submodule("nodes.poll").forget_all()
+    submodule("scenario_api.uploads").UPLOADS.clear()
+    submodule("nodes.poll_node").forget_all()
     yield env_for_emulator
-    submodule("nodes.uploads").clear()
-    submodule("nodes.poll").forget_all()
+    submodule("scenario_api.uploads").UPLOADS.clear()
+    submodule("nodes.poll_node").forget_all()
 
 
 def image_tensor(*arrays):  # type: ignore[no-untyped-def]

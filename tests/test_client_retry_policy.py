@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import time
 from datetime import UTC
@@ -10,13 +9,12 @@ from datetime import UTC
 import httpx
 import pytest
 
-from scenario_api.client import input_matches, iso_utc, precheck_request
+from scenario_api.client import precheck_request
 from scenario_api.errors import ValidationError
 from scenario_api.models import ControlNetRequest, Job
+from scenario_api.reconcile import input_matches, iso_utc
 from scenario_api.retry import (
-    CancelRequested,
     RetryPolicy,
-    interruptible_sleep,
     is_ambiguous_failure,
     is_connect_failure,
     parse_retry_after,
@@ -77,18 +75,6 @@ def test_failure_classification():
         httpx.ReadError("reset", request=request),
     ):
         assert is_ambiguous_failure(exc) and not is_connect_failure(exc)
-
-
-async def test_interruptible_sleep_notices_cancel_quickly():
-    flag = {"stop": False}
-    asyncio.get_running_loop().call_later(0.1, lambda: flag.update(stop=True))
-    started = time.monotonic()
-    with pytest.raises(CancelRequested):
-        await interruptible_sleep(10, lambda: flag["stop"])
-    assert time.monotonic() - started < 1.0
-    with pytest.raises(CancelRequested):
-        await interruptible_sleep(10, lambda: True)  # checked before the first nap
-    await interruptible_sleep(0.01, lambda: False)
 
 
 def test_redaction():

@@ -239,14 +239,16 @@ def test_job_submitted_while_the_prompt_loop_is_torn_down_is_cancelled(node_env,
         assert api.get(f"/jobs/{submit['job_id']}").json()["job"]["status"] == "canceled"
 
 
-async def test_node_cancelled_during_the_sibling_grace_cancels_and_awaits_its_jobs(node_env, comfy, pack):
-    # Job 1's submit is refused (400) while job 2's submit is still on the wire: the node asks job 2 to stop
-    # and grants it a grace period. If the node itself is cancelled during that grace, job 2 must be
-    # cancelled and awaited too (its job gets a Scenario cancel), never left running on a closing loop.
+async def test_node_cancelled_while_a_sibling_winds_down_cancels_and_awaits_its_jobs(node_env, comfy, pack):
+    # Job 1's submit is refused (400) while job 2's submit is still on the wire: the node cancels job 2, whose
+    # client then looks for the job its request created (the lookup is slow here) to cancel it. If the node
+    # itself is cancelled while job 2 winds down, job 2 must still be awaited (its job gets a Scenario
+    # cancel), never left running on a closing loop.
     node_env.config(timing=SLOW)
     node_env.faults(
         {"target": "POST /v1/generate/*", "kind": "status", "status": 400, "query": {"dryRun": None}},
         {"target": "POST /v1/generate/*", "kind": "slow", "delay": 0.8, "query": {"dryRun": None}},
+        {"target": "GET /v1/jobs", "kind": "slow", "delay": 0.8, "process_first": False},
     )
     node = pack.NODE_CLASS_MAPPINGS["ScenarioControlNetGenerate"]()
     before = asyncio.all_tasks()
@@ -254,7 +256,7 @@ async def test_node_cancelled_during_the_sibling_grace_cancels_and_awaits_its_jo
         node.generate(**widgets(width=512, height=512), control_image_id="asset_demo_canny,asset_demo_pose")
     )
     await wait_until(lambda: 400 in [e["status"] for e in submits(node_env)])
-    await asyncio.sleep(0.1)  # now in the grace period, job 2's submit still in flight
+    await asyncio.sleep(0.1)  # job 2 is winding down: its submit's job lookup is still in flight
     assert not task.done()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import types
 
 import pytest
 from helpers import make_array, wait_until
@@ -17,14 +16,14 @@ def asset_posts(emulator):
 
 
 def in_flight() -> int:
-    return len(submodule("nodes.uploads")._in_flight)
+    return submodule("scenario_api.uploads").UPLOADS.in_flight_count()
 
 
 async def test_cancelled_owner_hands_the_shared_upload_to_a_waiter(node_env, comfy, pack):
     # The owner's upload is slow on Scenario's side; the owner is cancelled (its fan-out sibling failed)
     # while a second task waits for the same image: the waiter must upload it itself, not inherit the
     # owner's cancellation.
-    uploads, errors = submodule("nodes.uploads"), submodule("nodes.errors")
+    uploads, errors = submodule("scenario_api.uploads"), submodule("nodes.errors")
     client_mod, creds = submodule("scenario_api.client"), submodule("nodes.credentials")
     node_env.fault(target="POST /v1/assets", kind="slow", delay=1.0, count=1)
     settings = creds.resolve_settings()
@@ -32,10 +31,10 @@ async def test_cancelled_owner_hands_the_shared_upload_to_a_waiter(node_env, com
 
     async def waiter_node(client):
         with errors.node_errors():  # what a node wraps its body in
-            return await uploads.upload_array(client, settings, arr, "waiter")
+            return await uploads.upload_array(client, arr, "waiter")
 
     async with client_mod.ScenarioClient(settings) as client:
-        owner = asyncio.ensure_future(uploads.upload_array(client, settings, arr, "owner"))
+        owner = asyncio.ensure_future(uploads.upload_array(client, arr, "owner"))
         await wait_until(lambda: in_flight() == 1)
         waiter = asyncio.ensure_future(waiter_node(client))
         await asyncio.sleep(0.2)  # the waiter is parked on the owner's in-flight upload
@@ -51,34 +50,28 @@ async def test_cancelled_owner_hands_the_shared_upload_to_a_waiter(node_env, com
     assert sorted(e["body"]["name"] for e in asset_posts(node_env)) == ["owner", "waiter"]
     assert in_flight() == 0
     imaging = submodule("scenario_api.imaging")
-    key = uploads.cache_key(settings, imaging.content_hash(imaging.encode_png(arr, gray_if_equal=True)))
-    assert uploads.cached(key) == asset_id  # the waiter's upload is the one remembered
+    key = uploads.UPLOADS.key(settings, imaging.content_hash(imaging.encode_png(arr, gray_if_equal=True)))
+    assert uploads.UPLOADS.cached(key) == asset_id  # the waiter's upload is the one remembered
 
 
 async def test_owner_stopped_while_waiting_for_a_slot_hands_over_to_a_waiter(node_env, comfy, pack):
-    # The owner's own stop check (e.g. its node's fan-out sibling failed) ends its upload during a
-    # 429 "retry in 30 s"; a waiter with no stop of its own uploads the image instead.
-    uploads = submodule("nodes.uploads")
+    # The owner is cancelled (e.g. its node's fan-out sibling failed) during a 429 "retry in 30 s";
+    # a waiter that was not cancelled uploads the image instead.
+    uploads = submodule("scenario_api.uploads")
     client_mod, creds = submodule("scenario_api.client"), submodule("nodes.credentials")
-    errors = submodule("scenario_api.errors")
     node_env.fault(target="POST /v1/assets", kind="status", status=429, retry_after=30, count=1)
     settings = creds.resolve_settings()
     arr = make_array(64, 64, "noise", seed=12)
-    owner_stop = False
 
     async with client_mod.ScenarioClient(settings) as client:
-        owner = asyncio.ensure_future(
-            uploads.upload_array(client, settings, arr, "owner", should_cancel=lambda: owner_stop)
-        )
+        owner = asyncio.ensure_future(uploads.upload_array(client, arr, "owner"))
         await wait_until(lambda: len(asset_posts(node_env)) == 1)
-        waiter = asyncio.ensure_future(
-            uploads.upload_array(client, settings, arr, "waiter", should_cancel=lambda: False)
-        )
+        waiter = asyncio.ensure_future(uploads.upload_array(client, arr, "waiter"))
         await asyncio.sleep(0.2)
-        owner_stop = True
-        with pytest.raises(errors.JobCanceledError) as info:
+        owner.cancel()
+        with pytest.raises(asyncio.CancelledError):
             await asyncio.wait_for(owner, 3)
-        assert info.value.by_caller
+        assert owner.cancelled()
         asset_id = await asyncio.wait_for(waiter, 3)
     assert asset_id.startswith("asset_")
     assert [e["status"] for e in asset_posts(node_env)] == [429, 200]
@@ -111,16 +104,3 @@ async def test_real_cancellation_propagates(pack):
     with pytest.raises(asyncio.CancelledError):
         await task
     assert task.cancelled()
-
-
-async def test_without_task_cancelling_every_cancellation_is_treated_as_real(pack, monkeypatch):
-    # Python 3.10 tasks have no cancelling(): node_errors must then re-raise (documented choice).
-    errors = submodule("nodes.errors")
-    task_310 = types.SimpleNamespace()  # a task object without cancelling()
-    shim = types.SimpleNamespace(CancelledError=asyncio.CancelledError, current_task=lambda: task_310)
-    monkeypatch.setattr(errors, "asyncio", shim)
-    stray = asyncio.get_running_loop().create_future()
-    stray.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        with errors.node_errors():
-            await stray

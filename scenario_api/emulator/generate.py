@@ -175,6 +175,7 @@ def _project_id(req: Request) -> str | None:
 
 
 CUSTOM_ONLY_REASON = "Custom models only are supported for this endpoint"
+PRICE_ONLY_ASSET = "asset_price-only"  # stands in for the images a custom-path dry run does not need
 
 
 def handle_custom(ctx: Context, req: Request, model_id: str) -> Response:
@@ -193,12 +194,16 @@ def handle_custom(ctx: Context, req: Request, model_id: str) -> Response:
     if not model.get("custom"):
         raise HttpError(400, CUSTOM_ONLY_REASON)
     raw = req.json_object()
+    # Scenario prices a custom-path body without its images (a prompt-only dry run answers 269 with the price),
+    # so a dry run without a control image is checked with a stand-in id and priced; nothing is resolved.
+    price_only = dry_run and raw.get("controlImage") is None
+    checked = {**raw, "controlImage": PRICE_ONLY_ASSET} if price_only else raw
     try:
-        body = spec.validate_custom_body(raw, model.get("capabilities") or [], strict=False, model_id=model_id)
+        body = spec.validate_custom_body(checked, model.get("capabilities") or [], strict=False, model_id=model_id)
     except ValidationError as exc:
         raise HttpError(400, str(exc)) from None
-    control_img = _resolve_image(ctx, "controlImage", body["controlImage"])
-    init_img = _resolve_image(ctx, "image", body["image"]) if "image" in body else None
+    control_img = None if price_only else _resolve_image(ctx, "controlImage", body["controlImage"])
+    init_img = _resolve_image(ctx, "image", body["image"]) if "image" in body and not price_only else None
     # The legacy shapes that pricing and rendering understand.
     legacy = {
         "prompt": body["prompt"],

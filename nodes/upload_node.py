@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from ..scenario_api.client import ScenarioClient
+from ..scenario_api import ScenarioClient
 from . import bridge, inputs, plan, tensors
 from .credentials import resolve_settings
 from .errors import node_errors
@@ -54,7 +54,7 @@ class ScenarioUploadAsset:
         }
 
     async def upload(self, image: Any, name: str = DEFAULT_NAME, unique_id: str | None = None) -> tuple[str]:
-        with node_errors():
+        async with node_errors():
             arrays = await asyncio.to_thread(tensors.image_to_arrays, image, "image")
             settings = resolve_settings()
             progress = bridge.Progress(unique_id)
@@ -63,7 +63,7 @@ class ScenarioUploadAsset:
             names = [base] if len(arrays) == 1 else [f"{base}-{i + 1}" for i in range(len(arrays))]
             async with ScenarioClient(settings) as client:
                 srcs = [plan.Source(array=a) for a in arrays]
-                ids = await plan.resolve_ids(client, settings, srcs, names, bridge.processing_interrupted)
+                ids = await plan.resolve_ids(client, settings, srcs, names)
             text = join_ids(ids)
             progress.update(1.0)
             progress.text(text)

@@ -21,20 +21,28 @@ Decisions (documented on the help page):
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
 from typing import Any
 
-from ..scenario_api.client import ScenarioClient
-from ..scenario_api.errors import JobCanceledError, JobFailedError, ValidationError
-from ..scenario_api.models import Job
-from ..scenario_api.retry import CancelRequested, interruptible_sleep
+from ..scenario_api import (
+    Job,
+    JobStatus,
+    Limits,
+    ScenarioClient,
+    ValidationError,
+    fixed_interval,
+    outcome_error,
+    watch_job,
+)
 from . import bridge, inputs
+from .concurrency import bounded
 from .credentials import resolve_settings
 from .errors import node_errors, prefixed
 from .ids import join_ids, parse_ids, split_ids
-from .jobs import FANOUT_LIMIT, bounded, poll_interval, raise_if_interrupted
+from .jobs import FANOUT_LIMIT, poll_interval
 from .status import StatusBoard
 
 log = logging.getLogger("scenario_controlnet")
@@ -57,25 +65,23 @@ def forget_all() -> None:
         _finished.clear()
 
 
-async def follow_job(client: Any, job_id: str, board: StatusBoard, index: int, deadline: float) -> Job:
-    """Poll ``job_id`` until it is terminal or ``deadline`` (monotonic) passes; never cancels it.
+async def follow_job(client: Any, job_id: str, board: StatusBoard, index: int, until: float) -> Job:
+    """Watch ``job_id`` until it ends or ``until`` (``loop.time()``) passes; never cancels it.
 
-    This node only observes a job started elsewhere, so unlike the client's
-    ``wait_for_job`` (which cancels the job on Stop) a Stop here just ends
-    the wait with ComfyUI's interrupt and leaves the Scenario job running.
+    The one watching loop (``scenario_api.watch``) as an observer: a job
+    that ended without results is returned (the node reports it after all
+    jobs are in), and a Stop (task cancellation) just ends the wait: only the
+    client's ``wait_for_job`` cancels a job it is cancelled on.
     """
-    interval = poll_interval()
-    while True:
-        raise_if_interrupted()
-        job = await client.get_job(job_id, should_cancel=bridge.processing_interrupted)
-        board.observe(index, job)
-        now = time.monotonic()
-        if job.terminal or now >= deadline:
-            return job
-        try:
-            await interruptible_sleep(min(interval, deadline - now), bridge.processing_interrupted)
-        except CancelRequested:
-            raise bridge.interrupt_exception() from None
+    return await watch_job(
+        client,
+        job_id,
+        on_update=lambda job: board.observe(index, job),
+        limits=Limits(until=until),
+        next_delay=fixed_interval(poll_interval()),
+        max_failures=client.max_poll_failures,
+        raise_on_outcome=False,
+    )
 
 
 class ScenarioPollJob:
@@ -147,12 +153,12 @@ class ScenarioPollJob:
     async def poll(
         self, job_id: str, timeout_seconds: int = DEFAULT_TIMEOUT, unique_id: str | None = None
     ) -> tuple[str, str]:
-        with node_errors():
+        async with node_errors():
             ids = parse_ids(job_id, "job", "job_id")
             settings = resolve_settings()
             progress = bridge.Progress(unique_id)
             board = StatusBoard(progress, len(ids))
-            deadline = time.monotonic() + max(0, int(timeout_seconds))
+            deadline = asyncio.get_running_loop().time() + max(0, int(timeout_seconds))
             async with ScenarioClient(settings) as client:
 
                 async def one(i: int, jid: str) -> Any:
@@ -161,21 +167,16 @@ class ScenarioPollJob:
                 jobs = await bounded(FANOUT_LIMIT, ids, one)
             board.refresh(force=True)
             for job in jobs:
-                if job.status == "failure":
-                    raise JobFailedError(
-                        prefixed(f"job {job.job_id} failed"), reason=job.error, hint=job.hint, job_id=job.job_id
-                    )
-                if job.status == "canceled":
-                    raise JobCanceledError(
-                        prefixed(f"job {job.job_id} was canceled, so it has no images"), job_id=job.job_id
-                    )
+                error = outcome_error(job)
+                if error is not None:
+                    raise error
             asset_ids: list[str] = []
             for job in jobs:
-                if job.status == "success":
+                if job.status == JobStatus.SUCCESS:
                     _remember(job.job_id, job.asset_ids)
                     asset_ids.extend(job.asset_ids)
             statuses = [job.status for job in jobs]
             log.info("Scenario Poll Job: %s", ", ".join(f"{j.job_id} {j.status}" for j in jobs))
-            if any(s != "success" for s in statuses):
+            if any(s != JobStatus.SUCCESS for s in statuses):
                 progress.text(board.text() + " | not finished: queue the workflow again to keep waiting")
             return (join_ids(asset_ids), ",".join(statuses))

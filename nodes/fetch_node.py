@@ -15,8 +15,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from ..scenario_api.client import ScenarioClient
-from ..scenario_api.errors import ValidationError
+from ..scenario_api import ScenarioClient, ValidationError
 from . import bridge, inputs, tensors
 from .credentials import resolve_settings
 from .errors import node_errors, prefixed
@@ -74,7 +73,7 @@ class ScenarioFetchAsset:
         return True
 
     async def fetch(self, asset_ids: str, unique_id: str | None = None) -> tuple[Any, Any]:
-        with node_errors():
+        async with node_errors():
             if not split_ids(asset_ids):
                 raise ValidationError("asset_ids", asset_ids, EMPTY_HINT, param="asset_ids")
             ids = parse_ids(asset_ids, "asset", "asset_ids")
