@@ -8,7 +8,7 @@ must never change (locked by ``tests/node_contract.json``).
 from __future__ import annotations
 
 from .fetch_node import ScenarioFetchAsset
-from .generate import ScenarioControlNetGenerate, ScenarioImg2ImgControlNet
+from .generate_nodes import ScenarioControlNetGenerate, ScenarioImg2ImgControlNet
 from .poll_node import ScenarioPollJob
 from .upload_node import ScenarioUploadAsset
 

@@ -51,7 +51,7 @@ def parse_ids(text: object, kind: str, input_name: str, *, required: bool = True
     wire = _KIND_WIRE[kind]
     if not tokens:
         if required:
-            shape = spec._ID_RULES[wire][1]  # the one description of the id shape
+            shape = spec.id_shape(wire)  # the one description of the id shape
             raise ValidationError(
                 input_name, text, f"one or more ids ({shape}), separated by commas or new lines", param=input_name
             )

@@ -20,9 +20,21 @@ SCHEDULER_CHOICES = (SCHEDULER_DEFAULT,) + spec.SCHEDULERS
 UNSET = -1.0  # control_start / control_end: "Scenario's default, not sent"
 MAX_BUDGET = 1_000_000.0
 
+
+def _span(field: str, family: str) -> str:
+    lo, hi = spec.size_range(field, family)
+    return f"{lo}-{hi}"
+
+
+def _guidance_span(family: str) -> str:
+    lo, hi = spec.FAMILY_RANGES.get(family, {}).get("guidance", (spec.RULES["guidance"].lo, spec.RULES["guidance"].hi))
+    return f"{lo:g}-{hi:g}"
+
+
 SIZE_NOTE = (
     "0 = derived from the control image (its aspect ratio, fitted to the model's size rules, "
-    "multiples of 8). Otherwise 64-2048 in steps of 8 (SDXL 512-2048, SD 1.5 64-1024)"
+    f"multiples of {spec.size_multiple(spec.FLUX)}). Otherwise {_span('width', spec.FLUX)} in steps of "
+    f"{spec.size_multiple(spec.FLUX)} (SDXL {_span('width', spec.SDXL)}, SD 1.5 {_span('width', spec.SD15)})"
 )
 
 MIXED_SIZES_NOTE = (
@@ -93,7 +105,9 @@ def common_required() -> dict[str, tuple[str, dict[str, Any]] | tuple[Any, ...]]
                 "min": _rule("guidance").lo,
                 "max": _rule("guidance").hi,
                 "step": 0.1,
-                "tooltip": "Prompt adherence. Flux: 0-10 (3.5 typical); SDXL / SD 1.5: 0-20 (6-7.5 typical).",
+                "tooltip": f"Prompt adherence. Flux: {_guidance_span(spec.FLUX)} "
+                f"({spec.DEFAULT_GUIDANCE[spec.FLUX]:g} typical); SDXL / SD 1.5: {_guidance_span(spec.SDXL)} "
+                f"({spec.DEFAULT_GUIDANCE[spec.SDXL]:g}-{spec.DEFAULT_GUIDANCE[spec.SD15]:g} typical).",
             },
         ),
         "num_inference_steps": (
@@ -102,7 +116,7 @@ def common_required() -> dict[str, tuple[str, dict[str, Any]] | tuple[Any, ...]]
                 "default": spec.DEFAULTS["numInferenceSteps"],
                 "min": int(steps.lo),
                 "max": int(steps.hi),
-                "tooltip": "Denoising steps (1-150). More steps cost more creative units.",
+                "tooltip": f"Denoising steps ({int(steps.lo)}-{int(steps.hi)}). More steps cost more creative units.",
             },
         ),
         "width": (
@@ -143,7 +157,8 @@ def strength_input() -> tuple[str, dict[str, Any]]:
             "min": rule.lo,
             "max": rule.hi,
             "step": 0.01,
-            "tooltip": "How far the result departs from the init image: 0.01 keeps it almost unchanged, 1.0 ignores it.",
+            "tooltip": "How far the result departs from the init image: 0.01 keeps it almost unchanged, "
+            "1.0 ignores it.",
         },
     )
 

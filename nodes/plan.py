@@ -1,4 +1,4 @@
-"""Turning a generate node's inputs into Scenario requests (no network except free reads).
+"""Sources, sizes and validation drafts of a generate node's requests (no network except free reads).
 
 Policies decided here, documented in the tooltips and help pages:
 
@@ -12,12 +12,14 @@ Policies decided here, documented in the tooltips and help pages:
   fitted to the model family's limits with ``spec.fit_size`` (aspect kept,
   multiples of 8). One side 0 keeps the other side and follows the control
   image's aspect ratio.
-* **Modality**: ``modalities`` (the full grammar) when filled, else
-  ``modality:modality_strength``.
 * **Validation drafts**: before any network call a request is checked with
-  placeholder asset ids (:func:`draft`): first the rules no model family
-  accepts, then, once the model is known, the family's rules, and again per
-  job once the control images' sizes are known - all before any upload.
+  the placeholder asset id ``spec.PLACEHOLDER_ASSET_ID`` (:func:`draft`):
+  first the rules no model family accepts (``spec.precheck_request``), then,
+  once the model is known, the model's rules (``spec.check_request``), and
+  again per job once the control images' sizes are known - all before any
+  upload.
+
+The widget values themselves become the base request in ``request_builder``.
 """
 
 from __future__ import annotations
@@ -36,8 +38,6 @@ from . import tensors
 from .concurrency import bounded
 from .ids import parse_ids
 from .jobs import FANOUT_LIMIT
-
-PLACEHOLDER_ASSET = "asset_placeholder-for-validation"
 
 
 @dataclass(frozen=True)
@@ -100,27 +100,6 @@ def pair_inits(inits: list[Source], count: int) -> list[Source]:
     )
 
 
-def modality_string(modality: Any, strength: Any, modalities: Any) -> str:
-    """The modality sent to Scenario (the generate nodes and the price-quote route build it here).
-
-    A non-empty ``modalities`` (the full grammar) wins; otherwise
-    ``modality:modality_strength`` with the strength checked here, so a bad
-    value is named ``modality_strength`` rather than ``modality``. A missing
-    strength (``None``) means 1.
-    """
-    if isinstance(modalities, str) and modalities.strip():
-        return modalities.strip()
-    if strength is None:
-        strength = 1.0
-    if (
-        isinstance(strength, bool)
-        or not isinstance(strength, (int, float))
-        or not (spec.WEIGHT_MIN_EXCLUSIVE < float(strength) <= spec.WEIGHT_MAX)
-    ):
-        raise ValidationError("modality_strength", strength, "a number in (0, 1]", param="modality_strength")
-    return str(spec.ModalityItem(str(modality), float(strength)))
-
-
 def draft(request: ControlNetRequest, width: int, height: int, img2img: bool) -> ControlNetRequest:
     """``request`` ready for validation only: placeholder asset ids, and sizes still 0 at 512.
 
@@ -133,21 +112,9 @@ def draft(request: ControlNetRequest, width: int, height: int, img2img: bool) ->
         width=int(width) or spec.DEFAULTS["width"],
         height=int(height) or spec.DEFAULTS["height"],
         control_image=None,
-        control_image_id=PLACEHOLDER_ASSET,
-        image=PLACEHOLDER_ASSET if img2img else None,
+        control_image_id=spec.PLACEHOLDER_ASSET_ID,
+        image=spec.PLACEHOLDER_ASSET_ID if img2img else None,
     )
-
-
-def validate_for_family(request: ControlNetRequest, family: str, capabilities: Sequence[str] = ()) -> None:
-    """The strict, family-aware rules of the client (raises :class:`ValidationError`).
-
-    A custom model (family ``custom``) is checked with the custom path's rules
-    and its ``capabilities``, like the client does before sending.
-    """
-    if family == spec.CUSTOM:
-        spec.validate_custom_body(request.to_custom_body(), capabilities, strict=True, model_id=request.model_id)
-        return
-    spec.validate_body(request.endpoint, request.to_body(family), family, strict=True)
 
 
 def output_size(width: int, height: int, source_size: tuple[int, int] | None, family: str) -> tuple[int, int]:

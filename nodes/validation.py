@@ -2,15 +2,23 @@
 
 Used twice: by ``VALIDATE_INPUTS`` (ComfyUI runs it before anything executes,
 with constant widget values only; a widget converted to a linked input
-arrives as ``None`` and is skipped) and again at the top of ``FUNCTION``,
-where linked values (e.g. an asset id from Scenario Upload Asset) are known.
-The price-quote route (``web_api``) runs them on the widget values too.
+arrives as ``None`` and is skipped) and again when the node runs (through
+:func:`nodes.request_builder.build_request`), where linked values (e.g. an
+asset id from Scenario Upload Asset) are known. The price-quote route
+(``web_api``) runs them on the widget values too.
+
+Every rule here is one of ``scenario_api.spec``'s model-independent rules
+(:func:`spec.check_field`), applied to the widget's value, so a widget and the
+client say the same thing about the same value. Only the widgets' own
+conventions are added: 0 for width/height (derive from the control image),
+-1 for control_start/control_end (Scenario's default, not sent), the combo of
+modality names, id lists.
 
 Declaring an input in ``VALIDATE_INPUTS`` makes ComfyUI skip its own
 min/max/combo check for that input, so every declared input is fully
 checked here. Family-specific rules (which modalities a Flux model accepts,
 SDXL's 512 px minimum...) need the model and are checked right after the
-model lookup (see ``generate``).
+model lookup (``spec.check_request``).
 """
 
 from __future__ import annotations
@@ -25,12 +33,16 @@ from .errors import prefixed
 from .ids import parse_ids
 from .inputs import UNSET
 
-_FAMILIES = (spec.FLUX, spec.SDXL, spec.SD15)
 
+def spec_rule(widget: str) -> Callable[[Any], None]:
+    """The spec rule of the wire field behind ``widget`` (named like its Python parameter)."""
+    field = spec.PARAM_TO_WIRE[widget]
 
-def check_model_id(model_id: Any) -> None:
-    if model_id is not None:
-        spec.check_id("modelId", model_id, "model_id")
+    def check(value: Any) -> None:
+        if value is not None:
+            spec.check_field(field, value)
+
+    return check
 
 
 def check_modality_choice(modality: Any) -> None:
@@ -39,60 +51,40 @@ def check_modality_choice(modality: Any) -> None:
 
 
 def check_modalities(modalities: Any) -> None:
-    """The advanced override: full grammar, and valid for at least one model family."""
+    """The advanced override: spec's modality rule (some family accepts it), named ``modalities``."""
     if modalities is None or not str(modalities).strip():
         return
     value = str(modalities)
     try:
-        items = spec.parse_modality(value, strict=True)
+        spec.check_field("modality", value)
     except ValidationError as exc:
         raise ValidationError("modalities", value, exc.allowed, param="modalities") from None
-    unknown = [i.name for i in items if i.name not in spec.ALL_MODALITY_NAMES]
-    if unknown:
-        raise ValidationError(
-            "modalities", value, "names among: " + ", ".join(spec.ALL_MODALITY_NAMES), param="modalities"
-        )
-    reasons = []
-    for family in _FAMILIES:
-        try:
-            spec.validate_modality(value, family, strict=True)
-            return
-        except ValidationError as exc:
-            reasons.append(f"{spec.family_label(family)}: {exc.allowed}")
-    raise ValidationError(
-        "modalities", value, "a combination some model family accepts (" + "; ".join(reasons) + ")", param="modalities"
-    )
 
 
-def check_size(name: str, value: Any) -> None:
-    """0 (derive from the control image) or 64-2048 in steps of 8."""
-    if value is None:
-        return
-    lo, hi = spec.size_range(name, spec.FLUX)
-    allowed = f"0 (derive from the control image) or {lo}-{hi} in steps of 8 (the model may narrow this)"
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or float(value) != int(value):
-        raise ValidationError(name, value, allowed, param=name)
-    v = int(value)
-    if v == 0:
-        return
-    if v < lo or v > hi or v % 8:
-        raise ValidationError(name, value, allowed, param=name)
+def _is_zero(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and value == 0
+
+
+def size_rule(widget: str) -> Callable[[Any], None]:
+    """0 = derive from the control image; any other value is checked by spec's size rule."""
+    rule = spec_rule(widget)
+
+    def check(value: Any) -> None:
+        if not _is_zero(value):
+            rule(value)
+
+    return check
+
+
+def _is_unset(value: Any) -> bool:
+    return value is None or (not isinstance(value, bool) and value == UNSET)
 
 
 def check_control_window(control_start: Any, control_end: Any) -> None:
-    """-1 = not sent; otherwise 0..1, and start below end when both are set."""
-    for name, value in (("control_start", control_start), ("control_end", control_end)):
-        if value is None or value == UNSET:
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0.0 <= float(value) <= 1.0):
-            raise ValidationError(
-                name, value, "-1 (Scenario's default, not sent) or a fraction from 0 to 1", param=name
-            )
-    both_set = control_start not in (None, UNSET) and control_end not in (None, UNSET)
-    if both_set and float(control_start) >= float(control_end):
-        raise ValidationError(
-            "control_start", control_start, f"a value below control_end ({control_end})", param="control_start"
-        )
+    """-1 = not sent; otherwise spec's rules: each a fraction, and start below end when both are set."""
+    start = None if _is_unset(control_start) else spec.check_field("controlStart", control_start)
+    end = None if _is_unset(control_end) else spec.check_field("controlEnd", control_end)
+    spec.check_window(start, end)
 
 
 def check_asset_ids(name: str, value: Any) -> None:
@@ -100,21 +92,15 @@ def check_asset_ids(name: str, value: Any) -> None:
         parse_ids(value, "asset", name, required=False)
 
 
-def check_prompt(prompt: Any) -> None:
-    """A prompt with some text (a linked prompt arrives as ``None`` and is checked when the node runs)."""
-    if prompt is not None and (not isinstance(prompt, str) or not prompt.strip()):
-        raise ValidationError("prompt", prompt, "a non-empty text prompt", param="prompt")
-
-
 # The one list of widget rules: (widget names, check). ``VALIDATE_INPUTS``
 # takes exactly these names, ``widget_errors`` runs exactly these checks.
 _RULES: tuple[tuple[tuple[str, ...], Callable[..., None]], ...] = (
-    (("prompt",), check_prompt),
-    (("model_id",), check_model_id),
+    (("prompt",), spec_rule("prompt")),
+    (("model_id",), spec_rule("model_id")),
     (("modality",), check_modality_choice),
     (("modalities",), check_modalities),
-    (("width",), lambda v: check_size("width", v)),
-    (("height",), lambda v: check_size("height", v)),
+    (("width",), size_rule("width")),
+    (("height",), size_rule("height")),
     (("control_start", "control_end"), check_control_window),
     (("control_image_id",), lambda v: check_asset_ids("control_image_id", v)),
     (("image_id",), lambda v: check_asset_ids("image_id", v)),
@@ -141,7 +127,7 @@ def widget_errors(**values: Any) -> list[ValidationError]:
 
 
 def check_widgets(**values: Any) -> None:
-    """Raise the first problem :func:`widget_errors` finds (used at the top of ``FUNCTION``)."""
+    """Raise the first problem :func:`widget_errors` finds (used when the node runs)."""
     found = widget_errors(**values)
     if found:
         raise found[0]

@@ -28,6 +28,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -43,9 +44,7 @@ from ..scenario_api.imaging import encode_png
 from ..scenario_api.models import ControlNetRequest
 from ..scenario_api.retry import RetryPolicy
 from .credentials import resolve_settings
-from .inputs import DEFAULT_MODALITY, SCHEDULER_DEFAULT, UNSET
-from .plan import modality_string
-from .validation import check_widgets
+from .request_builder import SOURCE_WIDGETS, WIDGETS, build_request
 
 log = logging.getLogger("scenario_controlnet")
 
@@ -54,6 +53,8 @@ MODEL_CACHE_MAX = 256  # ids are typed by users: keep the cache bounded
 ROUTE_TIMEOUT = 20.0  # seconds; the badge must not wait on long retry chains
 MAX_BATCH = 1024
 QUOTE_SIZE = 512  # width/height 0 ("from the control image") are priced at this size
+# The widget values a quote reads (the images are placeholders, see below).
+QUOTED_WIDGETS = WIDGETS - set(SOURCE_WIDGETS)
 PLACEHOLDER_PROMPT = "price quote"
 REQUEST_TIMEOUT = 10.0  # seconds per HTTP call to Scenario
 # Fewer, shorter retries than a node run: a badge that is briefly stale is
@@ -100,41 +101,9 @@ def clear_model_cache() -> None:
 def describe_family(
     model_id: str, model_type: str | None, family: str, custom: bool, capabilities: Any = ()
 ) -> dict[str, Any]:
-    """What a family allows, from :mod:`scenario_api.spec` (the one source of truth).
-
-    A custom model with the ``controlnet`` capability runs on
-    ``/generate/custom/{id}``: the Flux modality list, one at a time.
-    """
-    custom_controlnet = family == spec.CUSTOM and spec.CUSTOM_CONTROLNET_CAPABILITY in {
-        str(c).lower() for c in (capabilities or ())
-    }
-    modalities = list(spec.MODALITIES_BY_FAMILY.get(family, ())) + list(spec.PRESETS_BY_FAMILY.get(family, ()))
-    if custom_controlnet:
-        modalities = list(spec.CUSTOM_MODALITIES)
-    guidance = spec.FAMILY_RANGES.get(family, {}).get(
-        "guidance", (spec.RULES["guidance"].lo, spec.RULES["guidance"].hi)
-    )
-    info: dict[str, Any] = {
-        "model_id": model_id,
-        "family": family,
-        "family_label": spec.family_label(family),
-        "type": model_type,
-        "custom": custom,
-        "modalities": modalities,
-        "max_modalities": spec.CUSTOM_MAX_MODALITIES if custom_controlnet else spec.MAX_MODALITIES.get(family, 0),
-        "guidance_range": [float(guidance[0]), float(guidance[1])],
-        "size_range": {
-            "width": list(spec.size_range("width", family)),
-            "height": list(spec.size_range("height", family)),
-            "multiple_of": spec.size_multiple(family),
-        },
-        "controlnet": family != spec.CUSTOM or custom_controlnet,
-    }
-    if custom_controlnet:
-        info["path"] = spec.custom_path(model_id)
-    elif family == spec.CUSTOM:
-        info["note"] = "custom models do not run on the ControlNet endpoints; use a Flux, SDXL or SD 1.5 model"
-    return info
+    """The model's identity plus what its family allows (:func:`spec.describe_family`, the one source)."""
+    rules = spec.describe_family(family, capabilities, model_id)
+    return {"model_id": model_id, "type": model_type, "custom": custom, **rules}
 
 
 async def model_info(model_id: Any, *, settings_factory: SettingsFactory | None = None) -> dict[str, Any]:
@@ -168,11 +137,6 @@ async def model_info(model_id: Any, *, settings_factory: SettingsFactory | None 
 # --------------------------------------------------------------------------- quote
 
 
-def _optional(payload: Mapping[str, Any], name: str) -> Any:
-    value = payload.get(name)
-    return None if value is None or value == "" else value
-
-
 def _batch(value: Any) -> int:
     allowed = f"an integer from 1 to {MAX_BATCH} (the number of control images, one job each)"
     if value is None:
@@ -181,13 +145,6 @@ def _batch(value: Any) -> int:
         raise ValidationError("batch", value, allowed, param="batch")
     if not 1 <= int(value) <= MAX_BATCH:
         raise ValidationError("batch", value, allowed, param="batch")
-    return int(value)
-
-
-def _size(value: Any) -> Any:
-    """0 (or nothing) means "from the control image" on the node: priced at QUOTE_SIZE."""
-    if value is None or (not isinstance(value, bool) and isinstance(value, (int, float)) and value == 0):
-        return QUOTE_SIZE
     return int(value)
 
 
@@ -208,43 +165,23 @@ def quote_request(payload: Any) -> tuple[ControlNetRequest, int]:
     """
     if not isinstance(payload, Mapping):
         raise ValidationError("body", payload, "a JSON object holding the node's widget values", param="body")
-    modality = payload.get("modality", DEFAULT_MODALITY)
-    check_widgets(
-        model_id=payload.get("model_id"),
-        modality=modality,
-        modalities=payload.get("modalities"),
-        width=payload.get("width"),
-        height=payload.get("height"),
-        control_start=payload.get("control_start"),
-        control_end=payload.get("control_end"),
-    )
-    prompt = payload.get("prompt")
-    if prompt is None or (isinstance(prompt, str) and not prompt.strip()):
-        prompt = PLACEHOLDER_PROMPT
-    model_id = spec.check_id("modelId", payload.get("model_id"), "model_id")
-    scheduler = payload.get("scheduler")
-    control = {name: _optional(payload, name) for name in ("control_start", "control_end")}
     img2img = payload.get("img2img", False)
     if not isinstance(img2img, bool):
         raise ValidationError("img2img", img2img, "true or false", param="img2img")
-    request = ControlNetRequest(
-        prompt=prompt,
-        model_id=model_id,
-        modality=modality_string(modality, payload.get("modality_strength"), payload.get("modalities")),
+    batch = _batch(payload.get("batch", 1))
+    widgets = {name: value for name, value in payload.items() if name in QUOTED_WIDGETS}
+    prompt = widgets.get("prompt")
+    if prompt is None or (isinstance(prompt, str) and not prompt.strip()):
+        widgets["prompt"] = PLACEHOLDER_PROMPT
+    request = build_request(widgets, img2img=img2img)
+    request = replace(
+        request,
+        width=request.width or QUOTE_SIZE,
+        height=request.height or QUOTE_SIZE,
         control_image=PLACEHOLDER_IMAGE,
         image=PLACEHOLDER_IMAGE if img2img else None,
-        strength=_optional(payload, "strength") if img2img else None,
-        num_samples=_optional(payload, "num_samples"),
-        guidance=_optional(payload, "guidance"),
-        num_inference_steps=_optional(payload, "num_inference_steps"),
-        width=_size(payload.get("width")),
-        height=_size(payload.get("height")),
-        scheduler=None if scheduler in (None, "", SCHEDULER_DEFAULT) else scheduler,
-        seed=_optional(payload, "seed"),
-        control_start=None if control["control_start"] in (None, UNSET) else control["control_start"],
-        control_end=None if control["control_end"] in (None, UNSET) else control["control_end"],
     )
-    return request, _batch(payload.get("batch", 1))
+    return request, batch
 
 
 async def quote(payload: Any, *, settings_factory: SettingsFactory | None = None) -> dict[str, Any]:

@@ -9,10 +9,11 @@ The rules that shape this module (and the three it delegates to):
    raises :class:`OutcomeUnknownError` telling the user what to look for
    (:mod:`.reconcile`). Always sending our own seed makes the match reliable.
    An ambiguous upload raises :class:`OutcomeUnknownError` at once.
-2. **Validate before spending.** Every request is checked with the strict
-   rules of :mod:`.spec` before the paid call. Rules that no model family
-   accepts are reported before *any* request; family-specific rules after the
-   free model lookup. A price quote never uploads anything.
+2. **Validate before spending.** Every request is checked with
+   :func:`spec.check_request` (the model's rules) before the paid call. Rules
+   that no model family accepts (:func:`spec.precheck_request`) are reported
+   before *any* request; family-specific rules after the free model lookup.
+   A price quote never uploads anything.
 3. **One way to stop: task cancellation.** The client has no stop callbacks.
    A cancelled wait sends one shielded, best-effort remote cancel; a cancelled
    submit whose request may be on the wire finds the job, logs it and cancels
@@ -55,6 +56,7 @@ from .imaging import from_data_url, sniff_mime, to_data_url
 from .models import Asset, ControlNetRequest, Job, Model, Quote, Submission
 from .reconcile import CLAIMED_JOBS, MAX_PAGE_SIZE, Reconciler, iso_utc, sent_at
 from .retry import RetryPolicy
+from .spec import precheck_request
 from .transport import DEFAULT_TIMEOUT, LOG, Transport, WireState, api_error, decode_body, redact
 from .uploads import UPLOADS
 from .watch import Limits, NextDelay, OnUpdate, fixed_interval, watch_job
@@ -66,45 +68,11 @@ __all__ = ["ScenarioClient", "INLINE_IMAGE_LIMIT", "precheck_request"]
 INLINE_IMAGE_LIMIT = 2 * 1024 * 1024
 
 DRY_RUN_STATUS = 269
-# Stands in for a data URL that will be uploaded, while the custom body is validated.
-_PENDING_ASSET = "asset_pending-upload"
 # Left out of a custom-path price quote: the image inputs (Scenario prices a body without them, so a quote never
 # uploads), and the strength, which the custom path accepts only with an init image.
 _UNPRICED_CUSTOM_FIELDS = ("controlImage", "image", "strength")
 
 ProgressCallback = OnUpdate
-
-
-def precheck_request(request: ControlNetRequest) -> None:
-    """Raise the :class:`ValidationError` of a problem that no model family accepts.
-
-    The request is validated against each ControlNet family; when all of them
-    reject it on the same field with the same explanation, the problem cannot
-    depend on the model, so it is reported before any network call (not even
-    the free model lookup). Family-specific problems wait for the lookup.
-    Embedded data URLs are also decoded once, so a corrupt one never leaves.
-    """
-    failures: list[ValidationError] = []
-    for family in (spec.FLUX, spec.SDXL, spec.SD15):
-        try:
-            spec.validate_body(request.endpoint, request.to_body(family), family, strict=True)
-        except ValidationError as exc:
-            failures.append(exc)
-        else:
-            break
-    if len(failures) == 3 and all(e.field == failures[0].field for e in failures):
-        first = failures[0]
-        if all(e.allowed == first.allowed for e in failures):
-            raise first
-        rule = spec.RULES.get(first.field)
-        if rule is not None:  # e.g. guidance 25: out of every family's range; say the widest one
-            raise ValidationError(first.field, first.value, rule.describe(), param=first.param)
-    for field, value in (("controlImage", request.control_image), ("image", request.image)):
-        if isinstance(value, str) and value.startswith("data:"):
-            try:
-                from_data_url(value)
-            except ImageDecodeError as exc:
-                raise ValidationError(field, value, f"a valid base64 PNG/JPEG/WebP data URL ({exc.message})") from None
 
 
 class ScenarioClient:
@@ -233,29 +201,18 @@ class ScenarioClient:
         spec.check_id("modelId", request.model_id)
         precheck_request(request)
         model = await self.get_model(request.model_id)
+        body = spec.check_request(request, model)
         if model.family == spec.CUSTOM:
-            return model, await self._custom_body(request, model, upload=upload)
-        body = spec.validate_body(request.endpoint, request.to_body(model.family), model.family, strict=True)
+            return model, await self._custom_body(body, upload=upload)
         return model, body
 
-    async def _custom_body(self, request: ControlNetRequest, model: Model, *, upload: bool) -> dict[str, Any]:
-        """Adapt ``request`` to the custom path (:meth:`ControlNetRequest.to_custom_body`) and validate it."""
-        spec.check_custom_capabilities(model.capabilities, model.model_id, img2img=request.image is not None)
-        body = request.to_custom_body()
-        pending = {
-            f: body[f]
-            for f in ("controlImage", "image")
-            if isinstance(body.get(f), str) and body[f].startswith("data:")
-        }
-        checked = spec.validate_custom_body(
-            {**body, **{f: _PENDING_ASSET for f in pending}}, model.capabilities, strict=True, model_id=model.model_id
-        )
-        for field, url in pending.items():
-            if upload:
+    async def _custom_body(self, checked: dict[str, Any], *, upload: bool) -> dict[str, Any]:
+        """The checked custom body (:func:`spec.check_request`), with its data URLs uploaded when ``upload``."""
+        for field in spec.CUSTOM_IMAGE_FIELDS:
+            url = checked.get(field)
+            if upload and isinstance(url, str) and url.startswith("data:"):
                 name = "comfyui-control.png" if field == "controlImage" else "comfyui-init.png"
                 checked[field] = await UPLOADS.asset_id(self, from_data_url(url)[0], name)
-            else:
-                checked[field] = url
         return checked
 
     @staticmethod

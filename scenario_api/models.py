@@ -154,12 +154,14 @@ class ControlNetRequest:
         elif self.strength is not None:
             optional["strength"] = self.strength
         if family in (spec.SDXL, spec.SD15) and self.disable_modality_detection is None:
-            optional["disableModalityDetection"] = True  # open question 9: be explicit on SD
+            # Explicit on SD: the documented default (true, the image already is the map) is
+            # contradicted by Scenario's own examples, which send raw photos.
+            optional["disableModalityDetection"] = True
         body.update({k: v for k, v in optional.items() if v is not None})
         return body
 
     def to_custom_body(self) -> dict[str, Any]:
-        """The ``/generate/custom/{modelId}`` body (reference §9.3); not yet validated.
+        """The ``/generate/custom/{modelId}`` body (custom models such as ``model_bfl-flux-1-dev``); not validated.
 
         The one adapter between the legacy request shape and the custom path:
         ``modality`` "name[:w]" becomes ``controlModality`` (+ ``controlStrength``
@@ -177,7 +179,7 @@ class ControlNetRequest:
         ):
             if value is not None:
                 raise ValidationError(
-                    spec.PARAM_OF_WIRE.get(param, param),
+                    spec.PARAM_TO_WIRE.get(param, param),
                     value,
                     "nothing: custom ControlNet models do not take it",
                     param=param,

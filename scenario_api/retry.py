@@ -1,7 +1,6 @@
 """When to try again, and how long to wait first.
 
-Two kinds of calls need different rules (see ARCHITECTURE.md and the pack
-guide §10):
+Two kinds of calls need different rules (see ARCHITECTURE.md):
 
 * **Reads** (GET jobs/assets/models, the dry-run quote, downloads) change
   nothing on the server, so any transient failure may be retried: 429, 5xx,

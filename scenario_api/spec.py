@@ -1,28 +1,40 @@
 """The one definition of Scenario's ControlNet request rules.
 
-Both the client (before it spends anything) and the emulator (as the server's
-400 answers) validate through :func:`validate_body`, so the two can never
-disagree about a field name, a range or a modality rule.
+Entry points, each written once:
+
+* :func:`check_request` - a request against a model record (its family, custom
+  flag and capabilities): the strict wire body, or a :class:`ValidationError`
+  naming the field and the allowed values. The client (before it spends
+  anything) and the generate nodes (on drafts, before any upload) call it.
+* :func:`precheck_request` - the model-independent part: what no model family
+  accepts, refused before even the free model lookup.
+* :func:`check_field` - one field's model-independent rule; the widget checks
+  (``VALIDATE_INPUTS``) are built on it, so a widget and the client give the
+  same message for the same bad value.
+* :func:`validate_body` / :func:`validate_custom_body` - the rule checkers of
+  the two wire shapes. The emulator answers 400 with them too, after
+  :func:`normalise_lenient` / :func:`normalise_custom_lenient` have rewritten
+  what real clients are known to send (aliases, ``imageUrl``, a seed as a
+  numeric string, a scheduler without its ``Scheduler`` suffix, fields the
+  server ignores). The two callers share every rule; the only table that
+  differs is which image references a field takes (:data:`CLIENT_IMAGE_REFS`,
+  :data:`SERVER_IMAGE_REFS`).
 
 Wire names (camelCase) are what Scenario receives; each field also carries the
-snake_case parameter name used by the Python API and the ComfyUI widgets, so
-error messages can name both.
-
-The client runs in ``strict`` mode: canonical spellings only, exactly one
-control-image field, no free-form URLs. The emulator runs non-strict and first
-normalises what real clients are known to send (aliases, ``imageUrl``, a seed as
-a numeric string, a scheduler without its ``Scheduler`` suffix).
+snake_case parameter name used by the Python API and the ComfyUI widgets
+(:data:`WIRE_TO_PARAM`), so error messages can name both.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from .errors import ValidationError, register_param_names
+from .errors import ImageDecodeError, ValidationError, register_param_names
+from .imaging import from_data_url
 
 # --------------------------------------------------------------------------- endpoints
 
@@ -45,6 +57,7 @@ SDXL = "sd-xl"
 SD15 = "sd-1_5"
 CUSTOM = "custom"
 FAMILIES = (FLUX, SDXL, SD15, CUSTOM)
+CONTROLNET_FAMILIES = (FLUX, SDXL, SD15)  # the families of the /generate/controlnet* endpoints
 
 
 def family_of(model_type: str | None, model_id: str = "", custom: bool = False) -> str:
@@ -161,9 +174,27 @@ def parse_modality(value: Any, *, strict: bool = True) -> list[ModalityItem]:
     return items
 
 
-def validate_modality(value: Any, family: str, *, strict: bool = True) -> str:
+def alias_modality(value: Any) -> Any:
+    """The server's reading of a modality string: alias names (``openpose``) become canonical ones.
+
+    Anything that does not parse is returned unchanged, so the rule checker
+    reports it exactly as it would report it to a strict caller.
+    """
+    if not isinstance(value, str):
+        return value
+    items = []
+    for raw in value.split(","):
+        m = _ITEM_RE.match(raw)
+        if not m:
+            return value
+        name = MODALITY_ALIASES.get(m.group(1).lower(), m.group(1).lower())
+        items.append(name if m.group(2) is None else f"{name}:{m.group(2)}")
+    return ",".join(items)
+
+
+def validate_modality(value: Any, family: str) -> str:
     """Check a modality string against a family's rules; return its canonical form."""
-    items = parse_modality(value, strict=strict)
+    items = parse_modality(value, strict=True)
     field = "modality"
     if family == CUSTOM:
         raise ValidationError(
@@ -175,7 +206,7 @@ def validate_modality(value: Any, family: str, *, strict: bool = True) -> str:
     presets = PRESETS_BY_FAMILY[family]
     label = family_label(family)
     for item in items:
-        if strict and item.name in MODALITY_ALIASES:
+        if item.name in MODALITY_ALIASES:
             raise ValidationError(
                 field, value, f"the canonical name '{MODALITY_ALIASES[item.name]}' instead of '{item.name}'"
             )
@@ -196,6 +227,25 @@ def family_label(family: str) -> str:
     return {FLUX: "Flux", SDXL: "SDXL", SD15: "SD 1.5", CUSTOM: "custom"}.get(family, family)
 
 
+def check_modality_for_some_family(value: Any) -> str:
+    """The model-independent modality rule: the grammar, known names, and a combination some family accepts.
+
+    Returns the value stripped. Raises :class:`ValidationError` on ``modality``.
+    """
+    items = parse_modality(value, strict=True)
+    unknown = [i.name for i in items if i.name not in ALL_MODALITY_NAMES]
+    if unknown:
+        raise ValidationError("modality", value, "names among: " + ", ".join(ALL_MODALITY_NAMES))
+    reasons = []
+    for family in CONTROLNET_FAMILIES:
+        try:
+            validate_modality(value, family)
+            return str(value).strip()
+        except ValidationError as exc:
+            reasons.append(f"{family_label(family)}: {exc.allowed}")
+    raise ValidationError("modality", value, "a combination some model family accepts (" + "; ".join(reasons) + ")")
+
+
 # --------------------------------------------------------------------------- ids
 
 ASSET_ID_RE = re.compile(r"^asset_[A-Za-z0-9_-]{1,128}$")
@@ -209,6 +259,11 @@ _ID_RULES = {
     "modelId": (MODEL_ID_RE, "a model id like 'flux.1-dev' (letters, digits, '.', '_' and '-')"),
     "projectId": (PROJECT_ID_RE, "a project id (letters, digits, '_' and '-')"),
 }
+
+
+def id_shape(kind: str) -> str:
+    """What an id of ``kind`` (``assetId``, ``jobId``, ``modelId``, ``projectId``) looks like, in words."""
+    return _ID_RULES[kind][1]
 
 
 def check_id(kind: str, value: Any, field: str | None = None) -> str:
@@ -271,7 +326,7 @@ class NumberRule:
         kind = "an integer" if self.integer else "a number"
         left = "(" if self.lo_open else "["
         rng = f"in {left}{_num(lo)}, {_num(hi)}]" if not self.integer else f"from {_num(lo)} to {_num(hi)}"
-        mult = f", a multiple of {self.multiple_of}" if self.multiple_of else ""
+        mult = f" in steps of {self.multiple_of} (a multiple of {self.multiple_of})" if self.multiple_of else ""
         return f"{kind} {rng}{mult}"
 
 
@@ -308,14 +363,16 @@ FAMILY_RANGES: dict[str, dict[str, tuple[float, float]]] = {
 }
 SIZE_MULTIPLE = {CUSTOM: 16}
 
-# Values sent when the caller gives none (open question 5: send everything explicitly).
+# Values sent when the caller gives none. Every value is sent explicitly: Scenario's own
+# documents disagree on its defaults (numSamples 4 or 1, strength 0.75 or 0.8, guidance).
 DEFAULT_GUIDANCE = {FLUX: 3.5, SDXL: 6.0, SD15: 7.5}
 DEFAULTS = {"numSamples": 1, "numInferenceSteps": 30, "width": 512, "height": 512}
 DEFAULT_STRENGTH = 0.75
 FLUX_ONLY_FIELDS = ("controlStart", "controlEnd", "negativePromptStrength")
 SD_ONLY_FIELDS = ("scheduler",)
 
-PARAM_OF = {r.field: r.param for r in RULES.values()} | {
+# Wire field (camelCase) -> Python / widget parameter (snake_case), for error messages.
+WIRE_TO_PARAM = {r.field: r.param for r in RULES.values()} | {
     "prompt": "prompt",
     "modelId": "model_id",
     "modality": "modality",
@@ -326,7 +383,9 @@ PARAM_OF = {r.field: r.param for r in RULES.values()} | {
     "scheduler": "scheduler",
     "disableModalityDetection": "disable_modality_detection",
 }
-register_param_names(PARAM_OF)
+register_param_names(WIRE_TO_PARAM)
+# Python / widget parameter -> wire field: the same table read the other way.
+PARAM_TO_WIRE = {param: field for field, param in WIRE_TO_PARAM.items()}
 
 
 def size_range(field: str, family: str) -> tuple[int, int]:
@@ -366,13 +425,13 @@ def check_number(
     value: Any,
     family: str | None = None,
     *,
-    strict: bool = True,
     rules: Mapping[str, NumberRule] | None = None,
 ) -> int | float:
     """Check one numeric field; return it as int or float.
 
     ``rules`` selects the rule table (the legacy :data:`RULES` by default, or
-    :data:`CUSTOM_CONTROLNET_RULES` for the custom path).
+    :data:`CUSTOM_CONTROLNET_RULES` for the custom path). Without a
+    ``family`` the generic range applies: what holds for some family.
     """
     rule = (RULES if rules is None else rules)[field]
     lo, hi = rule.lo, rule.hi
@@ -381,11 +440,6 @@ def check_number(
     where = f" for {family_label(family)} models" if family in FAMILY_RANGES and field in FAMILY_RANGES[family] else ""
     allowed = rule.describe(lo, hi) + where
     v = value
-    if not strict and isinstance(v, str):
-        try:
-            v = int(v) if rule.integer else float(v)
-        except ValueError:
-            raise ValidationError(field, value, allowed, param=rule.param) from None
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise ValidationError(field, value, allowed, param=rule.param)
     if rule.integer:
@@ -408,21 +462,41 @@ def check_number(
 
 DATA_URL_RE = re.compile(r"^data:image/(png|jpeg|jpg|webp);base64,[A-Za-z0-9+/=\s]+$", re.S)
 
+# Stands in for an image that is not uploaded yet, wherever a request is checked
+# before any upload (the generate nodes' drafts, the custom path's data URLs).
+PLACEHOLDER_ASSET_ID = "asset_placeholder-for-validation"
+
+# What each image field takes: "data" (a data URL), "asset" (an asset id), "url"
+# (an http(s) URL, opaque to the server). The client sends only what the API
+# documents; the server (the emulator) also takes what real clients are seen to send.
+CLIENT_IMAGE_REFS: dict[str, tuple[str, ...]] = {
+    "controlImage": ("data",),
+    "controlImageId": ("asset",),
+    "image": ("data", "asset"),
+}
+SERVER_IMAGE_REFS: dict[str, tuple[str, ...]] = {
+    "controlImage": ("data", "asset", "url"),
+    "controlImageId": ("data", "asset"),
+    "image": ("data", "asset", "url"),
+}
+_IMAGE_REF_TEXT = {"data": "a PNG/JPEG/WebP data URL", "asset": "an asset id like 'asset_\u2026'"}
+
 
 def is_data_url(value: Any) -> bool:
     return isinstance(value, str) and value.startswith("data:image/") and bool(DATA_URL_RE.match(value[:64] + "A"))
 
 
-def _check_image_ref(field: str, value: Any, *, allow_asset: bool, strict: bool) -> str:
-    allowed = "a PNG/JPEG/WebP data URL" + (" or an asset id like 'asset_…'" if allow_asset else "")
+def _check_image_ref(field: str, value: Any, image_refs: Mapping[str, tuple[str, ...]]) -> str:
+    kinds = image_refs[field]
+    allowed = " or ".join(_IMAGE_REF_TEXT[k] for k in kinds if k in _IMAGE_REF_TEXT)
     if not isinstance(value, str) or not value:
         raise ValidationError(field, value, allowed)
-    if is_data_url(value):
+    if "data" in kinds and is_data_url(value):
         return value
-    if allow_asset and ASSET_ID_RE.match(value):
+    if "asset" in kinds and ASSET_ID_RE.match(value):
         return value
-    if not strict and value.startswith(("http://", "https://")):
-        return value  # open question 3: the server treats URLs as opaque
+    if "url" in kinds and value.startswith(("http://", "https://")):
+        return value  # the server never fetches it: the job runs as if no map had been given
     raise ValidationError(field, value, allowed)
 
 
@@ -449,52 +523,99 @@ KNOWN_FIELDS = (
     "controlEnd",
     "disableModalityDetection",
 )
+# Numbers checked in this order (strength is checked with the init image).
+_NUMBER_FIELDS = (
+    "numSamples",
+    "guidance",
+    "numInferenceSteps",
+    "width",
+    "height",
+    "seed",
+    "controlStart",
+    "controlEnd",
+    "negativePromptStrength",
+)
+_EXACTLY_ONE_MAP = "exactly one of controlImage (data URL) or controlImageId (asset id)"
 
 
-def normalise_lenient(body: Mapping[str, Any]) -> dict[str, Any]:
-    """What the server does before validating: aliases and unknown keys.
+def _numbers_from_text(b: dict[str, Any], rules: Mapping[str, NumberRule]) -> None:
+    """Numeric strings (``"42"``) become numbers; anything else is left for the rule checker to name."""
+    for field, rule in rules.items():
+        value = b.get(field)
+        if isinstance(value, str):
+            try:
+                b[field] = int(value) if rule.integer else float(value)
+            except ValueError:
+                pass
 
-    - ``imageUrl`` is an alias of ``image``; ``imageId`` of ``image`` on img2img
-      (callers handle the txt2img map fallback themselves);
-    - unknown keys (``type``, a body ``dryRun``…) are dropped;
-    - scheduler names without the ``Scheduler`` suffix are accepted.
+
+def normalise_lenient(body: Mapping[str, Any], endpoint: str = TXT2IMG, family: str = FLUX) -> dict[str, Any]:
+    """What the server does to a legacy ControlNet body before :func:`validate_body` checks it.
+
+    - unknown keys (``type``, a body ``dryRun``...) are dropped;
+    - ``imageUrl`` and ``imageId`` are aliases of ``image``; on txt2img, a map
+      sent as ``image`` (with no control image) becomes ``controlImage``;
+    - ``controlImageId`` is ignored when ``controlImage`` is given;
+    - the init image and ``strength`` are ignored on txt2img, the Flux-only
+      fields on other families, ``scheduler`` on Flux;
+    - modality aliases (``openpose``), scheduler names without the
+      ``Scheduler`` suffix and numbers sent as strings are accepted.
+
+    Never raises: what it cannot read is left for the rule checker to report.
     """
-    out = {k: v for k, v in body.items() if k in KNOWN_FIELDS}
-    if "image" not in out:
+    b = {k: v for k, v in body.items() if k in KNOWN_FIELDS}
+    if "image" not in b:
         for alias in ("imageUrl", "imageId"):
             if isinstance(body.get(alias), str):
-                out["image"] = body[alias]
+                b["image"] = body[alias]
                 break
-    sched = out.get("scheduler")
+    if b.get("controlImage") is not None:
+        b.pop("controlImageId", None)
+    elif b.get("controlImageId") is None:
+        b.pop("controlImageId", None)
+        if endpoint == TXT2IMG and isinstance(b.get("image"), str):
+            b["controlImage"] = b.pop("image")
+    if endpoint != IMG2IMG:
+        b.pop("image", None)
+        b.pop("strength", None)
+    if family != FLUX:
+        for field in FLUX_ONLY_FIELDS:
+            b.pop(field, None)
+    elif "scheduler" in b:
+        b.pop("scheduler")
+    sched = b.get("scheduler")
     if isinstance(sched, str) and canonical_scheduler(sched):
-        out["scheduler"] = canonical_scheduler(sched)
-    return out
+        b["scheduler"] = canonical_scheduler(sched)
+    if "modality" in b:
+        b["modality"] = alias_modality(b["modality"])
+    _numbers_from_text(b, RULES)
+    return b
 
 
-def validate_body(
-    endpoint: str,
-    body: Mapping[str, Any],
-    family: str,
-    *,
-    strict: bool = True,
-) -> dict[str, Any]:
-    """Validate a ControlNet request body for ``endpoint`` and a model ``family``.
+def _refuse_unknown(b: Mapping[str, Any], known: tuple[str, ...], what: str) -> None:
+    unknown = sorted(set(b) - set(known))
+    if unknown:
+        raise ValidationError(unknown[0], b[unknown[0]], f"one of the {what}: " + ", ".join(known))
 
-    Returns the normalised body (canonical modality, numbers typed). Raises
-    :class:`ValidationError` naming the first offending field and what it allows.
-    """
-    if endpoint not in ENDPOINTS:
-        raise ValueError(f"unknown endpoint {endpoint!r}")
-    b: dict[str, Any] = dict(body) if strict else normalise_lenient(body)
-    if strict:
-        unknown = sorted(set(b) - set(KNOWN_FIELDS))
-        if unknown:
-            raise ValidationError(unknown[0], b[unknown[0]], "one of the documented fields: " + ", ".join(KNOWN_FIELDS))
 
-    # required text fields
-    prompt = b.get("prompt")
+def check_prompt(prompt: Any, limit: int | None = None) -> str:
+    """A prompt with some text (at most ``limit`` characters when given)."""
     if not isinstance(prompt, str) or not prompt.strip():
         raise ValidationError("prompt", prompt, "a non-empty text prompt")
+    if limit is not None and len(prompt) > limit:
+        raise ValidationError("prompt", f"<{len(prompt)} chars>", f"at most {limit} characters")
+    return prompt
+
+
+def check_window(start: Any, end: Any) -> None:
+    """``controlStart`` below ``controlEnd`` when both are given (each already a checked number)."""
+    if start is not None and end is not None and start >= end:
+        raise ValidationError(
+            "controlStart", start, f"a value below controlEnd (control_end = {end})", param="control_start"
+        )
+
+
+def _check_model(b: dict[str, Any], family: str) -> None:
     model_id = b.get("modelId")
     if model_id is None:
         raise ValidationError("modelId", None, "a model id like 'flux.1-dev'")
@@ -507,91 +628,82 @@ def validate_body(
             model_id,
             "a Flux, SDXL or SD 1.5 model: custom models do not run on the ControlNet endpoints",
         )
-    if "modality" not in b:
-        raise ValidationError("modality", None, "a modality such as 'canny' or 'depth:0.5,pose:1.0'")
-    b["modality"] = validate_modality(b["modality"], family, strict=strict)
 
-    # control map: exactly one of controlImage / controlImageId (strict)
-    has_map = "controlImage" in b and b["controlImage"] is not None
-    has_map_id = "controlImageId" in b and b["controlImageId"] is not None
-    if strict and has_map and has_map_id:
-        raise ValidationError(
-            "controlImage", "(both given)", "exactly one of controlImage (data URL) or controlImageId (asset id)"
-        )
+
+def _check_images(endpoint: str, b: dict[str, Any], family: str, image_refs: Mapping[str, tuple[str, ...]]) -> None:
+    """The control map (exactly one of the two fields) and, on img2img only, the init image and strength."""
+    for field in ("controlImage", "controlImageId"):
+        if b.get(field) is None:
+            b.pop(field, None)
+    has_map, has_map_id = "controlImage" in b, "controlImageId" in b
+    if has_map and has_map_id:
+        raise ValidationError("controlImage", "(both given)", _EXACTLY_ONE_MAP)
     if has_map:
-        b["controlImage"] = _check_image_ref("controlImage", b["controlImage"], allow_asset=not strict, strict=strict)
-        if not strict:
-            b.pop("controlImageId", None)
+        b["controlImage"] = _check_image_ref("controlImage", b["controlImage"], image_refs)
     elif has_map_id:
-        b["controlImageId"] = _check_image_ref("controlImageId", b["controlImageId"], allow_asset=True, strict=True)
-        if strict and not ASSET_ID_RE.match(b["controlImageId"]):
-            raise ValidationError("controlImageId", b["controlImageId"], "an asset id like 'asset_…'")
-    elif not strict and endpoint == TXT2IMG and isinstance(b.get("image"), str):
-        # open question 2: some clients send the map as image / imageId on txt2img
-        b["controlImage"] = _check_image_ref("image", b.pop("image"), allow_asset=True, strict=False)
+        b["controlImageId"] = _check_image_ref("controlImageId", b["controlImageId"], image_refs)
     else:
-        raise ValidationError(
-            "controlImage", None, "exactly one of controlImage (data URL) or controlImageId (asset id)"
-        )
+        raise ValidationError("controlImage", None, _EXACTLY_ONE_MAP)
 
-    # init image
     if endpoint == IMG2IMG:
         if b.get("image") is None:
             raise ValidationError("image", None, "the init image as a data URL or an asset id (img2img needs one)")
-        b["image"] = _check_image_ref("image", b["image"], allow_asset=True, strict=strict)
+        b["image"] = _check_image_ref("image", b["image"], image_refs)
         if b.get("strength") is not None:
-            b["strength"] = check_number("strength", b["strength"], family, strict=strict)
-    else:
-        if strict and b.get("image") is not None:
-            raise ValidationError("image", "(given)", "no init image on txt2img; use the controlnet-img2img endpoint")
-        if strict and b.get("strength") is not None:
-            raise ValidationError("strength", b["strength"], "strength only with an init image (img2img)")
-        if not strict:
-            b.pop("image", None)
-            b.pop("strength", None)
+            b["strength"] = check_number("strength", b["strength"], family)
+        return
+    if b.get("image") is not None:
+        raise ValidationError("image", "(given)", "no init image on txt2img; use the controlnet-img2img endpoint")
+    if b.get("strength") is not None:
+        raise ValidationError("strength", b["strength"], "strength only with an init image (img2img)")
 
-    # numbers
-    for field in (
-        "numSamples",
-        "guidance",
-        "numInferenceSteps",
-        "width",
-        "height",
-        "seed",
-        "controlStart",
-        "controlEnd",
-        "negativePromptStrength",
-    ):
-        if b.get(field) is not None:
-            b[field] = check_number(field, b[field], family, strict=strict)
-        else:
-            b.pop(field, None)
-    if "controlStart" in b and "controlEnd" in b and b["controlStart"] >= b["controlEnd"]:
-        raise ValidationError(
-            "controlStart", b["controlStart"], f"a value below controlEnd ({b['controlEnd']})", param="control_start"
-        )
 
-    # family-specific fields
+def _check_family_fields(b: dict[str, Any], family: str) -> None:
+    """Flux-only fields on other families, and the scheduler (Stable Diffusion only)."""
     if family != FLUX:
         for field in FLUX_ONLY_FIELDS:
             if field in b:
-                if strict:
-                    raise ValidationError(field, b[field], f"only on Flux models, not {family_label(family)}")
-                b.pop(field)
-    if b.get("scheduler") is not None:
-        if family == FLUX:
-            if strict:
-                raise ValidationError(
-                    "scheduler", b["scheduler"], "no scheduler on Flux models (Stable Diffusion only)"
-                )
-            b.pop("scheduler")
-        else:
-            canon = b["scheduler"] if b["scheduler"] in SCHEDULERS else None
-            if canon is None:
-                raise ValidationError("scheduler", b["scheduler"], "one of: " + ", ".join(SCHEDULERS))
-    else:
+                raise ValidationError(field, b[field], f"only on Flux models, not {family_label(family)}")
+    if b.get("scheduler") is None:
         b.pop("scheduler", None)
+    elif family == FLUX:
+        raise ValidationError("scheduler", b["scheduler"], "no scheduler on Flux models (Stable Diffusion only)")
+    elif b["scheduler"] not in SCHEDULERS:
+        raise ValidationError("scheduler", b["scheduler"], "one of: " + ", ".join(SCHEDULERS))
 
+
+def validate_body(
+    endpoint: str,
+    body: Mapping[str, Any],
+    family: str,
+    *,
+    image_refs: Mapping[str, tuple[str, ...]] = CLIENT_IMAGE_REFS,
+) -> dict[str, Any]:
+    """Check a legacy ControlNet body for ``endpoint`` and a model ``family``: the strict rules.
+
+    Returns the body with the modality in canonical form and the numbers
+    typed. Raises :class:`ValidationError` naming the first offending field
+    and what it allows. ``image_refs`` says which image references each field
+    takes (the emulator passes :data:`SERVER_IMAGE_REFS` after
+    :func:`normalise_lenient`).
+    """
+    if endpoint not in ENDPOINTS:
+        raise ValueError(f"unknown endpoint {endpoint!r}")
+    b: dict[str, Any] = dict(body)
+    _refuse_unknown(b, KNOWN_FIELDS, "documented fields")
+    check_prompt(b.get("prompt"))
+    _check_model(b, family)
+    if "modality" not in b:
+        raise ValidationError("modality", None, "a modality such as 'canny' or 'depth:0.5,pose:1.0'")
+    b["modality"] = validate_modality(b["modality"], family)
+    _check_images(endpoint, b, family, image_refs)
+    for field in _NUMBER_FIELDS:
+        if b.get(field) is not None:
+            b[field] = check_number(field, b[field], family)
+        else:
+            b.pop(field, None)
+    check_window(b.get("controlStart"), b.get("controlEnd"))
+    _check_family_fields(b, family)
     if b.get("negativePrompt") is not None and not isinstance(b["negativePrompt"], str):
         raise ValidationError("negativePrompt", b["negativePrompt"], "a text string")
     if b.get("disableModalityDetection") is not None and not isinstance(b["disableModalityDetection"], bool):
@@ -601,9 +713,9 @@ def validate_body(
 
 # --------------------------------------------------------------------------- the custom-model path
 #
-# By 2026 Scenario serves Flux.1-dev as the custom model ``model_bfl-flux-1-dev``
-# (reference §9.3): ControlNet runs on ``POST /generate/custom/{modelId}`` with the
-# model's own ``inputs`` as the body. Those names and ranges differ from the legacy
+# By 2026 Scenario serves Flux.1-dev as the custom model ``model_bfl-flux-1-dev``:
+# ControlNet runs on ``POST /generate/custom/{modelId}`` with the model's own
+# ``inputs`` as the body. Those names and ranges differ from the legacy
 # ControlNet endpoints (``numOutputs`` for ``numSamples``, ``controlModality`` plus
 # ``controlStrength`` for ``modality``, asset ids only), so they get a definition
 # of their own here instead of being mixed into :data:`RULES`.
@@ -614,6 +726,7 @@ CUSTOM_IMG2IMG_CAPABILITY = "img2img"
 CUSTOM_MODALITIES = FLUX_MODALITIES
 CUSTOM_MAX_MODALITIES = 1
 CUSTOM_PROMPT_MAX = 2048
+CUSTOM_IMAGE_FIELDS = ("controlImage", "image")
 
 CUSTOM_CONTROLNET_RULES: dict[str, NumberRule] = {
     r.field: r
@@ -634,12 +747,8 @@ CUSTOM_KNOWN_FIELDS = ("prompt", "controlImage", "controlModality", "image") + t
 # Values sent when the caller gives none (the model's documented defaults).
 CUSTOM_DEFAULTS = {"numOutputs": 1, "numInferenceSteps": 28, "width": 1104, "height": 832, "guidance": 3.5}
 CUSTOM_DEFAULT_STRENGTH = 0.8
-PARAM_OF_WIRE = {
-    "scheduler": "scheduler",
-    "negative_prompt": "negativePrompt",
-    "negative_prompt_strength": "negativePromptStrength",
-}
-CUSTOM_PARAM_OF = {r.field: r.param for r in CUSTOM_CONTROLNET_RULES.values()} | {
+# Custom-path wire field -> Python / widget parameter, for error messages.
+CUSTOM_WIRE_TO_PARAM = {r.field: r.param for r in CUSTOM_CONTROLNET_RULES.values()} | {
     "prompt": "prompt",
     "controlImage": "control_image_id",
     "controlModality": "modality",
@@ -675,8 +784,8 @@ def _check_asset(field: str, value: Any, what: str) -> str:
         raise ValidationError(
             field,
             value,
-            f"{what} as an asset id like 'asset_…' (upload images first)",
-            param=CUSTOM_PARAM_OF.get(field),
+            f"{what} as an asset id like 'asset_\u2026' (upload images first)",
+            param=CUSTOM_WIRE_TO_PARAM.get(field),
         )
     return value.strip()
 
@@ -698,60 +807,206 @@ def check_custom_capabilities(capabilities: Any, model_id: Any = None, *, img2im
         )
 
 
+def normalise_custom_lenient(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What the server does to a custom ControlNet body before :func:`validate_custom_body` checks it.
+
+    Unknown keys are dropped, the modality defaults to ``canny`` (aliases
+    accepted), ``strength`` without an init image is ignored, numbers sent as
+    strings are accepted. Never raises.
+    """
+    b = {k: v for k, v in body.items() if k in CUSTOM_KNOWN_FIELDS}
+    modality = b.get("controlModality")
+    if modality is None:
+        b["controlModality"] = "canny"
+    elif isinstance(modality, str):
+        b["controlModality"] = MODALITY_ALIASES.get(modality.strip().lower(), modality.strip().lower())
+    if b.get("image") is None:
+        b.pop("strength", None)
+    _numbers_from_text(b, CUSTOM_CONTROLNET_RULES)
+    return b
+
+
 def validate_custom_body(
     body: Mapping[str, Any], capabilities: Any, *, strict: bool = True, model_id: Any = None
 ) -> dict[str, Any]:
-    """Validate a ``/generate/custom/{modelId}`` ControlNet body (reference §9.3).
+    """Check a ``/generate/custom/{modelId}`` ControlNet body: the strict rules.
 
     ``capabilities`` is the model record's list: ``controlnet`` is required,
-    ``img2img`` too when an init image is given. Strict (the client): only the
-    documented fields, ``controlModality`` given, ``strength`` only with an
-    init image. Lenient (the emulator): unknown keys dropped, the modality
-    defaults to ``canny``, aliases accepted, numeric strings accepted.
-    Returns the normalised body; raises :class:`ValidationError` naming the
-    first offending field and what it allows.
+    ``img2img`` too when an init image is given. Only the documented fields,
+    ``controlModality`` given, images as asset ids, ``strength`` only with an
+    init image. ``strict=False`` first applies :func:`normalise_custom_lenient`
+    (the emulator). Returns the body with numbers typed; raises
+    :class:`ValidationError` naming the first offending field and what it allows.
     """
-    b: dict[str, Any] = dict(body) if strict else {k: v for k, v in body.items() if k in CUSTOM_KNOWN_FIELDS}
-    if strict:
-        unknown = sorted(set(b) - set(CUSTOM_KNOWN_FIELDS))
-        if unknown:
-            raise ValidationError(
-                unknown[0], b[unknown[0]], "one of the custom ControlNet fields: " + ", ".join(CUSTOM_KNOWN_FIELDS)
-            )
+    b: dict[str, Any] = dict(body) if strict else normalise_custom_lenient(body)
+    _refuse_unknown(b, CUSTOM_KNOWN_FIELDS, "custom ControlNet fields")
     check_custom_capabilities(capabilities, model_id, img2img=b.get("image") is not None)
-
-    prompt = b.get("prompt")
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise ValidationError("prompt", prompt, "a non-empty text prompt")
-    if len(prompt) > CUSTOM_PROMPT_MAX:
-        raise ValidationError("prompt", f"<{len(prompt)} chars>", f"at most {CUSTOM_PROMPT_MAX} characters")
-
+    check_prompt(b.get("prompt"), CUSTOM_PROMPT_MAX)
     b["controlImage"] = _check_asset("controlImage", b.get("controlImage"), "the control image (required)")
-    modality = b.get("controlModality")
-    if modality is None and not strict:
-        modality = "canny"
-    if isinstance(modality, str) and not strict:
-        modality = MODALITY_ALIASES.get(modality.strip().lower(), modality.strip().lower())
-    if modality not in CUSTOM_MODALITIES:
-        raise ValidationError("controlModality", modality, "one of: " + ", ".join(CUSTOM_MODALITIES), param="modality")
-    b["controlModality"] = modality
-
+    if b.get("controlModality") not in CUSTOM_MODALITIES:
+        raise ValidationError(
+            "controlModality", b.get("controlModality"), "one of: " + ", ".join(CUSTOM_MODALITIES), param="modality"
+        )
     if b.get("image") is not None:
         b["image"] = _check_asset("image", b["image"], "the init image")
     else:
         b.pop("image", None)
         if b.get("strength") is not None:
-            if strict:
-                raise ValidationError("strength", b["strength"], "strength only with an init image (image)")
-            b.pop("strength")
-
+            raise ValidationError("strength", b["strength"], "strength only with an init image (image)")
     for field in CUSTOM_CONTROLNET_RULES:
         if b.get(field) is not None:
-            b[field] = check_number(field, b[field], strict=strict, rules=CUSTOM_CONTROLNET_RULES)
+            b[field] = check_number(field, b[field], rules=CUSTOM_CONTROLNET_RULES)
         else:
             b.pop(field, None)
-    if "controlStart" in b and "controlEnd" in b and b["controlStart"] >= b["controlEnd"]:
-        raise ValidationError(
-            "controlStart", b["controlStart"], f"a value below controlEnd ({b['controlEnd']})", param="control_start"
-        )
+    check_window(b.get("controlStart"), b.get("controlEnd"))
     return b
+
+
+# --------------------------------------------------------------------------- the entry points
+
+
+class RequestLike(Protocol):
+    """What :func:`check_request` reads of a request (``models.ControlNetRequest``)."""
+
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def image(self) -> str | None: ...
+
+    @property
+    def control_image(self) -> str | None: ...
+
+    @property
+    def endpoint(self) -> str: ...
+
+    def to_body(self, family: str) -> dict[str, Any]: ...
+
+    def to_custom_body(self) -> dict[str, Any]: ...
+
+
+class ModelLike(Protocol):
+    """What :func:`check_request` reads of a model record (``models.Model``)."""
+
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def family(self) -> str: ...
+
+    @property
+    def capabilities(self) -> Sequence[str]: ...
+
+
+def check_request(request: RequestLike, model: ModelLike) -> dict[str, Any]:
+    """The one check of a request against a model record; returns the strict wire body.
+
+    A Flux, SDXL or SD 1.5 model gets the legacy body (:func:`validate_body`
+    for its family). A custom model (``custom: true``, family ``custom``) gets
+    the ``/generate/custom/{id}`` body (:func:`validate_custom_body` with the
+    model's capabilities); images given as data URLs pass with
+    :data:`PLACEHOLDER_ASSET_ID` standing in and come back as they were, for
+    the caller to upload and replace by their asset ids. Raises
+    :class:`ValidationError` naming the field and the allowed values.
+
+    :func:`precheck_request` is the model-independent part (run before the
+    model lookup).
+    """
+    check_id("modelId", request.model_id)
+    if model.family != CUSTOM:  # family_of() already gives every ``custom: true`` record the custom family
+        return validate_body(request.endpoint, request.to_body(model.family), model.family)
+    # The custom path: the one place where a custom model's own rules apply.
+    check_custom_capabilities(model.capabilities, model.model_id, img2img=request.image is not None)
+    body = request.to_custom_body()
+    pending = {f: body[f] for f in CUSTOM_IMAGE_FIELDS if isinstance(body.get(f), str) and body[f].startswith("data:")}
+    checked = validate_custom_body(
+        {**body, **dict.fromkeys(pending, PLACEHOLDER_ASSET_ID)}, model.capabilities, model_id=model.model_id
+    )
+    checked.update(pending)
+    return checked
+
+
+def precheck_request(request: RequestLike) -> None:
+    """Raise the :class:`ValidationError` of a problem that no model family accepts.
+
+    The request is checked against each ControlNet family; when all of them
+    reject it on the same field with the same explanation, the problem cannot
+    depend on the model, so it is reported before any network call (not even
+    the free model lookup). When they disagree only on the range, the widest
+    range is named (what :func:`check_field` says). Family-specific problems
+    wait for the lookup (:func:`check_request`). Embedded data URLs are also
+    decoded once, so a corrupt one never leaves.
+    """
+    failures: list[ValidationError] = []
+    for family in CONTROLNET_FAMILIES:
+        try:
+            validate_body(request.endpoint, request.to_body(family), family)
+        except ValidationError as exc:
+            failures.append(exc)
+        else:
+            break
+    if len(failures) == len(CONTROLNET_FAMILIES) and all(e.field == failures[0].field for e in failures):
+        first = failures[0]
+        if all(e.allowed == first.allowed for e in failures):
+            raise first
+        if first.field in RULES:  # e.g. guidance 25: out of every family's range; say the widest one
+            check_number(first.field, first.value)
+    for field, value in (("controlImage", request.control_image), ("image", request.image)):
+        if isinstance(value, str) and value.startswith("data:"):
+            try:
+                from_data_url(value)
+            except ImageDecodeError as exc:
+                raise ValidationError(field, value, f"a valid base64 PNG/JPEG/WebP data URL ({exc.message})") from None
+
+
+def check_field(field: str, value: Any) -> Any:
+    """One wire field's model-independent rule (what holds for some model family).
+
+    ``prompt``, ``modelId``, ``modality`` and the numeric fields of
+    :data:`RULES`. The widget checks are built on it, so they say exactly
+    what the client says for the same value. Returns the checked value.
+    """
+    if field == "prompt":
+        return check_prompt(value)
+    if field == "modelId":
+        return check_id("modelId", value)
+    if field == "modality":
+        return check_modality_for_some_family(value)
+    return check_number(field, value)
+
+
+# --------------------------------------------------------------------------- what the frontend is told
+
+
+def describe_family(family: str, capabilities: Any = (), model_id: str | None = None) -> dict[str, Any]:
+    """What a model of ``family`` allows: the modality choices, how many at once, guidance and sizes.
+
+    A custom model with the ``controlnet`` capability runs on
+    ``/generate/custom/{id}``: the Flux modality list, one at a time.
+    """
+    custom_controlnet = family == CUSTOM and CUSTOM_CONTROLNET_CAPABILITY in {
+        str(c).lower() for c in (capabilities or ())
+    }
+    if custom_controlnet:
+        modalities = list(CUSTOM_MODALITIES)
+    else:
+        modalities = list(MODALITIES_BY_FAMILY.get(family, ())) + list(PRESETS_BY_FAMILY.get(family, ()))
+    guidance = FAMILY_RANGES.get(family, {}).get("guidance", (RULES["guidance"].lo, RULES["guidance"].hi))
+    info: dict[str, Any] = {
+        "family": family,
+        "family_label": family_label(family),
+        "modalities": modalities,
+        "max_modalities": CUSTOM_MAX_MODALITIES if custom_controlnet else MAX_MODALITIES.get(family, 0),
+        "guidance_range": [float(guidance[0]), float(guidance[1])],
+        "size_range": {
+            "width": list(size_range("width", family)),
+            "height": list(size_range("height", family)),
+            "multiple_of": size_multiple(family),
+        },
+        "controlnet": family != CUSTOM or custom_controlnet,
+    }
+    if custom_controlnet and model_id is not None:
+        info["path"] = custom_path(model_id)
+    elif family == CUSTOM and not custom_controlnet:
+        info["note"] = "custom models do not run on the ControlNet endpoints; use a Flux, SDXL or SD 1.5 model"
+    return info

@@ -9,7 +9,6 @@ from datetime import UTC
 import httpx
 import pytest
 
-from scenario_api.client import precheck_request
 from scenario_api.errors import ValidationError
 from scenario_api.models import ControlNetRequest, Job
 from scenario_api.reconcile import input_matches, iso_utc
@@ -19,6 +18,7 @@ from scenario_api.retry import (
     is_connect_failure,
     parse_retry_after,
 )
+from scenario_api.spec import precheck_request
 from scenario_api.transport import describe_blob, redact
 
 

@@ -122,7 +122,7 @@ def test_validation_uses_spec_and_names_the_field(api, emulator, over, field):
 
 
 def test_lenient_inputs_are_accepted(api):
-    # open questions 2, 6, 7, 8, 10: map as `image`, seed as string, alias, stray keys
+    # what real clients send: the map as `image`, the seed as a string, an alias name, stray keys
     job = submit(
         api,
         modality="openpose",

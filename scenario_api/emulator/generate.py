@@ -1,7 +1,7 @@
 """``POST /v1/generate/controlnet`` and ``/controlnet-img2img``: quote or create a job.
 
 Order of checks, like a real server: model exists (404) and is not custom
-(400), body passes ``spec.validate_body(strict=False)`` (400), referenced assets
+(400), body passes ``spec.validate_body`` after ``spec.normalise_lenient`` (400), referenced assets
 exist (404) and images decode (400); then ``?dryRun=true`` answers 269 with
 the price and no job, otherwise credits are charged (402) and a job is created.
 
@@ -39,7 +39,7 @@ def echo_value(value: Any) -> Any:
 def _resolve_image(ctx: Context, field: str, ref: str) -> Any | None:
     """A Pillow image for a data URL or asset id; None for an opaque http(s) URL."""
     if ref.startswith(("http://", "https://")):
-        return None  # open question 3: URLs are accepted but never fetched
+        return None  # Scenario accepts a plain URL here but the emulator never fetches it
     if ref.startswith("data:"):
         try:
             return render.open_image(render.decode_base64_image(ref))
@@ -83,7 +83,8 @@ def handle_generate(ctx: Context, req: Request, endpoint: str) -> Response:
     raw = req.json_object()
     family = _model_family(raw.get("modelId"))
     try:
-        body = spec.validate_body(endpoint, raw, family, strict=False)
+        lenient = spec.normalise_lenient(raw, endpoint, family)
+        body = spec.validate_body(endpoint, lenient, family, image_refs=spec.SERVER_IMAGE_REFS)
     except ValidationError as exc:
         raise HttpError(400, str(exc)) from None
 
@@ -175,11 +176,10 @@ def _project_id(req: Request) -> str | None:
 
 
 CUSTOM_ONLY_REASON = "Custom models only are supported for this endpoint"
-PRICE_ONLY_ASSET = "asset_price-only"  # stands in for the images a custom-path dry run does not need
 
 
 def handle_custom(ctx: Context, req: Request, model_id: str) -> Response:
-    """``POST /v1/generate/custom/{modelId}``: the 2026 path of custom models (reference §9.3).
+    """``POST /v1/generate/custom/{modelId}``: the 2026 path of custom models such as ``model_bfl-flux-1-dev``.
 
     Non-custom models answer 400 with Scenario's own reason; the body is
     checked with ``spec.validate_custom_body(strict=False)`` against the
@@ -197,7 +197,7 @@ def handle_custom(ctx: Context, req: Request, model_id: str) -> Response:
     # Scenario prices a custom-path body without its images (a prompt-only dry run answers 269 with the price),
     # so a dry run without a control image is checked with a stand-in id and priced; nothing is resolved.
     price_only = dry_run and raw.get("controlImage") is None
-    checked = {**raw, "controlImage": PRICE_ONLY_ASSET} if price_only else raw
+    checked = {**raw, "controlImage": spec.PLACEHOLDER_ASSET_ID} if price_only else raw
     try:
         body = spec.validate_custom_body(checked, model.get("capabilities") or [], strict=False, model_id=model_id)
     except ValidationError as exc:

@@ -17,8 +17,8 @@ def _input(name: str, type_: str, **more: Any) -> dict[str, Any]:
     return {"name": name, "type": type_, **more}
 
 
-# ``GET /models/model_bfl-flux-1-dev``'s ``inputs``, loosely in Scenario's style
-# (reference §9.3); the emulator validates with spec.validate_custom_body.
+# ``GET /models/model_bfl-flux-1-dev``'s ``inputs``, loosely in the shape Scenario
+# publishes for custom models; the emulator validates with spec.validate_custom_body.
 _BFL_FLUX_DEV_INPUTS: list[dict[str, Any]] = [
     _input("prompt", "string", required=True, maxLength=2048),
     _input("controlImage", "file", kind="image", description="control image (asset id)"),

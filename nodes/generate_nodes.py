@@ -3,14 +3,16 @@
 Both share :class:`_ScenarioGenerateBase`; the img2img node only adds its
 init-image inputs and ``strength``. A run goes, cheapest checks first:
 
-1. widget rules (again: linked values skipped ``VALIDATE_INPUTS``), the
-   exactly-one-source rules, tensor shapes, and the request rules that no
-   model family accepts (``precheck_request`` on a placeholder draft) - no
-   network at all;
+1. the widget values become the base request (``request_builder``, which
+   runs the widget rules again: linked values skipped ``VALIDATE_INPUTS``),
+   then the exactly-one-source rules, tensor shapes, and the request rules
+   that no model family accepts (``spec.precheck_request`` on a placeholder
+   draft) - no network at all;
 2. credentials (environment or the user-directory file) - no network;
-3. the model's family (a free read), then the family's rules, still before
-   any asset read; then each job's request with its derived size, with a
-   placeholder asset id, before any upload;
+3. the model's family (a free read), then the model's rules
+   (``spec.check_request``), still before any asset read; then each job's
+   request with its derived size, with the placeholder asset id, before any
+   upload;
 4. uploads of control / init pixels (once per distinct image, cached);
 5. the optional budget quote (free dry runs); refusal submits nothing;
 6. submit, follow and download each job (see ``jobs``).
@@ -27,7 +29,8 @@ import asyncio
 from dataclasses import replace
 from typing import Any
 
-from ..scenario_api.client import ScenarioClient, precheck_request
+from ..scenario_api import spec
+from ..scenario_api.client import ScenarioClient
 from ..scenario_api.errors import ScenarioError
 from ..scenario_api.models import ControlNetRequest
 from . import bridge, inputs, plan, tensors
@@ -37,8 +40,9 @@ from .credentials import resolve_settings
 from .errors import node_errors, prefixed
 from .ids import join_ids
 from .jobs import FANOUT_LIMIT, run_requests
+from .request_builder import BUDGET_WIDGET, build_request
 from .status import StatusBoard
-from .validation import check_widgets, validate_inputs_method
+from .validation import validate_inputs_method
 
 OUTPUT_TOOLTIPS = (
     "The generated images, B x num_samples of them in control-batch order. " + inputs.MIXED_SIZES_NOTE,
@@ -48,11 +52,6 @@ OUTPUT_TOOLTIPS = (
     ),
     "The Scenario asset ids of the images, comma-separated, in output order (feed Scenario Fetch Asset).",
 )
-
-
-def _optional_fraction(value: float | None) -> float | None:
-    """-1 (the widget default) means "not sent": Scenario's own default applies."""
-    return None if value is None or value == inputs.UNSET else float(value)
 
 
 def job_ids_text(outcomes: list[Any]) -> str:
@@ -89,13 +88,13 @@ class _ScenarioGenerateBase:
         """
         img2img = inits is not None
         model = await client.get_model(base.model_id)
-        plan.validate_for_family(plan.draft(base, width, height, img2img), model.family, model.capabilities)
+        spec.check_request(plan.draft(base, width, height, img2img), model)
         sizes = await bounded(FANOUT_LIMIT, controls, lambda _, src: plan.source_size(client, src))
         drafts = []
         for size in sizes:
             w, h = plan.output_size(width, height, size, model.family)
             d = plan.draft(base, w, h, img2img)
-            plan.validate_for_family(d, model.family, model.capabilities)
+            spec.check_request(d, model)
             drafts.append(d)
         if any(src.array is not None for src in controls + (inits or [])):
             progress.text("uploading images")
@@ -106,69 +105,32 @@ class _ScenarioGenerateBase:
             for i, d in enumerate(drafts)
         ]
 
-    async def generate(
-        self,
-        prompt: str,
-        model_id: str,
-        modality: str,
-        modality_strength: float,
-        num_samples: int,
-        guidance: float,
-        num_inference_steps: int,
-        width: int,
-        height: int,
-        seed: int,
-        strength: float | None = None,
-        control_image: Any = None,
-        control_image_id: str = "",
-        image: Any = None,
-        image_id: str = "",
-        negative_prompt: str = "",
-        scheduler: str = inputs.SCHEDULER_DEFAULT,
-        modalities: str = "",
-        control_start: float = inputs.UNSET,
-        control_end: float = inputs.UNSET,
-        max_creative_units: float = 0.0,
-        unique_id: str | None = None,
-    ) -> tuple[Any, str, str]:
+    async def generate(self, unique_id: str | None = None, **widgets: Any) -> tuple[Any, str, str]:
+        """Run the node: ``widgets`` are the inputs declared in ``INPUT_TYPES`` (see ``request_builder``)."""
         async with node_errors():
-            check_widgets(
-                prompt=prompt,
-                model_id=model_id,
-                modality=modality,
-                modalities=modalities,
-                width=width,
-                height=height,
-                control_start=control_start,
-                control_end=control_end,
-                control_image_id=control_image_id,
-                image_id=image_id if self.IMG2IMG else None,
-            )
+            base = build_request(widgets, img2img=self.IMG2IMG)
             controls = await plan.sources(
-                control_image, control_image_id, "control_image", "control_image_id", "control map"
+                widgets.get("control_image"),
+                widgets.get("control_image_id"),
+                "control_image",
+                "control_image_id",
+                "control map",
             )
             inits = (
-                plan.pair_inits(await plan.sources(image, image_id, "image", "image_id", "init image"), len(controls))
+                plan.pair_inits(
+                    await plan.sources(
+                        widgets.get("image"), widgets.get("image_id"), "image", "image_id", "init image"
+                    ),
+                    len(controls),
+                )
                 if self.IMG2IMG
                 else None
             )
-            base = ControlNetRequest(
-                prompt=prompt,
-                model_id=model_id.strip(),
-                modality=plan.modality_string(modality, modality_strength, modalities),
-                num_samples=int(num_samples),
-                guidance=float(guidance),
-                num_inference_steps=int(num_inference_steps),
-                scheduler=None if scheduler in (None, "", inputs.SCHEDULER_DEFAULT) else scheduler,
-                seed=int(seed),
-                negative_prompt=negative_prompt or None,
-                control_start=_optional_fraction(control_start),
-                control_end=_optional_fraction(control_end),
-                strength=float(strength) if self.IMG2IMG and strength is not None else None,
-            )
+            width, height = widgets.get("width") or 0, widgets.get("height") or 0
+            max_creative_units = widgets.get(BUDGET_WIDGET) or 0.0
             # Rules that fail for every model family (linked values skipped VALIDATE_INPUTS and
             # ComfyUI's own range checks): refused before any network call, not even the model lookup.
-            precheck_request(plan.draft(base, width, height, self.IMG2IMG))
+            spec.precheck_request(plan.draft(base, width, height, self.IMG2IMG))
             settings = resolve_settings()
             progress = bridge.Progress(unique_id)
             progress.text("checking the request")
