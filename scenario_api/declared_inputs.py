@@ -1316,7 +1316,7 @@ def parse_loras(text: Any, *, field_name: str = "loras") -> tuple[tuple[str, flo
         item = raw.strip()
         if not item:
             continue
-        m = _LORA_ITEM_RE.match(item.replace(" ", "")) if item.count(":") <= 1 else None
+        m = _LORA_ITEM_RE.match(":".join(part.strip() for part in item.split(":"))) if item.count(":") <= 1 else None
         if m is None or ".." in m.group(1):
             raise ValidationError(
                 field_name,
