@@ -1435,3 +1435,261 @@ def first_violation_response(
         types = model_types
     out, violations = check_body(model, body, mode=SERVER, model_types=types)
     return out, (violations[0] if violations else None)
+
+
+# --------------------------------------------------------------------------- helpers for the client, nodes and UI
+
+
+def assign_loras(
+    model: DeclaredModel,
+    loras: Sequence[tuple[str, float | None]],
+    model_types: Mapping[str, str | None],
+    lora_model: str | None = None,
+) -> tuple[str | None, tuple[tuple[str, float | None], ...]]:
+    """Split a LoRA list into (single model, list) by what each input accepts.
+
+    A composition cannot go in ``loras`` (recorded: ``Allowed model types:
+    flux.1-lora``) but the single-model input (``modelId``) takes it: an entry
+    whose known type only the single-model input accepts moves there (at most
+    one; its own concepts carry the scales, so it takes no scale).
+    """
+    single, many = model.role("lora_model"), model.role("loras")
+    keep: list[tuple[str, float | None]] = []
+    for mid, scale in loras:
+        kind = model_types.get(mid)
+        if (
+            kind is not None
+            and single is not None
+            and kind in single.model_types
+            and (many is None or (many.model_types and kind not in many.model_types))
+        ):
+            if lora_model is not None and lora_model != mid:
+                raise ValidationError(
+                    "loras",
+                    mid,
+                    f"at most one {kind} (model {model.model_id} takes a single one, in {single.name}; "
+                    f"{lora_model} is already there)",
+                    param="loras",
+                )
+            if scale is not None:
+                raise ValidationError(
+                    "loras", f"{mid}:{_fmt(scale)}", f"{mid} without a scale: a {kind} carries its own", param="loras"
+                )
+            lora_model = mid
+            continue
+        keep.append((mid, scale))
+    return lora_model, tuple(keep)
+
+
+def fields_from_request(
+    request: Any,
+    *,
+    source_size: tuple[int, int] | None = None,
+    control_image: str | None = None,
+    image: str | None = None,
+    lora_model: str | None = None,
+    loras: Sequence[tuple[str, float | None]] | None = None,
+) -> GenericFields:
+    """:class:`GenericFields` from a ``ControlNetRequest``-like object (read by attribute name).
+
+    ``control_image`` / ``image`` override the request's (an asset id, or a
+    placeholder for a validation draft). ``loras`` defaults to the request's
+    ``loras`` attribute (text or pairs); extra inputs come from its
+    ``extra_inputs`` attribute when it has one.
+    """
+
+    def attr(name: str) -> Any:
+        return getattr(request, name, None)
+
+    given_loras = loras if loras is not None else parse_loras(attr("loras"))
+    extra = attr("extra_inputs")
+    return GenericFields(
+        prompt=attr("prompt") or "",
+        control_image=control_image
+        if control_image is not None
+        else (attr("control_image_id") if attr("control_image_id") is not None else attr("control_image")),
+        modality=attr("modality"),
+        modality_strength=attr("modality_strength"),
+        num_samples=attr("num_samples"),
+        width=int(attr("width") or 0),
+        height=int(attr("height") or 0),
+        source_size=source_size,
+        image=image if image is not None else attr("image"),
+        strength=attr("strength"),
+        control_start=attr("control_start"),
+        control_end=attr("control_end"),
+        negative_prompt=attr("negative_prompt") or None,
+        guidance=attr("guidance"),
+        num_inference_steps=attr("num_inference_steps"),
+        seed=attr("seed"),
+        loras=tuple(given_loras),
+        lora_model=lora_model,
+        extra_inputs=parse_extra_inputs(extra) if extra is not None else {},
+    )
+
+
+# The legacy endpoints' price depends on these widgets (see emulator pricing and Scenario's quotes).
+LEGACY_PRICE_INPUTS = ("model_id", "num_samples", "num_inference_steps", "width", "height")
+# Which node widget feeds each role (for the frontend: re-quote when one of them changes).
+WIDGET_OF_ROLE = {
+    "prompt": "prompt",
+    "negative_prompt": "negative_prompt",
+    "control_image": "control_image",
+    "modality": "modality",
+    "control_scale": "modality_strength",
+    "control_start": "control_start",
+    "control_end": "control_end",
+    "image": "image",
+    "strength": "strength",
+    "num_outputs": "num_samples",
+    "steps": "num_inference_steps",
+    "guidance": "guidance",
+    "seed": "seed",
+    "width": "width",
+    "height": "height",
+    "loras": "loras",
+    "lora_scales": "loras",
+    "lora_model": "loras",
+}
+
+
+def price_widgets(model: DeclaredModel) -> tuple[str, ...]:
+    """Node widgets whose change can change the price of a custom model (its ``costImpact`` inputs)."""
+    roles = {v: k for k, v in model.role_map().items() if v}
+    out: dict[str, None] = {"model_id": None}
+    for name in model.cost_impact_inputs:
+        out.setdefault(WIDGET_OF_ROLE.get(roles.get(name, ""), "extra_inputs"), None)
+    return tuple(out)
+
+
+def model_summary(model: DeclaredModel) -> dict[str, Any]:
+    """What the frontend needs about a custom model, as JSON: roles, inputs, limits and price inputs.
+
+    ``roles`` maps meanings to the model's input names (``null`` = the model
+    has none: e.g. ``modality`` on Z-Image); ``price_inputs`` are the declared
+    ``costImpact`` inputs and ``price_widgets`` the node widgets feeding them.
+    """
+    roles = model.role_map()
+    modality = model.role("modality")
+    scale = model.role("lora_scales")
+    loras = model.role("loras")
+    size = {}
+    for side in ("width", "height"):
+        d = model.role(side)
+        if d is not None:
+            size[side] = {"input": d.name, "min": d.min, "max": d.max, "step": d.step, "default": d.default}
+    unused = [
+        WIDGET_OF_ROLE[r]
+        for r in ("modality", "control_scale", "control_start", "control_end", "negative_prompt")
+        if roles.get(r) is None
+    ]
+    return {
+        "model_id": model.model_id,
+        "roles": roles,
+        "inputs": describe_inputs(model),
+        "modalities": list(modality.allowed_values or ()) if modality else [],
+        "size": size,
+        "presets": [
+            {"label": label, "width": w, "height": h}
+            for label, w, h in (model.resolution.presets if model.resolution else ())
+        ],
+        "loras": None
+        if loras is None
+        else {
+            "input": loras.name,
+            "max_items": loras.max_length,
+            "model_types": list(loras.model_types),
+            "scale_min": scale.min if scale else None,
+            "scale_max": scale.max if scale else None,
+            "single_input": roles.get("lora_model"),
+        },
+        "price_inputs": list(model.cost_impact_inputs),
+        "price_widgets": list(price_widgets(model)),
+        "unused_widgets": unused,
+    }
+
+
+CONTROLNET_CAPABILITY = "controlnet"
+
+
+def can_do_controlnet(row: Mapping[str, Any]) -> bool:
+    """A model row (list or record) that can run ControlNet: bases, LoRAs and compositions alike."""
+    caps = row.get("capabilities") if isinstance(row, Mapping) else None
+    return isinstance(caps, (list, tuple)) and CONTROLNET_CAPABILITY in caps
+
+
+class RecordCache:
+    """Process-wide model records with a time-to-live, keyed by (account scope, model id).
+
+    Thread-safe and loop-free (a plain lock, no asyncio objects), so it can
+    live in a module global across ComfyUI prompts, each of which runs its own
+    event loop. The scope keeps one account's private models from another's.
+    """
+
+    def __init__(self, ttl: float = 600.0, max_entries: int = 512, clock: Callable[[], float] | None = None) -> None:
+        import threading
+        import time
+
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._clock = clock or time.monotonic
+        self._lock = threading.Lock()
+        self._data: dict[tuple[str, str], tuple[float, Any]] = {}
+
+    def get(self, scope: str, model_id: str) -> Any | None:
+        with self._lock:
+            hit = self._data.get((scope, model_id))
+            if hit is None:
+                return None
+            if self._clock() - hit[0] > self.ttl:
+                self._data.pop((scope, model_id), None)
+                return None
+            return hit[1]
+
+    def put(self, scope: str, model_id: str, value: Any) -> None:
+        with self._lock:
+            if len(self._data) >= self.max_entries:
+                oldest = min(self._data, key=lambda k: self._data[k][0])
+                self._data.pop(oldest, None)
+            self._data[(scope, model_id)] = (self._clock(), value)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+def node_table(models: Sequence[DeclaredModel]) -> str:
+    """A Markdown table: each generate-node input against the input each model declares for it."""
+    rows = [
+        ("control_image / control_image_id", "control_image"),
+        ("modality", "modality"),
+        ("modality_strength", "control_scale"),
+        ("control_start", "control_start"),
+        ("control_end", "control_end"),
+        ("num_samples", "num_outputs"),
+        ("num_inference_steps", "steps"),
+        ("guidance", "guidance"),
+        ("width", "width"),
+        ("height", "height"),
+        ("seed", "seed"),
+        ("negative_prompt", "negative_prompt"),
+        ("image / image_id", "image"),
+        ("strength", "strength"),
+        ("loras (LoRA ids)", "loras"),
+        ("loras (scales)", "lora_scales"),
+        ("loras (a composition) / LoRA as model_id", "lora_model"),
+    ]
+    head = "| Node input | " + " | ".join(f"`{m.model_id}`" for m in models) + " |"
+    sep = "|---|" + "---|" * len(models)
+    lines = [head, sep]
+    for label, role in rows:
+        cells = []
+        for m in models:
+            d = m.role(role)
+            if d is None:
+                cells.append("not used" if role in ("modality",) else "-")
+            else:
+                extra = " (one-item array)" if d.type == "file_array" else ""
+                cells.append(f"`{d.name}` {d.type}{extra}")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -505,3 +505,66 @@ def test_any_schema_and_body_give_violations_never_crashes(inputs, body):
             assert v.reason and v.status in (400, 404) and isinstance(v.error("model_fuzz"), ValidationError)
         if not violations and mode == di.CLIENT:
             assert set(out) <= set(model.names)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def test_a_composition_in_the_lora_list_goes_to_the_single_model_input():
+    model = declared(FLUX)
+    comp = "model_emu-flux-composition"
+    types = {m: models_catalog.model_type(m) for m in (comp, "model_emu-flux-lora-ink")}
+    single, rest = di.assign_loras(model, (("model_emu-flux-lora-ink", 0.5), (comp, None)), types)
+    assert single == comp and rest == (("model_emu-flux-lora-ink", 0.5),)
+    with pytest.raises(ValidationError) as info:
+        di.assign_loras(model, ((comp, 0.5),), types)
+    assert info.value.field == "loras" and "carries its own" in str(info.value)
+    with pytest.raises(ValidationError):
+        di.assign_loras(model, ((comp, None),), types, lora_model="model_other")
+    # unknown types stay in the list (checked by Scenario)
+    assert di.assign_loras(model, (("model_unknown", None),), {}) == (None, (("model_unknown", None),))
+
+
+def test_fields_from_a_request_like_object():
+    class Req:
+        prompt = "p"
+        modality = "depth:0.5"
+        control_image_id = "asset_m"
+        control_image = None
+        image = None
+        num_samples = 2
+        width = 0
+        height = 512
+        loras = "model_a:0.4, model_b"
+        extra_inputs = '{"controlEnd": 0.6}'
+
+    f = di.fields_from_request(Req(), source_size=(100, 50))
+    assert f.control_image == "asset_m" and f.loras == (("model_a", 0.4), ("model_b", None))
+    assert f.extra_inputs == {"controlEnd": 0.6} and f.height == 512 and f.source_size == (100, 50)
+    assert di.fields_from_request(Req(), control_image="asset_placeholder").control_image == "asset_placeholder"
+
+
+def test_model_summary_for_the_frontend():
+    z = di.model_summary(declared(ZIMAGE))
+    assert z["roles"]["modality"] is None and "modality" in z["unused_widgets"]
+    assert z["price_inputs"] == ["numOutputs", "numInferenceSteps"]
+    assert z["price_widgets"] == ["model_id", "num_samples", "num_inference_steps"]
+    assert z["size"]["width"] == {"input": "width", "min": 128, "max": 2048, "step": 16, "default": None}
+    assert z["loras"]["max_items"] == 6 and z["loras"]["scale_max"] == 2
+    flux = di.model_summary(declared(FLUX))
+    assert flux["modalities"][:2] == ["canny", "tile"] and flux["unused_widgets"] == ["negative_prompt"]
+    assert di.can_do_controlnet({"capabilities": ["txt2img", "controlnet"]})
+    assert not di.can_do_controlnet({"capabilities": "controlnet"})
+
+
+def test_record_cache_expires_and_is_scoped():
+    now = [0.0]
+    cache = di.RecordCache(ttl=10, max_entries=2, clock=lambda: now[0])
+    cache.put("account-a", "model_x", 1)
+    assert cache.get("account-a", "model_x") == 1 and cache.get("account-b", "model_x") is None
+    now[0] = 11
+    assert cache.get("account-a", "model_x") is None
+    cache.put("a", "1", 1)
+    cache.put("a", "2", 2)
+    cache.put("a", "3", 3)  # evicts the oldest
+    assert cache.get("a", "1") is None and cache.get("a", "3") == 3
