@@ -1,4 +1,4 @@
-"""Model-declared inputs of Scenario's custom models (reference \u00a79.4-9.6).
+"""Model-declared inputs of Scenario's custom models (``GET /models/{id}``: ``inputs`` and ``uiConfig``).
 
 A model with ``custom: true`` runs on ``POST /generate/custom/{modelId}`` and its
 body is whatever the model declares in ``GET /models/{id}`` (``model.inputs``,

@@ -1,7 +1,7 @@
 """Model-declared inputs (issue 8): parsing, validation rules, mapping by meaning, the LoRA grammar.
 
 Pure functions, no network: the records are the emulator's, which are shaped like
-the ones recorded live (reference 9.4-9.6). Property tests (Hypothesis) cover the
+the ones recorded live from Scenario. Property tests (Hypothesis) cover the
 lenient schema parser, the validator and the LoRA grammar on arbitrary input.
 """
 
@@ -236,7 +236,7 @@ def test_each_rule_names_the_input_the_model_and_what_is_allowed(body_changes, n
 
 
 def test_scenario_texts_for_the_recorded_dry_runs():
-    """The server mode gives Scenario's recorded answers (reference 9.6), leniencies included."""
+    """The server mode gives Scenario's recorded answers, leniencies included."""
     model = declared(FLUX)
     ink, clay = "model_emu-flux-lora-ink", "model_emu-flux-lora-clay"
 

@@ -1,4 +1,4 @@
-"""The emulator's model catalog and custom route, against the recorded Scenario behaviour (issue 8, reference 9).
+"""The emulator's model catalog and custom route, against the recorded Scenario behaviour (issue 8).
 
 Over real loopback HTTP: model records and paginated lists, the custom route's
 validation by the declared inputs with Scenario's recorded texts, and prices

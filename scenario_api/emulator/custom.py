@@ -1,6 +1,6 @@
 """``POST /v1/generate/custom/{modelId}``: the custom path, ruled by the model's declared inputs.
 
-Order of answers, as recorded from Scenario (reference 9.6):
+Order of answers, as recorded from Scenario in October 2026:
 
 1. unknown model: 404 ``Model <id> not found``;
 2. a model that is not ``custom`` (a LoRA, a composition, a legacy base) in the

@@ -1,4 +1,4 @@
-"""The emulator's fixed model catalog, shaped like Scenario's recorded records (reference \u00a79).
+"""The emulator's fixed model catalog, shaped like the model records recorded from Scenario in 2026.
 
 * Legacy bases of each rule family (``flux.1-dev``, ``flux.1-schnell``, SDXL, SD 1.5).
 * The two 2026 ControlNet bases of the custom path, with their full declared
@@ -79,7 +79,7 @@ _PROMPT = _input(
 )
 _SEED = _input("seed", "number", min=0, max=2147483647, group="Settings", label="Seed")
 
-# model_bfl-flux-1-dev, as recorded (reference 9.3 / 9.5).
+# model_bfl-flux-1-dev, as recorded (names, types, ranges, defaults, required rules, costImpact).
 _BFL_FLUX_DEV_INPUTS: list[dict[str, Any]] = [
     *_lora_inputs(_FLUX_LORA_TYPES, ["flux.1-lora"], "Flux LoRA"),
     _PROMPT,
@@ -123,7 +123,7 @@ _BFL_FLUX_DEV_INPUTS: list[dict[str, Any]] = [
     _SEED,
 ]
 
-# model_z-image, as recorded (reference 9.5).
+# model_z-image, as recorded: a file_array control, no modality, its own control-scale name.
 _Z_IMAGE_INPUTS: list[dict[str, Any]] = [
     *_lora_inputs(_ZIMAGE_LORA_TYPES, _ZIMAGE_LORA_TYPES, "Z-Image LoRA"),
     _PROMPT,

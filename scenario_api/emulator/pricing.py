@@ -37,7 +37,7 @@ def cost_details(cost: float, endpoint: str) -> dict[str, float]:
 
 # --------------------------------------------------------------------------- the custom path
 #
-# Shaped like the recorded dry runs (reference 5 and 9.6): ``costDetails`` has a
+# Shaped like the recorded dry runs (HTTP 269): ``costDetails`` has a
 # ``custom-generation`` line and a fixed ``quality-gate`` line. Only inputs the
 # model declares with ``costImpact: true`` move the price:
 #
