@@ -88,13 +88,15 @@ class _ScenarioGenerateBase:
         """
         img2img = inits is not None
         model = await client.get_model(base.model_id)
-        spec.check_request(plan.draft(base, width, height, img2img), model)
+        types = await client.referenced_types(base, model)  # LoRA types: free reads
+        declared = model.declared if model.family == spec.CUSTOM else None
+        spec.check_request(plan.draft(base, width, height, img2img), model, model_types=types)
         sizes = await bounded(FANOUT_LIMIT, controls, lambda _, src: plan.source_size(client, src))
         drafts = []
         for size in sizes:
-            w, h = plan.output_size(width, height, size, model.family)
+            w, h = plan.output_size(width, height, size, model.family, declared)
             d = plan.draft(base, w, h, img2img)
-            spec.check_request(d, model)
+            spec.check_request(d, model, model_types=types)
             drafts.append(d)
         if any(src.array is not None for src in controls + (inits or [])):
             progress.text("uploading images")

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from ..scenario_api import spec
+from ..scenario_api import declared_inputs, spec
 from ..scenario_api.client import ScenarioClient
 from ..scenario_api.config import DEFAULT_BASE_URL, ENV_URL, Settings, normalise_base_url
 from ..scenario_api.downloads import is_loopback as host_is_loopback  # the protocol layer's URL helpers
@@ -99,10 +99,18 @@ def clear_model_cache() -> None:
 
 
 def describe_family(
-    model_id: str, model_type: str | None, family: str, custom: bool, capabilities: Any = ()
+    model_id: str,
+    model_type: str | None,
+    family: str,
+    custom: bool,
+    capabilities: Any = (),
+    declared: declared_inputs.DeclaredModel | None = None,
 ) -> dict[str, Any]:
-    """The model's identity plus what its family allows (:func:`spec.describe_family`, the one source)."""
-    rules = spec.describe_family(family, capabilities, model_id)
+    """The model's identity plus what its family allows (:func:`spec.describe_family`, the one source).
+
+    A custom model adds its declared inputs' summary (``declared``: roles, limits, ``price_widgets``).
+    """
+    rules = spec.describe_family(family, capabilities, model_id, declared)
     return {"model_id": model_id, "type": model_type, "custom": custom, **rules}
 
 
@@ -125,7 +133,14 @@ async def model_info(model_id: Any, *, settings_factory: SettingsFactory | None 
         return await client.get_model(mid)
 
     model = await _with_client(lambda: settings, lookup)
-    info = describe_family(model.model_id or mid, model.type, model.family, model.custom, model.capabilities)
+    info = describe_family(
+        model.model_id or mid,
+        model.type,
+        model.family,
+        model.custom,
+        model.capabilities,
+        model.declared if model.custom else None,
+    )
     info["model_id"] = mid  # answer for the id that was asked
     if len(_model_cache) >= MODEL_CACHE_MAX:
         oldest = min(_model_cache, key=lambda k: _model_cache[k][0])

@@ -1204,12 +1204,21 @@ def map_request(model: DeclaredModel, f: GenericFields) -> MappedBody:
         else:
             if len(items) > 1:
                 raise ValidationError(
-                    md.name,
+                    "modality",
                     f.modality,
-                    f"exactly one modality for model {model.model_id}, got {len(items)}",
+                    f"exactly one modality for model {model.model_id} (its {md.name} input), got {len(items)}",
                     param="modality",
                 )
-            body[md.name] = items[0][0]
+            name = items[0][0]
+            if md.allowed_values and name not in md.allowed_values:
+                raise ValidationError(
+                    "modality",
+                    f.modality,
+                    f"for model {model.model_id} one of: {', '.join(map(str, md.allowed_values))} "
+                    f"('{name}' is not; its {md.name} input)",
+                    param="modality",
+                )
+            body[md.name] = name
             params[md.name] = "modality"
     if f.control_image is not None:
         # how strongly and when the map applies: only sent with a map
@@ -1223,6 +1232,8 @@ def map_request(model: DeclaredModel, f: GenericFields) -> MappedBody:
                 lacks(param, value, f"declares no {param.replace('_', ' ')} input")
 
     # init image
+    if f.image is None and f.strength is not None:
+        raise ValidationError("strength", f.strength, "strength only with an init image (image)", param="strength")
     if f.image is not None:
         if not put("image", f.image, "image"):
             raise _err("image", f.image, model, "declares no init image input (no img2img)")
