@@ -1315,14 +1315,26 @@ def parse_loras(text: Any, *, field_name: str = "loras") -> tuple[tuple[str, flo
     if text is None:
         return ()
     if isinstance(text, (list, tuple)):
-        return tuple(e for item in text for e in parse_loras(item, field_name=field_name))
+        out: list[tuple[str, float | None]] = []
+        for item in text:
+            if isinstance(item, (list, tuple)) and len(item) == 2:  # an (id, scale) pair
+                mid, scale = item
+                shown = mid if scale is None else f"{mid}:{scale}"
+                out.extend((m, scale) for m, _ in parse_loras(str(mid), field_name=field_name))
+                if scale is not None and (_num(scale) is None):
+                    raise ValidationError(field_name, shown, "a number as the LoRA's scale", param=field_name)
+            else:
+                out.extend(parse_loras(item, field_name=field_name))
+        if len(out) > MAX_LORA_ENTRIES:
+            raise ValidationError(field_name, f"{len(out)} LoRAs", f"at most {MAX_LORA_ENTRIES}", param=field_name)
+        return tuple(out)
     if not isinstance(text, str):
         raise ValidationError(field_name, text, "text like 'model_abc:0.8, model_def'", param=field_name)
     if len(text) > MAX_LORA_TEXT:
         raise ValidationError(
             field_name, f"<{len(text)} characters>", f"at most {MAX_LORA_TEXT} characters", param=field_name
         )
-    out: list[tuple[str, float | None]] = []
+    items: list[tuple[str, float | None]] = []
     for raw in text.split(","):
         item = raw.strip()
         if not item:
@@ -1345,12 +1357,12 @@ def parse_loras(text: Any, *, field_name: str = "loras") -> tuple[tuple[str, flo
                 raise ValidationError(
                     field_name, item, f"a number after '{m.group(1)}:' (the LoRA's scale)", param=field_name
                 )
-        out.append((m.group(1), scale))
-        if len(out) > MAX_LORA_ENTRIES:
+        items.append((m.group(1), scale))
+        if len(items) > MAX_LORA_ENTRIES:
             raise ValidationError(
                 field_name, f"more than {MAX_LORA_ENTRIES} LoRAs", f"at most {MAX_LORA_ENTRIES}", param=field_name
             )
-    return tuple(out)
+    return tuple(items)
 
 
 def format_loras(loras: Sequence[tuple[str, float | None]]) -> str:
