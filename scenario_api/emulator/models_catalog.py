@@ -323,6 +323,8 @@ _CATALOG: tuple[dict[str, Any], ...] = (
     },
     _lora("model_demo-flux-lora", "Demo Flux LoRA", "flux.1-lora", "public", compliantModelIds=["flux.1-dev"]),
     _lora("model_emu-flux-lora-ink", "Ink Wash (Flux LoRA)", "flux.1-lora", "public"),
+    # a real public Flux LoRA id from Scenario's catalog (as recorded), so the LoRA example runs unchanged here too
+    _lora("model_2taP2G9BJL1Rw8t81NwiXGZA", "Public Flux LoRA (recorded id)", "flux.1-lora", "public"),
     _lora("model_emu-flux-lora-clay", "Clay Figures (Flux LoRA)", "flux.1-lora", "public"),
     _lora(
         "model_emu-flux-composition",
