@@ -14,7 +14,7 @@ import pytest
 from helpers import data_url, fast_client, make_array, make_png
 from pack_loader import image_tensor, submodule
 
-from scenario_api import ControlNetRequest, ValidationError, spec
+from scenario_api import ControlNetRequest, spec
 
 pytest_plugins = ["pack_loader"]  # fixtures: pack, comfy, node_env
 
@@ -283,3 +283,14 @@ async def test_listing_models_across_pages(emulator, settings):
     assert {FLUX, ZIMAGE, COMPOSITION} <= {m.model_id for m in public}
     assert len(emulator.requests("GET", "/v1/models")) >= 1 + 8
     assert {m.type for m in loras} == {"flux.1-lora"} and len(loras) >= 3
+
+
+async def test_the_node_says_the_modality_is_not_used_on_z_image(node_env, comfy, pack):
+    await run_node(pack, model_id=ZIMAGE, num_samples=1)
+    said = [text for node_id, text in comfy.texts if node_id == "7"]
+    note = "modality not used by this model (model_z-image declares no modality input)"
+    assert note in said  # said while checking, then on every status line until the end
+    assert said[-1].endswith(note) and said[-1].startswith("done")
+    comfy.texts.clear()
+    await run_node(pack, num_samples=1)  # Flux custom has a modality input: nothing to say
+    assert not any("not used" in text for _, text in comfy.texts)
