@@ -1196,7 +1196,9 @@ def map_request(model: DeclaredModel, f: GenericFields) -> MappedBody:
         weight = items[0][1]
     if items and f.control_image is not None:
         md = model.role("modality")
-        if md is None:
+        if md is not None and md.name in (f.extra_inputs or {}):
+            pass  # extra_inputs names the modality itself (say a name the node's list lacks): it wins
+        elif md is None:
             notes.append(f"modality not used by this model ({model.model_id} declares no modality input)")
         elif md.type == "string_array":
             body[md.name] = [name for name, _ in items]

@@ -184,6 +184,12 @@ async def test_img2img_on_z_image_sends_image_and_strength(node_env, comfy, pack
     assert body["image"] == "asset_demo_pose" and body["strength"] == 0.5 and body["controlImage"] == [DEMO_MAP]
 
 
+async def test_extra_inputs_can_name_a_modality_the_node_list_lacks(node_env, comfy, pack):
+    # SketchNet's controlType takes "edge", which is not in the node's modality list: extra_inputs wins
+    await run_node(pack, model_id="model_emu-sketchnet", modality="canny", extra_inputs='{"controlType": "edge"}')
+    assert the_post(node_env)["body"]["controlType"] == "edge"
+
+
 async def test_extra_inputs_reach_the_body(node_env, comfy, pack):
     await run_node(pack, num_samples=1, extra_inputs='{"controlEnd": 0.65, "controlModality": "pose"}')
     body = the_post(node_env)["body"]
