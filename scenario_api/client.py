@@ -284,7 +284,9 @@ class ScenarioClient:
                 continue
             name = "comfyui-control.png" if control is not None and field == control.name else "comfyui-init.png"
             done = [
-                await UPLOADS.asset_id(self, from_data_url(v)[0], name) if str(v).startswith("data:") else v
+                await UPLOADS.asset_id(self, from_data_url(v)[0], name)
+                if isinstance(v, str) and v.startswith("data:")
+                else v
                 for v in items
             ]
             checked[field] = done if isinstance(value, list) else done[0]

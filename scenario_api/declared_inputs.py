@@ -1320,11 +1320,14 @@ def parse_loras(text: Any, *, field_name: str = "loras") -> tuple[tuple[str, flo
         out: list[tuple[str, float | None]] = []
         for item in text:
             if isinstance(item, (list, tuple)) and len(item) == 2:  # an (id, scale) pair
-                mid, scale = item
-                shown = mid if scale is None else f"{mid}:{scale}"
-                out.extend((m, scale) for m, _ in parse_loras(str(mid), field_name=field_name))
-                if scale is not None and (_num(scale) is None):
+                mid, given = item
+                shown = mid if given is None else f"{mid}:{given}"
+                if given is not None and _num(given) is None:
                     raise ValidationError(field_name, shown, "a number as the LoRA's scale", param=field_name)
+                out.extend(
+                    (m, None if given is None else float(given))
+                    for m, _ in parse_loras(str(mid), field_name=field_name)
+                )
             else:
                 out.extend(parse_loras(item, field_name=field_name))
         if len(out) > MAX_LORA_ENTRIES:
@@ -1390,7 +1393,7 @@ def parse_extra_inputs(text: Any, *, field_name: str = "extra_inputs") -> dict[s
             )
         try:
             data = json.loads(text)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             raise ValidationError(
                 field_name, text, f'a JSON object such as {{"guidance": 4}} ({exc.msg})', param=field_name
             ) from None

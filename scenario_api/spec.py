@@ -1025,7 +1025,7 @@ def describe_family(
                 size = {
                     "width": [int(w.min or 1), int(w.max or 4096)],
                     "height": [int(h.min or 1), int(h.max or 4096)],
-                    "multiple_of": int(w.step) if w.integer else 1,
+                    "multiple_of": int(w.step) if w.step is not None and w.integer else 1,
                 }
     info: dict[str, Any] = {
         "family": family,
