@@ -26,6 +26,7 @@ identical nodes from being merged into one paid call.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import replace
 from typing import Any
 
@@ -43,6 +44,8 @@ from .jobs import FANOUT_LIMIT, run_requests
 from .request_builder import BUDGET_WIDGET, build_request
 from .status import StatusBoard
 from .validation import validate_inputs_method
+
+log = logging.getLogger("scenario_controlnet")
 
 OUTPUT_TOOLTIPS = (
     "The generated images, B x num_samples of them in control-batch order. " + inputs.MIXED_SIZES_NOTE,
@@ -80,22 +83,31 @@ class _ScenarioGenerateBase:
         width: int,
         height: int,
         progress: bridge.Progress,
-    ) -> list[ControlNetRequest]:
-        """One validated request per control source; pixels are uploaded only once all requests passed.
+    ) -> tuple[list[ControlNetRequest], tuple[str, ...]]:
+        """One validated request per control source, and the notes for the user (custom models).
+
+        Pixels are uploaded only once all requests passed.
 
         The family's rules are checked right after the model lookup, before
         any asset read; the derived sizes are checked per job afterwards.
         """
         img2img = inits is not None
         model = await client.get_model(base.model_id)
-        spec.check_request(plan.draft(base, width, height, img2img), model)
+        types = await client.referenced_types(base, model)  # LoRA types: free reads
+        declared = model.declared if model.family == spec.CUSTOM else None
+        spec.check_request(plan.draft(base, width, height, img2img), model, model_types=types)
         sizes = await bounded(FANOUT_LIMIT, controls, lambda _, src: plan.source_size(client, src))
         drafts = []
         for size in sizes:
-            w, h = plan.output_size(width, height, size, model.family)
+            w, h = plan.output_size(width, height, size, model.family, declared)
             d = plan.draft(base, w, h, img2img)
-            spec.check_request(d, model)
+            spec.check_request(d, model, model_types=types)
             drafts.append(d)
+        notes = spec.custom_notes(drafts[0], model) if declared is not None and drafts else ()
+        if notes:  # e.g. "modality not used by this model (model_z-image declares no modality input)"
+            for note in notes:
+                log.info("Scenario: %s", note)
+                progress.text(note)
         if any(src.array is not None for src in controls + (inits or [])):
             progress.text("uploading images")
         control_ids = await plan.resolve_ids(client, settings, controls, "comfyui-control")
@@ -103,7 +115,7 @@ class _ScenarioGenerateBase:
         return [
             replace(d, control_image_id=control_ids[i], image=init_ids[i] if init_ids is not None else None)
             for i, d in enumerate(drafts)
-        ]
+        ], notes
 
     async def generate(self, unique_id: str | None = None, **widgets: Any) -> tuple[Any, str, str]:
         """Run the node: ``widgets`` are the inputs declared in ``INPUT_TYPES`` (see ``request_builder``)."""
@@ -135,11 +147,11 @@ class _ScenarioGenerateBase:
             progress = bridge.Progress(unique_id)
             progress.text("checking the request")
             async with ScenarioClient(settings) as client:
-                requests = await self._prepare(client, settings, base, controls, inits, width, height, progress)
+                requests, notes = await self._prepare(client, settings, base, controls, inits, width, height, progress)
                 if max_creative_units and max_creative_units > 0:
                     progress.text("asking Scenario for a price quote")
                     await enforce_budget(client, requests, float(max_creative_units))
-                outcomes = await run_requests(client, requests, StatusBoard(progress, len(requests)))
+                outcomes = await run_requests(client, requests, StatusBoard(progress, len(requests), notes=notes))
             decoded = [img for o in outcomes for img in o.images]
             if not decoded:
                 raise ScenarioError(prefixed(f"job(s) {job_ids_text(outcomes)} finished without any image"))

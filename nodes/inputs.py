@@ -265,6 +265,26 @@ def common_optional_tail() -> dict[str, tuple[Any, ...]]:
                 "a free price quote is asked first and nothing is submitted if it costs more. 0 = no budget.",
             },
         ),
+        "loras": (
+            "STRING",
+            {
+                "default": "",
+                "tooltip": "Custom models (e.g. model_bfl-flux-1-dev, model_z-image): LoRAs as model_id[:scale], "
+                "comma separated, e.g. 'model_abc:0.8, model_def' (scale 1 when omitted; at most what the model "
+                "allows, 6 on both ControlNet bases). A composition id here goes to the model's single-model "
+                "input. Leave empty on legacy models: there a LoRA is simply the model_id.",
+            },
+        ),
+        "extra_inputs": (
+            "STRING",
+            {
+                "default": "",
+                "multiline": True,
+                "tooltip": 'Custom models: more of the model\'s own inputs as a JSON object, e.g. {"controlEnd": '
+                "0.65}. Checked against the inputs the model declares (an unknown name is refused with the list "
+                "of its inputs); a value here wins over the node's. Empty = none.",
+            },
+        ),
     }
 
 

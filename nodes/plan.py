@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from ..scenario_api import spec, upload_array
+from ..scenario_api import declared_inputs, spec, upload_array
 from ..scenario_api.errors import ValidationError
 from ..scenario_api.models import ControlNetRequest
 from . import tensors
@@ -100,28 +100,42 @@ def pair_inits(inits: list[Source], count: int) -> list[Source]:
     )
 
 
-def draft(request: ControlNetRequest, width: int, height: int, img2img: bool) -> ControlNetRequest:
+def draft(request: ControlNetRequest, width: int | None, height: int | None, img2img: bool) -> ControlNetRequest:
     """``request`` ready for validation only: placeholder asset ids, and sizes still 0 at 512.
 
     Validating a draft needs no upload and no asset read. A size of 0 is
     derived later from the control image; 512 stands in for it because every
     model family accepts it, so only the user's explicit values can fail.
+    ``None`` (a custom model's size left to the model) stays ``None``.
     """
     return replace(
         request,
-        width=int(width) or spec.DEFAULTS["width"],
-        height=int(height) or spec.DEFAULTS["height"],
+        width=None if width is None else int(width) or spec.DEFAULTS["width"],
+        height=None if height is None else int(height) or spec.DEFAULTS["height"],
         control_image=None,
         control_image_id=spec.PLACEHOLDER_ASSET_ID,
         image=spec.PLACEHOLDER_ASSET_ID if img2img else None,
     )
 
 
-def output_size(width: int, height: int, source_size: tuple[int, int] | None, family: str) -> tuple[int, int]:
-    """The request's width/height from the widgets (0 = derive) and the control image's size."""
+def output_size(
+    width: int,
+    height: int,
+    source_size: tuple[int, int] | None,
+    family: str,
+    declared: declared_inputs.DeclaredModel | None = None,
+) -> tuple[int | None, int | None]:
+    """The request's width/height from the widgets (0 = derive) and the control image's size.
+
+    A custom model (``declared``) derives with its own declared range and step
+    (:func:`declared_inputs.derive_size`); without a known source size a side
+    may stay ``None``: the model's default, or Scenario's choice.
+    """
     width, height = int(width or 0), int(height or 0)
     if width > 0 and height > 0:
         return width, height
+    if declared is not None and declared.inputs:
+        return declared_inputs.derive_size(declared, width, height, source_size)
     sw, sh = source_size or (spec.DEFAULTS["width"], spec.DEFAULTS["height"])
     if width == 0 and height == 0:
         return spec.fit_size(sw, sh, family)

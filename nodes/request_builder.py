@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..scenario_api import spec
+from ..scenario_api import declared_inputs, spec
 from ..scenario_api.errors import ValidationError
 from ..scenario_api.models import ControlNetRequest
 from .inputs import DEFAULT_MODALITY, SCHEDULER_DEFAULT, UNSET
@@ -62,6 +62,17 @@ def _scheduler(value: Any) -> Any:
     return None if value in (None, "", SCHEDULER_DEFAULT) else value
 
 
+def _loras(value: Any) -> Any:
+    """``model_id[:scale], ...`` -> ((id, scale), ...); empty = none."""
+    pairs = declared_inputs.parse_loras(_given(value))
+    return pairs or None
+
+
+def _extra_inputs(value: Any) -> Any:
+    """A JSON object -> dict; empty = none."""
+    return declared_inputs.parse_extra_inputs(_given(value)) or None
+
+
 # Widget -> (request field, how the widget's value becomes the field's value).
 REQUEST_WIDGETS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "prompt": ("prompt", _as_is),
@@ -76,6 +87,8 @@ REQUEST_WIDGETS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "scheduler": ("scheduler", _scheduler),
     "control_start": ("control_start", _fraction),
     "control_end": ("control_end", _fraction),
+    "loras": ("loras", _loras),
+    "extra_inputs": ("extra_inputs", _extra_inputs),
 }
 # Widgets combined into one field: the modality string, and strength (img2img only).
 MODALITY_WIDGETS = ("modality", "modality_strength", "modalities")

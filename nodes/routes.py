@@ -1,10 +1,11 @@
 """HTTP routes for the pack's frontend extension (web/scenario.js): the aiohttp wiring.
 
-Three read-only routes, registered on ComfyUI's server under ``/scenario/``
+Four read-only routes, registered on ComfyUI's server under ``/scenario/``
 (ComfyUI also serves them under ``/api/scenario/``, which is what the
 frontend's ``api.fetchApi`` calls):
 
 * ``GET /scenario/models/{model_id}``: :func:`nodes.web_api.model_info`;
+* ``GET /scenario/models``: :func:`nodes.web_api.model_list` (the model picker);
 * ``POST /scenario/quote``: :func:`nodes.web_api.quote` (a free dry run);
 * ``GET /scenario/status``: :func:`nodes.web_api.status`.
 
@@ -35,7 +36,7 @@ from ..scenario_api import (
 )
 from . import bridge
 from .errors import defuse
-from .web_api import ROUTE_TIMEOUT, model_info, quote, status
+from .web_api import ROUTE_TIMEOUT, model_info, model_list, quote, status
 
 log = logging.getLogger("scenario_controlnet")
 
@@ -46,6 +47,7 @@ ROUTES = (
     ("GET", ROUTE_PREFIX + "/models/{model_id}"),
     ("POST", ROUTE_PREFIX + "/quote"),
     ("GET", ROUTE_PREFIX + "/status"),
+    ("GET", ROUTE_PREFIX + "/models"),
 )
 
 # --------------------------------------------------------------------------- errors
@@ -112,7 +114,7 @@ async def _answer(work: Awaitable[dict[str, Any]]) -> Any:
 
 
 def register_routes(routes: Any) -> None:
-    """Add the three routes to an aiohttp ``RouteTableDef`` (ComfyUI's ``PromptServer.instance.routes``).
+    """Add the routes to an aiohttp ``RouteTableDef`` (ComfyUI's ``PromptServer.instance.routes``).
 
     Idempotent: a table that already holds our routes is left alone (aiohttp
     refuses a second handler for the same method and path at startup).
@@ -141,7 +143,10 @@ def register_routes(routes: Any) -> None:
     async def get_status(request: Any) -> Any:
         return await _answer(_as_awaitable(status()))
 
-    handlers = {ROUTES[0]: get_model, ROUTES[1]: post_quote, ROUTES[2]: get_status}
+    async def get_models(request: Any) -> Any:
+        return await _answer(model_list(dict(request.query)))
+
+    handlers = {ROUTES[0]: get_model, ROUTES[1]: post_quote, ROUTES[2]: get_status, ROUTES[3]: get_models}
     for (method, path), handler in handlers.items():
         if (method, path) not in present:
             routes.route(method, path)(handler)

@@ -64,6 +64,7 @@ class StatusBoard:
     progress: Progress
     count: int
     views: list[JobView] = field(default_factory=list)
+    notes: tuple[str, ...] = ()  # said on every status line, e.g. "modality not used by this model (...)"
     _last_sent: float = float("-inf")
     _last_text: str | None = None
 
@@ -130,6 +131,7 @@ class StatusBoard:
         ids = [v.job_id for v in self.views if v.job_id]
         if ids:
             parts.append(", ".join(ids))
+        parts.extend(self.notes)
         return " | ".join(parts)
 
     def fraction(self) -> float:

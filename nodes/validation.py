@@ -27,7 +27,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from ..scenario_api import spec
+from ..scenario_api import declared_inputs, spec
 from ..scenario_api.errors import ValidationError
 from .errors import prefixed
 from .ids import parse_ids
@@ -87,6 +87,18 @@ def check_control_window(control_start: Any, control_end: Any) -> None:
     spec.check_window(start, end)
 
 
+def check_loras(value: Any) -> None:
+    """The ``model_id[:scale], ...`` grammar (the model's own limits are checked once it is known)."""
+    if value is not None and str(value).strip():
+        declared_inputs.parse_loras(value)
+
+
+def check_extra_inputs(value: Any) -> None:
+    """A JSON object of input names (checked against the model's declared inputs once it is known)."""
+    if value is not None and str(value).strip():
+        declared_inputs.parse_extra_inputs(value)
+
+
 def check_asset_ids(name: str, value: Any) -> None:
     if value is not None and str(value).strip():
         parse_ids(value, "asset", name, required=False)
@@ -104,6 +116,8 @@ _RULES: tuple[tuple[tuple[str, ...], Callable[..., None]], ...] = (
     (("control_start", "control_end"), check_control_window),
     (("control_image_id",), lambda v: check_asset_ids("control_image_id", v)),
     (("image_id",), lambda v: check_asset_ids("image_id", v)),
+    (("loras",), check_loras),
+    (("extra_inputs",), check_extra_inputs),
 )
 WIDGET_NAMES: tuple[str, ...] = tuple(name for names, _ in _RULES for name in names)
 

@@ -8,6 +8,8 @@ tested against the emulator without aiohttp:
   (modalities, how many at once, guidance and size ranges), so the node can
   offer only valid modality choices. Answers are cached per process for a
   few minutes: the frontend asks again whenever a node is loaded.
+* :func:`model_list`: the model picker's list (ControlNet-capable models,
+  the account's own LoRAs and compositions by default), cached and paginated.
 * :func:`quote`: a free dry-run price (Scenario answers HTTP 269, no job is
   created) for the generate node's current widget values.
 * :func:`status`: whether a key is configured and which API the pack talks
@@ -34,7 +36,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from ..scenario_api import spec
+from ..scenario_api import declared_inputs, spec
 from ..scenario_api.client import ScenarioClient
 from ..scenario_api.config import DEFAULT_BASE_URL, ENV_URL, Settings, normalise_base_url
 from ..scenario_api.downloads import is_loopback as host_is_loopback  # the protocol layer's URL helpers
@@ -99,10 +101,18 @@ def clear_model_cache() -> None:
 
 
 def describe_family(
-    model_id: str, model_type: str | None, family: str, custom: bool, capabilities: Any = ()
+    model_id: str,
+    model_type: str | None,
+    family: str,
+    custom: bool,
+    capabilities: Any = (),
+    declared: declared_inputs.DeclaredModel | None = None,
 ) -> dict[str, Any]:
-    """The model's identity plus what its family allows (:func:`spec.describe_family`, the one source)."""
-    rules = spec.describe_family(family, capabilities, model_id)
+    """The model's identity plus what its family allows (:func:`spec.describe_family`, the one source).
+
+    A custom model adds its declared inputs' summary (``declared``: roles, limits, ``price_widgets``).
+    """
+    rules = spec.describe_family(family, capabilities, model_id, declared)
     return {"model_id": model_id, "type": model_type, "custom": custom, **rules}
 
 
@@ -125,13 +135,132 @@ async def model_info(model_id: Any, *, settings_factory: SettingsFactory | None 
         return await client.get_model(mid)
 
     model = await _with_client(lambda: settings, lookup)
-    info = describe_family(model.model_id or mid, model.type, model.family, model.custom, model.capabilities)
+    info = describe_family(
+        model.model_id or mid,
+        model.type,
+        model.family,
+        model.custom,
+        model.capabilities,
+        model.declared if model.custom else None,
+    )
     info["model_id"] = mid  # answer for the id that was asked
     if len(_model_cache) >= MODEL_CACHE_MAX:
         oldest = min(_model_cache, key=lambda k: _model_cache[k][0])
         _model_cache.pop(oldest, None)
     _model_cache[key] = (now, info)
     return copy.deepcopy(info)
+
+
+# --------------------------------------------------------------------------- the model picker
+
+MODEL_LIST_TTL = 300.0  # seconds; a new private model shows up after this, or at once with refresh
+MODEL_LIST_MAX_PAGES = 50  # Scenario pages of up to MODEL_LIST_PAGE_SIZE rows
+MODEL_LIST_PAGE_SIZE = 100
+PICKER_PAGE_DEFAULT = 50
+PICKER_PAGE_MAX = 200
+MODEL_SCOPES = {"mine": None, "public": "public"}  # None = Scenario's default: the account's private models
+_list_cache: dict[tuple[Any, ...], tuple[float, list[dict[str, Any]]]] = {}
+
+
+def clear_model_list_cache() -> None:
+    """Forget the cached model lists (tests; a changed key or API URL)."""
+    _list_cache.clear()
+
+
+def picker_row(model: Any) -> dict[str, Any]:
+    """One model as the picker shows it: id, name, type, and how the pack sends it.
+
+    ``path``: ``custom`` (``/generate/custom/{id}``, its declared inputs),
+    ``legacy`` (the ControlNet endpoints), or ``lora_input`` (a LoRA type
+    that only runs through a custom base's LoRA input). ``use`` says which
+    widget takes it: ``model_id`` and/or ``loras``.
+    """
+    kind = "base"
+    t = (model.type or "").lower()
+    if t.endswith("-lora"):
+        kind = "lora"
+    elif t.endswith("-composition"):
+        kind = "composition"
+    if model.custom:
+        path = "custom"
+    elif model.family != spec.CUSTOM:
+        path = "legacy"
+    else:
+        path = "lora_input"
+    use = []
+    if path in ("custom", "legacy"):
+        use.append("model_id")
+    if kind in ("lora", "composition"):
+        use.append("loras")
+    return {
+        "model_id": model.model_id,
+        "name": model.name or model.model_id,
+        "type": model.type,
+        "kind": kind,
+        "privacy": model.raw.get("privacy"),
+        "path": path,
+        "use": use,
+    }
+
+
+async def model_list(query: Mapping[str, Any], *, settings_factory: SettingsFactory | None = None) -> dict[str, Any]:
+    """``GET /scenario/models``: ControlNet-capable models for the picker, cached and paginated.
+
+    Query: ``scope`` (``mine``, the default: the account's own private models,
+    LoRAs and compositions included; or ``public``), ``type`` (e.g.
+    ``flux.1-lora``), ``cursor`` (from ``next_cursor``), ``limit`` (1-200,
+    default 50), ``refresh=1`` (ask Scenario again now). Every page of
+    Scenario's list is read once per :data:`MODEL_LIST_TTL` seconds and
+    account; rows without the ``controlnet`` capability are left out.
+    Answer: ``{"models": [row...], "next_cursor": str | null, "total": n,
+    "scope": ..., "age_seconds": s}`` (row: :func:`picker_row`).
+    """
+    scope = str(query.get("scope") or "mine")
+    if scope not in MODEL_SCOPES:
+        raise ValidationError("scope", scope, "mine or public", param="scope")
+    model_type = query.get("type") or None
+    if model_type is not None and (not isinstance(model_type, str) or not spec.MODEL_ID_RE.match(model_type)):
+        raise ValidationError("type", model_type, "a model type such as flux.1-lora or custom", param="type")
+    try:
+        offset = int(query.get("cursor") or 0)
+        limit = int(query.get("limit") or PICKER_PAGE_DEFAULT)
+    except (TypeError, ValueError):
+        raise ValidationError(
+            "cursor", query.get("cursor"), "the next_cursor of an earlier answer, and a numeric limit", param="cursor"
+        ) from None
+    if offset < 0 or not 1 <= limit <= PICKER_PAGE_MAX:
+        raise ValidationError("limit", limit, f"an integer from 1 to {PICKER_PAGE_MAX}", param="limit")
+    settings = (settings_factory or resolve_settings)()
+    settings.require_credentials()
+    creds = settings.credentials
+    key = (settings.base_url, settings.project_id, creds.key_digest if creds else "", scope, model_type)
+    now = time.monotonic()
+    hit = _list_cache.get(key)
+    if hit is None or now - hit[0] >= MODEL_LIST_TTL or str(query.get("refresh") or "") in ("1", "true"):
+
+        async def fetch(client: ScenarioClient) -> Any:
+            return await client.list_models(
+                privacy=MODEL_SCOPES[scope],
+                model_type=model_type,
+                page_size=MODEL_LIST_PAGE_SIZE,
+                max_pages=MODEL_LIST_MAX_PAGES,
+            )
+
+        models = await _with_client(lambda: settings, fetch)
+        rows = [picker_row(m) for m in models if declared_inputs.can_do_controlnet(m.raw)]
+        rows.sort(key=lambda r: (r["kind"] != "base", r["name"].lower()))
+        hit = (now, rows)
+        _list_cache[key] = hit
+    rows = hit[1]
+    page = copy.deepcopy(rows[offset : offset + limit])
+    nxt = offset + limit
+    return {
+        "models": page,
+        "next_cursor": str(nxt) if nxt < len(rows) else None,
+        "total": len(rows),
+        "scope": scope,
+        "age_seconds": round(now - hit[0], 1),
+    }
 
 
 # --------------------------------------------------------------------------- quote

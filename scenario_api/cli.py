@@ -1,4 +1,4 @@
-"""``python -m scenario_api``: generate, quote, fetch and list jobs from a terminal.
+"""``python -m scenario_api``: generate, quote, fetch, list jobs and models from a terminal.
 
 Useful on its own (scripts, CI) and as a recovery tool for the ComfyUI nodes:
 ``fetch JOB_ID`` collects a job whose wait was interrupted, ``jobs`` lists what
@@ -21,9 +21,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
-from . import spec
+from . import declared_inputs, spec
 from .client import INLINE_IMAGE_LIMIT, ScenarioClient
 from .config import Credentials, Settings
 from .errors import ConfigurationError, ImageDecodeError, ScenarioError, ValidationError
@@ -76,6 +76,22 @@ def _request_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--strength", type=_fraction, help="img2img strength (0.01-1; default 0.75)")
     g.add_argument("--control-start", type=_fraction, help="Flux: fraction of steps where control starts")
     g.add_argument("--control-end", type=_fraction, help="Flux: fraction of steps where control ends")
+    g.add_argument(
+        "--lora",
+        action="append",
+        default=[],
+        metavar="ID[:SCALE]",
+        help="custom models: a LoRA (or a composition) to apply, scale 1 when omitted; repeatable, or comma "
+        "separated. On legacy models a LoRA is the --model itself",
+    )
+    g.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="custom models: one of the model's own inputs (VALUE read as JSON when it parses, else as text), "
+        "checked against what the model declares; repeatable",
+    )
 
 
 def _common_options(parser: argparse.ArgumentParser) -> None:
@@ -119,6 +135,17 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("job_id", metavar="JOB_ID")
     fetch.add_argument("--out", default="out", help="output directory (default ./out)")
     _common_options(fetch)
+
+    models = sub.add_parser(
+        "models", help="list models across all pages (default: your own private models, as Scenario does)"
+    )
+    models.add_argument("--public", action="store_true", help="list Scenario's public catalog instead")
+    models.add_argument("--type", dest="model_type", metavar="TYPE", help="only this type, e.g. flux.1-lora or custom")
+    models.add_argument(
+        "--capability", metavar="NAME", help="only models with this capability, e.g. controlnet (LoRAs included)"
+    )
+    models.add_argument("--max-pages", type=int, default=50, help="stop after this many pages (default 50)")
+    _common_options(models)
 
     jobs = sub.add_parser("jobs", help="list recent jobs")
     jobs.add_argument("--limit", type=int, default=20, help="how many (1-100, default 20)")
@@ -226,13 +253,18 @@ def _write_results(out: Path, job: Job, images: Sequence[bytes]) -> list[Path]:
 
 
 def _build_request(
-    args: argparse.Namespace, control: ImageArg, init: ImageArg | None, family: str
+    args: argparse.Namespace, control: ImageArg, init: ImageArg | None, family: str, declared: Any = None
 ) -> ControlNetRequest:
     width, height = args.width, args.height
-    if (width is None or height is None) and control.size is not None:
+    custom = declared is not None and declared.inputs
+    if custom:
+        # a custom model: its own declared range and step; no size known = the model's default
+        width, height = declared_inputs.derive_size(declared, width or 0, height or 0, control.size)
+    elif (width is None or height is None) and control.size is not None:
         fit_w, fit_h = spec.fit_size(*control.size, family=family)
         width = fit_w if width is None else width
         height = fit_h if height is None else height
+    default = None if custom else DEFAULT_SIZE
     ref = control.ref
     return ControlNetRequest(
         prompt=args.prompt,
@@ -245,13 +277,15 @@ def _build_request(
         num_samples=args.num_samples,
         guidance=args.guidance,
         num_inference_steps=args.steps,
-        width=width if width is not None else DEFAULT_SIZE,
-        height=height if height is not None else DEFAULT_SIZE,
+        width=width if width is not None else default,
+        height=height if height is not None else default,
         scheduler=args.scheduler,
         seed=args.seed,
         negative_prompt=args.negative_prompt,
         control_start=args.control_start,
         control_end=args.control_end,
+        loras=declared_inputs.parse_loras(args.lora, field_name="--lora") or None,
+        extra_inputs=declared_inputs.collect_assignments(args.input) or None,
     )
 
 
@@ -259,7 +293,7 @@ async def _cmd_generate(client: ScenarioClient, args: argparse.Namespace, state:
     control = _read_image_arg(args.control, "--control")
     init = _read_image_arg(args.init_image, "--init-image") if args.init_image else None
     model = await client.get_model(args.model)
-    request = _build_request(args, control, init, model.family)
+    request = _build_request(args, control, init, model.family, model.declared if model.custom else None)
     await client.validate(request)  # every rule checked before anything is uploaded or paid
     if args.command == "quote" or getattr(args, "quote_only", False):
         quote = await client.quote(request)
@@ -319,7 +353,31 @@ async def _cmd_jobs(client: ScenarioClient, args: argparse.Namespace, state: Run
     return EXIT_OK
 
 
-COMMANDS = {"generate": _cmd_generate, "quote": _cmd_generate, "fetch": _cmd_fetch, "jobs": _cmd_jobs}
+async def _cmd_models(client: ScenarioClient, args: argparse.Namespace, state: RunState) -> int:
+    if not 1 <= args.max_pages <= 1000:
+        raise InputError("--max-pages must be from 1 to 1000")
+    models = await client.list_models(
+        privacy="public" if args.public else None, model_type=args.model_type, max_pages=args.max_pages
+    )
+    if args.capability:
+        models = [m for m in models if args.capability in m.capabilities]
+    if not models:
+        _say("no models")
+    for m in models:
+        path = "custom path" if m.custom else ("legacy" if m.family != spec.CUSTOM else "-")
+        name = str(m.name or "")
+        name = name if len(name) <= 40 else name[:37] + "..."
+        _say(f"{m.model_id:<36}  {m.type or '?':<20}  {path:<11}  {name}")
+    return EXIT_OK
+
+
+COMMANDS = {
+    "generate": _cmd_generate,
+    "quote": _cmd_generate,
+    "fetch": _cmd_fetch,
+    "jobs": _cmd_jobs,
+    "models": _cmd_models,
+}
 
 
 # --------------------------------------------------------------------------- running

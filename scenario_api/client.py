@@ -30,6 +30,7 @@ uploaded through the one upload service (:mod:`.uploads`).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -39,12 +40,14 @@ import httpx
 from . import spec
 from .cancellation import finish_shielded
 from .config import Settings
+from .declared_inputs import RecordCache
 from .downloads import DEFAULT_MAX_BYTES, Downloader, HostPolicy
 from .errors import (
     AmbiguousOutcome,
     DownloadError,
     ExpiredURLError,
     ImageDecodeError,
+    NotFoundError,
     OutcomeUnknownError,
     ScenarioError,
     TransientDownloadError,
@@ -68,9 +71,11 @@ __all__ = ["ScenarioClient", "INLINE_IMAGE_LIMIT", "precheck_request"]
 INLINE_IMAGE_LIMIT = 2 * 1024 * 1024
 
 DRY_RUN_STATUS = 269
-# Left out of a custom-path price quote: the image inputs (Scenario prices a body without them, so a quote never
-# uploads), and the strength, which the custom path accepts only with an init image.
-_UNPRICED_CUSTOM_FIELDS = ("controlImage", "image", "strength")
+# Custom models' records (their declared inputs), shared by every client of the process for
+# CUSTOM_RECORDS_TTL seconds: a new ComfyUI prompt does not look the model up again. Keyed by
+# account, so private models stay with their owner; a plain lock, no event loop inside.
+CUSTOM_RECORDS_TTL = 600.0
+CUSTOM_RECORDS = RecordCache(ttl=CUSTOM_RECORDS_TTL)
 
 ProgressCallback = OnUpdate
 
@@ -157,13 +162,12 @@ class ScenarioClient:
 
     # ------------------------------------------------------------------ models
 
-    # ------------------------------------------------------------------ models
-
     async def get_model(self, model_id: str) -> Model:
         """The model record (cached per client), which decides the request rules."""
         model_id = spec.check_id("modelId", model_id)
-        cached = self._models.get(model_id)
+        cached = self._models.get(model_id) or CUSTOM_RECORDS.get(self._scope, model_id)
         if cached is not None:
+            self._models[model_id] = cached
             return cached
         response = await self._transport.read(
             "GET", f"/models/{model_id}", what=f"model '{model_id}'", policy=self.retry
@@ -172,11 +176,68 @@ class ScenarioClient:
         if not model.model_id:
             raise ScenarioError(f"Scenario answered the lookup of model '{model_id}' without a model record")
         self._models[model_id] = model
+        if model.custom and model.declared.inputs:
+            CUSTOM_RECORDS.put(self._scope, model_id, model)  # declared inputs: shared by later clients
         return model
 
-    async def list_models(self, *, max_pages: int = 10) -> list[Model]:
-        """Models visible to the key (follows pagination up to ``max_pages``)."""
-        rows = await self._paged("/models", "models", {}, max_pages=max_pages, what="the model list")
+    @property
+    def _scope(self) -> str:
+        """Whose models these are: the API URL, a digest of the key (never the secret) and the project."""
+        creds = self.settings.credentials
+        key = creds.key_digest if creds else ""
+        digest = hashlib.sha256(f"{self.settings.base_url}|{key}|{self.settings.project_id or ''}".encode())
+        return digest.hexdigest()[:24]
+
+    async def model_types(self, model_ids: Sequence[str]) -> dict[str, str | None]:
+        """The ``type`` of each model id (LoRAs, compositions), ``None`` for one Scenario does not know (404)."""
+        out: dict[str, str | None] = {}
+        for mid in dict.fromkeys(model_ids):
+            spec.check_id("modelId", mid, field="loras")
+            try:
+                out[mid] = (await self.get_model(mid)).type or None
+            except NotFoundError:
+                out[mid] = None
+        return out
+
+    async def referenced_types(self, request: ControlNetRequest, model: Model) -> dict[str, str | None]:
+        """The types of the LoRAs a request names (free reads), for a custom model; ``{}`` otherwise.
+
+        A LoRA given as ``model_id`` whose type has no legacy endpoint (say a
+        ``zimage-lora``) is refused here: it runs through a base's LoRA input.
+        """
+        if model.family == spec.CUSTOM and not model.custom and model.is_lora:
+            raise ValidationError(
+                "modelId",
+                model.model_id,
+                f"a base model: {model.model_id} is a {model.type}, which runs through a custom base model's LoRA "
+                f"input; set model_id to a base whose LoRA input takes {model.type} and put {model.model_id} in loras",
+                param="model_id",
+            )
+        if model.family != spec.CUSTOM:
+            return {}
+        return await self.model_types(spec.lora_ids(request))
+
+    async def list_models(
+        self,
+        *,
+        max_pages: int = 10,
+        privacy: str | None = None,
+        model_type: str | None = None,
+        page_size: int | None = None,
+    ) -> list[Model]:
+        """Models visible to the key, across pages (up to ``max_pages``).
+
+        ``privacy`` ``None`` asks Scenario's default: the account's own private models;
+        ``public`` lists the public catalog. ``model_type`` filters on ``type``.
+        """
+        params: dict[str, Any] = {}
+        if privacy:
+            params["privacy"] = privacy
+        if model_type:
+            params["type"] = model_type
+        if page_size:
+            params["pageSize"] = page_size
+        rows = await self._paged("/models", "models", params, max_pages=max_pages, what="the model list")
         return [Model.from_api(row) for row in rows]
 
     # ------------------------------------------------------------------ requests
@@ -201,29 +262,46 @@ class ScenarioClient:
         spec.check_id("modelId", request.model_id)
         precheck_request(request)
         model = await self.get_model(request.model_id)
-        body = spec.check_request(request, model)
+        types = await self.referenced_types(request, model)
+        body = spec.check_request(request, model, model_types=types)
         if model.family == spec.CUSTOM:
-            return model, await self._custom_body(body, upload=upload)
+            return model, await self._custom_body(model, body, upload=upload)
         return model, body
 
-    async def _custom_body(self, checked: dict[str, Any], *, upload: bool) -> dict[str, Any]:
-        """The checked custom body (:func:`spec.check_request`), with its data URLs uploaded when ``upload``."""
-        for field in spec.CUSTOM_IMAGE_FIELDS:
-            url = checked.get(field)
-            if upload and isinstance(url, str) and url.startswith("data:"):
-                name = "comfyui-control.png" if field == "controlImage" else "comfyui-init.png"
-                checked[field] = await UPLOADS.asset_id(self, from_data_url(url)[0], name)
+    async def _custom_body(self, model: Model, checked: dict[str, Any], *, upload: bool) -> dict[str, Any]:
+        """The checked custom body (:func:`spec.check_request`), with its data URLs uploaded when ``upload``.
+
+        The image inputs are the model's own (one asset id, or a list for a
+        ``file_array`` input such as Z-Image's ``controlImage``).
+        """
+        if not upload:
+            return checked
+        control = model.declared.role("control_image")
+        for field in spec.custom_file_inputs(model):
+            value = checked.get(field)
+            items = value if isinstance(value, list) else [value]
+            if not any(isinstance(v, str) and v.startswith("data:") for v in items):
+                continue
+            name = "comfyui-control.png" if control is not None and field == control.name else "comfyui-init.png"
+            done = [
+                await UPLOADS.asset_id(self, from_data_url(v)[0], name)
+                if isinstance(v, str) and v.startswith("data:")
+                else v
+                for v in items
+            ]
+            checked[field] = done if isinstance(value, list) else done[0]
         return checked
 
     @staticmethod
     def _route(request: ControlNetRequest, model: Model, body: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
         """``(endpoint, path, match body)``: where ``body`` goes and what reconciliation compares.
 
-        The custom body carries no model id (it is in the path); the match
-        body adds it so a job's echo can be checked against it.
+        The custom body carries the model id in the path; the match body adds
+        it so a job's echo can be checked against it (a LoRA or composition
+        sent in the model's own ``modelId`` input wins over it).
         """
         if model.family == spec.CUSTOM:
-            return spec.CUSTOM_ENDPOINT, spec.custom_path(model.model_id), {**body, "modelId": model.model_id}
+            return spec.CUSTOM_ENDPOINT, spec.custom_path(model.model_id), {"modelId": model.model_id, **body}
         return request.endpoint, spec.endpoint_path(request.endpoint), dict(body)
 
     async def quote(self, request: ControlNetRequest) -> Quote:
@@ -236,7 +314,8 @@ class ScenarioClient:
         """
         model, body = await self._prepare(request, upload=False)
         if model.family == spec.CUSTOM:
-            body = {k: v for k, v in body.items() if k not in _UNPRICED_CUSTOM_FIELDS}
+            unpriced = set(spec.custom_unpriced_inputs(model))
+            body = {k: v for k, v in body.items() if k not in unpriced}
         _, path, _ = self._route(request, model, body)
         response = await self._transport.read(
             "POST", path, what="the price quote", policy=self.retry, params={"dryRun": "true"}, json=body
@@ -317,7 +396,7 @@ class ScenarioClient:
             )
         CLAIMED_JOBS.claim(job.job_id)
         cost = data.get("creativeUnitsCost") if isinstance(data, Mapping) else None
-        LOG.info("submitted job %s (seed %s)", job.job_id, body["seed"])
+        LOG.info("submitted job %s (seed %s)", job.job_id, request.seed)
         return Submission(
             job=job,
             creative_units=float(cost) if isinstance(cost, (int, float)) else job.cost,

@@ -59,6 +59,11 @@ class Credentials:
         """A stable id of the API key for cache keys: a sha256 of the key id only, never of the secret."""
         return hashlib.sha256(self._key.encode("utf-8")).hexdigest()
 
+    @property
+    def key_digest(self) -> str:
+        """A short one-way digest of the key alone (never the secret): which account a cache entry belongs to."""
+        return hashlib.sha256(self._key.encode("utf-8")).hexdigest()[:16]
+
     def authorization_header(self) -> str:
         token = base64.b64encode(f"{self._key}:{self._secret}".encode()).decode("ascii")
         return f"Basic {token}"

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from . import spec
-from .errors import ScenarioError, ValidationError
+from . import declared_inputs, spec
+from .errors import ScenarioError
 
 
 class JobStatus(StrEnum):
@@ -108,6 +108,10 @@ class ControlNetRequest:
     control_start: float | None = None
     control_end: float | None = None
     disable_modality_detection: bool | None = None
+    # Custom models only (``/generate/custom/{id}``): LoRAs as "id[:scale], ..." text or (id, scale)
+    # pairs, and inputs the pack does not know by name (checked against the model's declared inputs).
+    loras: str | tuple[tuple[str, float | None], ...] | None = None
+    extra_inputs: Mapping[str, Any] | None = field(default=None, hash=False)
 
     @property
     def endpoint(self) -> str:
@@ -157,58 +161,6 @@ class ControlNetRequest:
             # Explicit on SD: the documented default (true, the image already is the map) is
             # contradicted by Scenario's own examples, which send raw photos.
             optional["disableModalityDetection"] = True
-        body.update({k: v for k, v in optional.items() if v is not None})
-        return body
-
-    def to_custom_body(self) -> dict[str, Any]:
-        """The ``/generate/custom/{modelId}`` body (custom models such as ``model_bfl-flux-1-dev``); not validated.
-
-        The one adapter between the legacy request shape and the custom path:
-        ``modality`` "name[:w]" becomes ``controlModality`` (+ ``controlStrength``
-        when a weight is given; one item only), ``num_samples`` becomes
-        ``numOutputs``, the control map (data URL or asset id) ``controlImage``.
-        The model id goes in the path, not the body. Data URLs are left as they
-        are: the client uploads them and puts the asset ids in their place.
-        Fields the custom path does not take (scheduler, negative prompt, …)
-        are refused rather than silently dropped.
-        """
-        for param, value in (
-            ("scheduler", self.scheduler),
-            ("negative_prompt", self.negative_prompt or None),
-            ("negative_prompt_strength", self.negative_prompt_strength),
-        ):
-            if value is not None:
-                raise ValidationError(
-                    spec.PARAM_TO_WIRE.get(param, param),
-                    value,
-                    "nothing: custom ControlNet models do not take it",
-                    param=param,
-                )
-        name, weight = spec.custom_modality(self.modality)
-        d = spec.CUSTOM_DEFAULTS
-        body: dict[str, Any] = {
-            "prompt": self.prompt,
-            "controlImage": self.control_image_id if self.control_image_id is not None else self.control_image,
-            "controlModality": name,
-            "numOutputs": self.num_samples if self.num_samples is not None else d["numOutputs"],
-            "guidance": self.guidance if self.guidance is not None else d["guidance"],
-            "numInferenceSteps": (
-                self.num_inference_steps if self.num_inference_steps is not None else d["numInferenceSteps"]
-            ),
-            "width": self.width if self.width is not None else d["width"],
-            "height": self.height if self.height is not None else d["height"],
-        }
-        optional = {
-            "controlStrength": weight,
-            "controlStart": self.control_start,
-            "controlEnd": self.control_end,
-            "image": self.image,
-            "seed": self.seed,
-        }
-        if self.image is not None:
-            optional["strength"] = self.strength if self.strength is not None else spec.CUSTOM_DEFAULT_STRENGTH
-        elif self.strength is not None:
-            optional["strength"] = self.strength
         body.update({k: v for k, v in optional.items() if v is not None})
         return body
 
@@ -320,6 +272,21 @@ class Model:
     custom: bool = False
     capabilities: tuple[str, ...] = ()
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def declared(self) -> declared_inputs.DeclaredModel:
+        """The model's declared inputs and ``uiConfig`` (custom models; empty for others)."""
+        cached = self.__dict__.get("_declared")
+        if cached is None:
+            cached = declared_inputs.DeclaredModel.from_record(self.raw)
+            object.__setattr__(self, "_declared", cached)
+        return cached
+
+    @property
+    def is_lora(self) -> bool:
+        """A LoRA or a composition (its ``type`` says so), rather than a base model."""
+        t = (self.type or "").lower()
+        return t.endswith("-lora") or t.endswith("-composition")
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any]) -> Model:

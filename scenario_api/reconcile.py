@@ -142,6 +142,8 @@ def input_matches(job: Job, endpoint: str, body: Mapping[str, Any]) -> bool:
     if not echo:
         return False
     custom = endpoint == spec.CUSTOM_ENDPOINT
+    if custom:
+        return _custom_input_matches(echo, body)
     if not _same_text(echo.get("prompt"), body["prompt"]):
         return False
     if (not custom or "modelId" in echo) and not _same_text(echo.get("modelId"), body["modelId"]):
@@ -169,6 +171,42 @@ def input_matches(job: Job, endpoint: str, body: Mapping[str, Any]) -> bool:
             return False
     if echo.get("scheduler") is not None and body.get("scheduler") is not None:
         if not _same_scheduler(echo["scheduler"], body["scheduler"]):
+            return False
+    return True
+
+
+def _same_value(echoed: Any, sent: Any) -> bool:
+    """One custom input: images by :func:`_image_verdict`, numbers by value, lists item by item, text exactly."""
+    if isinstance(sent, (list, tuple)):
+        return (
+            isinstance(echoed, (list, tuple))
+            and len(echoed) == len(sent)
+            and all(_same_value(e, s) for e, s in zip(echoed, sent, strict=True))
+        )
+    if isinstance(sent, str) and (sent.startswith("data:") or spec.ASSET_ID_RE.match(sent)):
+        return _image_verdict(echoed, sent) is not False
+    if isinstance(sent, bool) or isinstance(echoed, bool):
+        return echoed is sent
+    if isinstance(sent, (int, float)):
+        return _same_number(echoed, sent)
+    if isinstance(sent, str):
+        return _same_text(echoed, sent)
+    return echoed == sent
+
+
+def _custom_input_matches(echo: Mapping[str, Any], body: Mapping[str, Any]) -> bool:
+    """A custom job's echo matches only when it states every input we sent, with the same value.
+
+    The body's names are the model's own (``prompt`` or ``text``, ``numOutputs`` or
+    ``numImages``...), so no name is assumed; an echo that leaves an input out
+    proves nothing and is not adopted (the caller then reports the outcome as
+    unknown instead of risking a job that is not ours).
+    """
+    kind = echo.get("type")
+    if isinstance(kind, str) and kind.lower() != spec.CUSTOM_ENDPOINT:
+        return False
+    for key, sent in body.items():
+        if key not in echo or not _same_value(echo[key], sent):
             return False
     return True
 
@@ -226,7 +264,7 @@ def sent_at(wire: WireState) -> float:
 
 
 def _short_prompt(body: Mapping[str, Any]) -> str:
-    prompt = str(body["prompt"])
+    prompt = str(body.get("prompt", ""))
     return prompt if len(prompt) <= 60 else prompt[:57] + "..."
 
 
@@ -385,7 +423,7 @@ class Reconciler:
             why,
             iso_utc(self.server_time(sent)),
             _short_prompt(body),
-            body["seed"],
+            body.get("seed"),
             ", ".join(candidates) or "none found yet",
         )
 
@@ -425,7 +463,7 @@ class Reconciler:
                 since_text,
                 ", ".join(found.candidates),
                 _short_prompt(body),
-                body["seed"],
+                body.get("seed"),
             )
             return
         LOG.warning(
@@ -433,5 +471,5 @@ class Reconciler:
             "It may still have been created and charged: check your recent jobs for prompt %r with seed %s",
             since_text,
             _short_prompt(body),
-            body["seed"],
+            body.get("seed"),
         )

@@ -11,14 +11,17 @@ Entry points, each written once:
 * :func:`check_field` - one field's model-independent rule; the widget checks
   (``VALIDATE_INPUTS``) are built on it, so a widget and the client give the
   same message for the same bad value.
-* :func:`validate_body` / :func:`validate_custom_body` - the rule checkers of
-  the two wire shapes. The emulator answers 400 with them too, after
-  :func:`normalise_lenient` / :func:`normalise_custom_lenient` have rewritten
-  what real clients are known to send (aliases, ``imageUrl``, a seed as a
-  numeric string, a scheduler without its ``Scheduler`` suffix, fields the
+* :func:`validate_body` - the rule checker of the legacy wire shape. The
+  emulator answers 400 with it too, after :func:`normalise_lenient` has
+  rewritten what real clients are known to send (aliases, ``imageUrl``, a seed
+  as a numeric string, a scheduler without its ``Scheduler`` suffix, fields the
   server ignores). The two callers share every rule; the only table that
   differs is which image references a field takes (:data:`CLIENT_IMAGE_REFS`,
   :data:`SERVER_IMAGE_REFS`).
+* :func:`check_custom_request` - custom models (``/generate/custom/{id}``):
+  the request mapped by meaning onto the inputs the model declares and checked
+  against them, with :mod:`scenario_api.declared_inputs` (which the emulator
+  uses too, in its server mode, to answer with Scenario's own texts).
 
 Wire names (camelCase) are what Scenario receives; each field also carries the
 snake_case parameter name used by the Python API and the ComfyUI widgets
@@ -33,6 +36,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from . import declared_inputs
 from .errors import ImageDecodeError, ValidationError, register_param_names
 from .imaging import from_data_url
 
@@ -429,8 +433,7 @@ def check_number(
 ) -> int | float:
     """Check one numeric field; return it as int or float.
 
-    ``rules`` selects the rule table (the legacy :data:`RULES` by default, or
-    :data:`CUSTOM_CONTROLNET_RULES` for the custom path). Without a
+    ``rules`` selects the rule table (the legacy :data:`RULES` by default). Without a
     ``family`` the generic range applies: what holds for some family.
     """
     rule = (RULES if rules is None else rules)[field]
@@ -713,81 +716,23 @@ def validate_body(
 
 # --------------------------------------------------------------------------- the custom-model path
 #
-# By 2026 Scenario serves Flux.1-dev as the custom model ``model_bfl-flux-1-dev``:
-# ControlNet runs on ``POST /generate/custom/{modelId}`` with the model's own
-# ``inputs`` as the body. Those names and ranges differ from the legacy
-# ControlNet endpoints (``numOutputs`` for ``numSamples``, ``controlModality`` plus
-# ``controlStrength`` for ``modality``, asset ids only), so they get a definition
-# of their own here instead of being mixed into :data:`RULES`.
+# A model with ``custom: true`` runs on ``POST /generate/custom/{modelId}`` and its
+# body is what the model itself declares in its record (``inputs``, ``uiConfig``):
+# ``model_bfl-flux-1-dev`` takes ``controlImage`` (one asset id), ``controlModality``
+# and ``controlStrength``; ``model_z-image`` a ``controlImage`` list and
+# ``controlnetConditioningScale``. The rules are not written here per model: the
+# one reader of those declarations is :mod:`scenario_api.declared_inputs` (types,
+# ranges, steps, allowed values, lengths, required rules, LoRA types), and the
+# request is mapped onto them by meaning (:func:`declared_inputs.map_request`).
 
 CUSTOM_ENDPOINT = "custom"
 CUSTOM_CONTROLNET_CAPABILITY = "controlnet"
 CUSTOM_IMG2IMG_CAPABILITY = "img2img"
-CUSTOM_MODALITIES = FLUX_MODALITIES
-CUSTOM_MAX_MODALITIES = 1
-CUSTOM_PROMPT_MAX = 2048
-CUSTOM_IMAGE_FIELDS = ("controlImage", "image")
-
-CUSTOM_CONTROLNET_RULES: dict[str, NumberRule] = {
-    r.field: r
-    for r in (
-        NumberRule("controlStrength", "modality_strength", False, 0.0, 1.0),
-        NumberRule("controlStart", "control_start", False, 0.0, 1.0),
-        NumberRule("controlEnd", "control_end", False, 0.0, 1.0),
-        NumberRule("strength", "strength", False, 0.01, 1.0),
-        NumberRule("numOutputs", "num_samples", True, 1, 4),
-        NumberRule("numInferenceSteps", "num_inference_steps", True, 1, 50),
-        NumberRule("width", "width", True, 128, 2048, multiple_of=16),
-        NumberRule("height", "height", True, 128, 2048, multiple_of=16),
-        NumberRule("guidance", "guidance", False, 0, 10),
-        NumberRule("seed", "seed", True, 0, SEED_MAX),
-    )
-}
-CUSTOM_KNOWN_FIELDS = ("prompt", "controlImage", "controlModality", "image") + tuple(CUSTOM_CONTROLNET_RULES)
-# Values sent when the caller gives none (the model's documented defaults).
-CUSTOM_DEFAULTS = {"numOutputs": 1, "numInferenceSteps": 28, "width": 1104, "height": 832, "guidance": 3.5}
-CUSTOM_DEFAULT_STRENGTH = 0.8
-# Custom-path wire field -> Python / widget parameter, for error messages.
-CUSTOM_WIRE_TO_PARAM = {r.field: r.param for r in CUSTOM_CONTROLNET_RULES.values()} | {
-    "prompt": "prompt",
-    "controlImage": "control_image_id",
-    "controlModality": "modality",
-    "image": "image",
-}
 
 
 def custom_path(model_id: str) -> str:
     """``/generate/custom/<modelId>`` relative to the ``/v1`` base (the id checked for the URL)."""
     return f"/generate/custom/{check_id('modelId', model_id)}"
-
-
-def custom_modality(value: Any) -> tuple[str, float | None]:
-    """Split a ``name[:weight]`` modality string into the custom path's name and strength.
-
-    The custom path takes exactly one modality from the Flux list.
-    """
-    items = parse_modality(value, strict=True)
-    if len(items) > CUSTOM_MAX_MODALITIES:
-        raise ValidationError(
-            "modality", value, f"exactly one modality for custom models, got {len(items)}", param="modality"
-        )
-    item = items[0]
-    if item.name not in CUSTOM_MODALITIES:
-        raise ValidationError(
-            "modality", value, f"for custom models one of: {', '.join(CUSTOM_MODALITIES)} ('{item.name}' is not)"
-        )
-    return item.name, item.weight
-
-
-def _check_asset(field: str, value: Any, what: str) -> str:
-    if not isinstance(value, str) or not ASSET_ID_RE.match(value.strip()):
-        raise ValidationError(
-            field,
-            value,
-            f"{what} as an asset id like 'asset_\u2026' (upload images first)",
-            param=CUSTOM_WIRE_TO_PARAM.get(field),
-        )
-    return value.strip()
 
 
 def check_custom_capabilities(capabilities: Any, model_id: Any = None, *, img2img: bool = False) -> None:
@@ -807,59 +752,123 @@ def check_custom_capabilities(capabilities: Any, model_id: Any = None, *, img2im
         )
 
 
-def normalise_custom_lenient(body: Mapping[str, Any]) -> dict[str, Any]:
-    """What the server does to a custom ControlNet body before :func:`validate_custom_body` checks it.
-
-    Unknown keys are dropped, the modality defaults to ``canny`` (aliases
-    accepted), ``strength`` without an init image is ignored, numbers sent as
-    strings are accepted. Never raises.
-    """
-    b = {k: v for k, v in body.items() if k in CUSTOM_KNOWN_FIELDS}
-    modality = b.get("controlModality")
-    if modality is None:
-        b["controlModality"] = "canny"
-    elif isinstance(modality, str):
-        b["controlModality"] = MODALITY_ALIASES.get(modality.strip().lower(), modality.strip().lower())
-    if b.get("image") is None:
-        b.pop("strength", None)
-    _numbers_from_text(b, CUSTOM_CONTROLNET_RULES)
-    return b
+def declared_of(model: Any) -> declared_inputs.DeclaredModel:
+    """The declarations of a custom model record (``models.Model``, or a raw record mapping)."""
+    declared = getattr(model, "declared", None)
+    if isinstance(declared, declared_inputs.DeclaredModel):
+        return declared
+    raw = getattr(model, "raw", model)
+    return declared_inputs.DeclaredModel.from_record(raw if isinstance(raw, Mapping) else {})
 
 
-def validate_custom_body(
-    body: Mapping[str, Any], capabilities: Any, *, strict: bool = True, model_id: Any = None
+def custom_file_inputs(model: Any) -> tuple[str, ...]:
+    """The names of a custom model's file inputs that carry the request's images (control map, init image)."""
+    declared = declared_of(model)
+    return tuple(d.name for role in ("control_image", "image") if (d := declared.role(role)) is not None)
+
+
+def custom_unpriced_inputs(model: Any) -> tuple[str, ...]:
+    """What a custom-path price quote leaves out: the image inputs (Scenario prices a body without them,
+    so a quote never uploads) and the init-image strength, which only goes with an init image."""
+    declared = declared_of(model)
+    strength = declared.role("strength")
+    return custom_file_inputs(model) + ((strength.name,) if strength is not None else ())
+
+
+def lora_ids(request: Any) -> list[str]:
+    """The model ids a request names in ``loras`` (for the client to look their types up)."""
+    return [mid for mid, _ in declared_inputs.parse_loras(getattr(request, "loras", None))]
+
+
+def _pending(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith("data:")
+
+
+def check_custom_request(
+    request: Any,
+    model: Any,
+    *,
+    model_types: Mapping[str, str | None] | None = None,
+    source_size: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
-    """Check a ``/generate/custom/{modelId}`` ControlNet body: the strict rules.
+    """The ``/generate/custom/{id}`` body for ``request``, checked against the model's declared inputs.
 
-    ``capabilities`` is the model record's list: ``controlnet`` is required,
-    ``img2img`` too when an init image is given. Only the documented fields,
-    ``controlModality`` given, images as asset ids, ``strength`` only with an
-    init image. ``strict=False`` first applies :func:`normalise_custom_lenient`
-    (the emulator). Returns the body with numbers typed; raises
-    :class:`ValidationError` naming the first offending field and what it allows.
+    Images given as data URLs pass with :data:`PLACEHOLDER_ASSET_ID` standing in
+    and come back as they were (a one-item list for a ``file_array`` input),
+    for the caller to upload. ``model_types`` (id -> type, ``None`` = not
+    found) lets LoRA types be checked and moves a composition named in
+    ``loras`` to the base's single-model input. Fields the model cannot take
+    are refused, naming the field, the model and its inputs.
     """
-    b: dict[str, Any] = dict(body) if strict else normalise_custom_lenient(body)
-    _refuse_unknown(b, CUSTOM_KNOWN_FIELDS, "custom ControlNet fields")
-    check_custom_capabilities(capabilities, model_id, img2img=b.get("image") is not None)
-    check_prompt(b.get("prompt"), CUSTOM_PROMPT_MAX)
-    b["controlImage"] = _check_asset("controlImage", b.get("controlImage"), "the control image (required)")
-    if b.get("controlModality") not in CUSTOM_MODALITIES:
+    check_custom_capabilities(model.capabilities, model.model_id, img2img=request.image is not None)
+    declared = declared_of(model)
+    if not declared.inputs:
         raise ValidationError(
-            "controlModality", b.get("controlModality"), "one of: " + ", ".join(CUSTOM_MODALITIES), param="modality"
+            "modelId",
+            model.model_id,
+            "a custom model whose record declares its inputs (Scenario sent none for this model)",
+            param="model_id",
         )
-    if b.get("image") is not None:
-        b["image"] = _check_asset("image", b["image"], "the init image")
-    else:
-        b.pop("image", None)
-        if b.get("strength") is not None:
-            raise ValidationError("strength", b["strength"], "strength only with an init image (image)")
-    for field in CUSTOM_CONTROLNET_RULES:
-        if b.get(field) is not None:
-            b[field] = check_number(field, b[field], rules=CUSTOM_CONTROLNET_RULES)
-        else:
-            b.pop(field, None)
-    check_window(b.get("controlStart"), b.get("controlEnd"))
-    return b
+    for param, value in (
+        ("scheduler", getattr(request, "scheduler", None)),
+        ("negative_prompt_strength", getattr(request, "negative_prompt_strength", None)),
+    ):
+        if value is not None:
+            raise ValidationError(
+                PARAM_TO_WIRE.get(param, param),
+                value,
+                f"nothing: model {model.model_id} does not take it (custom models declare their own inputs)",
+                param=param,
+            )
+    control = request.control_image_id if request.control_image_id is not None else request.control_image
+    pending = {
+        "control": control if _pending(control) else None,
+        "image": request.image if _pending(request.image) else None,
+    }
+    types = dict(model_types or {})
+    lora_model, loras = declared_inputs.assign_loras(
+        declared, declared_inputs.parse_loras(getattr(request, "loras", None)), types
+    )
+    fields = declared_inputs.fields_from_request(
+        request,
+        source_size=source_size,
+        control_image=PLACEHOLDER_ASSET_ID if pending["control"] else control,
+        image=PLACEHOLDER_ASSET_ID if pending["image"] else request.image,
+        loras=loras,
+        lora_model=lora_model,
+    )
+    mapped = declared_inputs.map_request(declared, fields)
+    checked = declared_inputs.validate_body(declared, mapped.body, params=mapped.params, model_types=types)
+    for role, url in (("control_image", pending["control"]), ("image", pending["image"])):
+        d = declared.role(role)
+        if url is not None and d is not None and d.name in checked:
+            checked[d.name] = [url] if isinstance(checked[d.name], list) else url
+    return checked
+
+
+def custom_notes(request: Any, model: Any) -> tuple[str, ...]:
+    """What the mapping tells the user for this request (e.g. "modality not used by this model")."""
+    declared = declared_of(model)
+    try:
+        fields = declared_inputs.fields_from_request(request, control_image=PLACEHOLDER_ASSET_ID)
+        return declared_inputs.map_request(declared, fields).notes
+    except ValidationError:
+        return ()
+
+
+def _refuse_custom_only_fields(request: Any, model: Any) -> None:
+    for param, value in (
+        ("loras", getattr(request, "loras", None)),
+        ("extra_inputs", getattr(request, "extra_inputs", None)),
+    ):
+        if value:
+            raise ValidationError(
+                param,
+                value,
+                f"nothing on {model.model_id}: it runs on the legacy ControlNet endpoints, which take one LoRA as "
+                "model_id; LoRA lists and extra inputs go to custom models such as model_bfl-flux-1-dev",
+                param=param,
+            )
 
 
 # --------------------------------------------------------------------------- the entry points
@@ -882,8 +891,6 @@ class RequestLike(Protocol):
 
     def to_body(self, family: str) -> dict[str, Any]: ...
 
-    def to_custom_body(self) -> dict[str, Any]: ...
-
 
 class ModelLike(Protocol):
     """What :func:`check_request` reads of a model record (``models.Model``)."""
@@ -898,32 +905,33 @@ class ModelLike(Protocol):
     def capabilities(self) -> Sequence[str]: ...
 
 
-def check_request(request: RequestLike, model: ModelLike) -> dict[str, Any]:
+def check_request(
+    request: RequestLike,
+    model: ModelLike,
+    *,
+    model_types: Mapping[str, str | None] | None = None,
+    source_size: tuple[int, int] | None = None,
+) -> dict[str, Any]:
     """The one check of a request against a model record; returns the strict wire body.
 
     A Flux, SDXL or SD 1.5 model gets the legacy body (:func:`validate_body`
     for its family). A custom model (``custom: true``, family ``custom``) gets
-    the ``/generate/custom/{id}`` body (:func:`validate_custom_body` with the
-    model's capabilities); images given as data URLs pass with
+    the ``/generate/custom/{id}`` body built from the model's declared inputs
+    (:func:`check_custom_request`); images given as data URLs pass with
     :data:`PLACEHOLDER_ASSET_ID` standing in and come back as they were, for
-    the caller to upload and replace by their asset ids. Raises
-    :class:`ValidationError` naming the field and the allowed values.
+    the caller to upload and replace by their asset ids. ``model_types`` and
+    ``source_size`` only matter to custom models (LoRA types; the control
+    map's size for sizes of 0). Raises :class:`ValidationError` naming the
+    field and the allowed values.
 
     :func:`precheck_request` is the model-independent part (run before the
     model lookup).
     """
     check_id("modelId", request.model_id)
-    if model.family != CUSTOM:  # family_of() already gives every ``custom: true`` record the custom family
+    if model.family != CUSTOM:
+        _refuse_custom_only_fields(request, model)
         return validate_body(request.endpoint, request.to_body(model.family), model.family)
-    # The custom path: the one place where a custom model's own rules apply.
-    check_custom_capabilities(model.capabilities, model.model_id, img2img=request.image is not None)
-    body = request.to_custom_body()
-    pending = {f: body[f] for f in CUSTOM_IMAGE_FIELDS if isinstance(body.get(f), str) and body[f].startswith("data:")}
-    checked = validate_custom_body(
-        {**body, **dict.fromkeys(pending, PLACEHOLDER_ASSET_ID)}, model.capabilities, model_id=model.model_id
-    )
-    checked.update(pending)
-    return checked
+    return check_custom_request(request, model, model_types=model_types, source_size=source_size)
 
 
 def precheck_request(request: RequestLike) -> None:
@@ -978,35 +986,62 @@ def check_field(field: str, value: Any) -> Any:
 # --------------------------------------------------------------------------- what the frontend is told
 
 
-def describe_family(family: str, capabilities: Any = (), model_id: str | None = None) -> dict[str, Any]:
+def describe_family(
+    family: str,
+    capabilities: Any = (),
+    model_id: str | None = None,
+    declared: declared_inputs.DeclaredModel | None = None,
+) -> dict[str, Any]:
     """What a model of ``family`` allows: the modality choices, how many at once, guidance and sizes.
 
     A custom model with the ``controlnet`` capability runs on
-    ``/generate/custom/{id}``: the Flux modality list, one at a time.
+    ``/generate/custom/{id}``: its modality choices, sizes and guidance come
+    from its ``declared`` inputs (no modality input: an empty list and
+    ``modality_used`` false), plus the summary of
+    :func:`declared_inputs.model_summary` under ``declared``.
     """
     custom_controlnet = family == CUSTOM and CUSTOM_CONTROLNET_CAPABILITY in {
         str(c).lower() for c in (capabilities or ())
     }
-    if custom_controlnet:
-        modalities = list(CUSTOM_MODALITIES)
-    else:
-        modalities = list(MODALITIES_BY_FAMILY.get(family, ())) + list(PRESETS_BY_FAMILY.get(family, ()))
     guidance = FAMILY_RANGES.get(family, {}).get("guidance", (RULES["guidance"].lo, RULES["guidance"].hi))
+    size = {
+        "width": list(size_range("width", family)),
+        "height": list(size_range("height", family)),
+        "multiple_of": size_multiple(family),
+    }
+    max_modalities = MAX_MODALITIES.get(family, 0)
+    modalities = list(MODALITIES_BY_FAMILY.get(family, ())) + list(PRESETS_BY_FAMILY.get(family, ()))
+    summary: dict[str, Any] | None = None
+    if custom_controlnet:
+        summary = declared_inputs.model_summary(declared) if declared is not None else None
+        modalities = list(summary["modalities"]) if summary else []
+        max_modalities = 1 if modalities else 0
+        if declared is not None:
+            g = declared.role("guidance")
+            if g is not None and g.min is not None and g.max is not None:
+                guidance = (g.min, g.max)
+            w, h = declared.role("width"), declared.role("height")
+            if w is not None and h is not None:
+                size = {
+                    "width": [int(w.min or 1), int(w.max or 4096)],
+                    "height": [int(h.min or 1), int(h.max or 4096)],
+                    "multiple_of": int(w.step) if w.step is not None and w.integer else 1,
+                }
     info: dict[str, Any] = {
         "family": family,
         "family_label": family_label(family),
         "modalities": modalities,
-        "max_modalities": CUSTOM_MAX_MODALITIES if custom_controlnet else MAX_MODALITIES.get(family, 0),
+        "max_modalities": max_modalities,
         "guidance_range": [float(guidance[0]), float(guidance[1])],
-        "size_range": {
-            "width": list(size_range("width", family)),
-            "height": list(size_range("height", family)),
-            "multiple_of": size_multiple(family),
-        },
+        "size_range": size,
         "controlnet": family != CUSTOM or custom_controlnet,
     }
     if custom_controlnet and model_id is not None:
         info["path"] = custom_path(model_id)
+    if summary is not None:
+        info["declared"] = summary
+        info["modality_used"] = summary["roles"]["modality"] is not None
+        info["price_widgets"] = summary["price_widgets"]
     elif family == CUSTOM and not custom_controlnet:
         info["note"] = "custom models do not run on the ControlNet endpoints; use a Flux, SDXL or SD 1.5 model"
     return info

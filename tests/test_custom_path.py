@@ -11,7 +11,9 @@ import pytest
 from helpers import data_url, fast_client, make_array, make_png
 from pack_loader import image_tensor
 
-from scenario_api import ControlNetRequest, ValidationError, spec
+from scenario_api import ControlNetRequest, ValidationError, declared_inputs, spec
+from scenario_api.emulator import models_catalog
+from scenario_api.models import Model
 
 pytest_plugins = ["pack_loader"]  # fixtures: pack, comfy, node_env
 
@@ -192,27 +194,37 @@ async def test_img2img_on_the_custom_path_sends_image_and_strength(emulator, set
     assert post["body"]["image"] == "asset_demo_pose" and post["body"]["strength"] == pytest.approx(0.5)
 
 
-def test_validate_custom_body_rules():
-    caps = ["txt2img", "img2img", "controlnet"]
-    ok = {"prompt": "p", "controlImage": "asset_x1", "controlModality": "pose", "numOutputs": 4, "width": 2048}
-    assert spec.validate_custom_body(ok, caps)["numOutputs"] == 4
+def test_custom_rules_come_from_the_declared_inputs():
+    # issue 8: the hard-coded custom rules became the model's declared inputs (spec.check_request);
+    # the same cases, now through the one entry point and the emulator's recorded-shape record.
+    model = Model.from_api({"model": models_catalog.get_model(BFL)})
+    ok = {"model_id": BFL, "modality": "pose", "control_image_id": "asset_x1", "num_samples": 4, "width": 2048}
+    assert spec.check_request(_request(**ok), model)["numOutputs"] == 4
+    no_img2img = Model.from_api({"model": {**models_catalog.get_model(BFL), "capabilities": ["controlnet"]}})
+    txt_only = Model.from_api({"model": {**models_catalog.get_model(BFL), "capabilities": ["txt2img"]}})
     cases = [
-        ({**ok, "numSamples": 2}, caps, "numSamples"),  # the legacy name is not a custom field
-        ({**ok, "strength": 0.5}, caps, "strength"),  # strength only with an init image
-        ({**ok, "image": "asset_init"}, ["controlnet"], "image"),  # img2img capability needed
-        ({**ok, "controlImage": MAP}, caps, "controlImage"),  # asset ids only
-        ({**ok, "prompt": "x" * 2049}, caps, "prompt"),
-        ({**ok, "controlStart": 0.8, "controlEnd": 0.2}, caps, "controlStart"),
-        (ok, ["txt2img"], "modelId"),
+        ({**ok, "extra_inputs": {"numSamples": 2}}, model, "numSamples"),  # the legacy name is not an input
+        ({**ok, "image": "asset_init"}, no_img2img, "image"),  # img2img capability needed
+        ({**ok, "prompt": "x" * 2049}, model, "prompt"),
+        ({**ok, "control_start": 0.8, "control_end": 0.2}, model, "controlStart"),
+        (ok, txt_only, "modelId"),
     ]
-    for body, capabilities, field in cases:
+    for changes, record, field in cases:
         with pytest.raises(ValidationError) as info:
-            spec.validate_custom_body(body, capabilities)
-        assert info.value.field == field, (body, info.value)
-    lenient = spec.validate_custom_body(
-        {**ok, "controlModality": "openpose", "type": "x", "seed": "12"}, caps, strict=False
+            spec.check_request(_request(**changes), record)
+        assert info.value.field == field, (changes, info.value)
+    declared = declared_inputs.DeclaredModel.from_record(models_catalog.get_model(BFL))
+    strict = {"prompt": "p", "controlImage": "asset_x1", "controlModality": "pose"}
+    for body, field in (({**strict, "strength": 0.5}, "strength"), ({**strict, "controlImage": MAP}, "controlImage")):
+        with pytest.raises(ValidationError) as info:
+            declared_inputs.validate_body(declared, body)
+        assert info.value.field == field
+    lenient, violation = declared_inputs.first_violation_response(
+        declared, {**strict, "controlModality": "openpose", "type": "x", "seed": "12"}
     )
-    assert lenient["controlModality"] == "pose" and lenient["seed"] == 12 and "type" not in lenient
+    assert (
+        violation is None and lenient["controlModality"] == "pose" and lenient["seed"] == 12 and "type" not in lenient
+    )
     assert spec.custom_path("model_bfl-flux-1-dev") == "/generate/custom/model_bfl-flux-1-dev"
     with pytest.raises(ValidationError):
         spec.custom_path("../x")

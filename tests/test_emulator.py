@@ -423,7 +423,8 @@ def test_upload_asset_and_use_it_as_map(api):
 
 
 def test_models(api):
-    rows = api.get("/models").json()["models"]
+    # issue 8: like Scenario, GET /models lists the account's private models unless privacy=public
+    rows = api.get("/models", params={"privacy": "public"}).json()["models"]
     ids = {m["id"] for m in rows}
     assert {
         "flux.1-dev",

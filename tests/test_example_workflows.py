@@ -112,13 +112,14 @@ def to_api_prompt(workflow, pack) -> dict:
     return prompt
 
 
-def test_there_are_the_four_examples_and_a_readme():
+def test_there_are_the_five_examples_and_a_readme():
     names = {p.name for p in WORKFLOWS}
     assert names == {
         "canny_controlnet_generate.json",
         "pose_img2img.json",
         "upload_once_many_generations.json",
         "recover_job.json",
+        "lora_custom_generate.json",
     }
     readme = (ROOT / "example_workflows" / "README.md").read_text(encoding="utf-8")
     for name in names:
@@ -206,3 +207,55 @@ def test_api_prompt_passes_validation(pack, path):
             assert sources == 1, f"{path.name} node {node_id}: give exactly one control source"
         if "image_id" in cls.INPUT_TYPES().get("optional", {}):
             assert ("image" in ins) + bool(ins.get("image_id")) == 1
+
+
+# --------------------------------------------------------------------------- running them (issue 8)
+
+EXAMPLE_INPUT = ROOT / "example_workflows" / "input"
+
+
+def _generate_inputs(path: Path, pack, **changes) -> tuple[str, dict]:
+    """The generate node's inputs as ComfyUI would pass them, the control map loaded from the example input."""
+    from helpers import decode_png
+    from pack_loader import image_tensor
+
+    prompt = to_api_prompt(load(path), pack)
+    [(kind, inputs)] = [
+        (n["class_type"], n["inputs"]) for n in prompt.values() if n["class_type"].startswith("ScenarioControlNet")
+    ]
+    inputs = dict(inputs)
+    edges = decode_png((EXAMPLE_INPUT / "scenario_canny_house.png").read_bytes())
+    inputs["control_image"] = image_tensor(edges if edges.ndim == 2 else edges[..., :3])
+    inputs.update(changes)
+    return kind, inputs
+
+
+@pytest.mark.parametrize(
+    "model_id, path",
+    [
+        ("flux.1-dev", "/v1/generate/controlnet"),
+        ("model_bfl-flux-1-dev", "/v1/generate/custom/model_bfl-flux-1-dev"),
+        ("model_z-image", "/v1/generate/custom/model_z-image"),
+    ],
+)
+async def test_the_canny_example_runs_on_three_models_changing_only_model_id(node_env, comfy, pack, model_id, path):
+    kind, inputs = _generate_inputs(WORKFLOWS[0].parent / "canny_controlnet_generate.json", pack, model_id=model_id)
+    images, job_id, _ = await pack.NODE_CLASS_MAPPINGS[kind]().generate(unique_id="3", **inputs)
+    [post] = node_env.requests("POST", "/v1/generate/*")
+    assert post["path"] == path and job_id.startswith("job_") and images.shape[0] == 1
+    body = post["body"]
+    assert body.get("prompt") == inputs["prompt"] and body["seed"] == 12345
+    if model_id == "model_z-image":
+        assert body["controlnetConditioningScale"] == 0.8 and len(body["controlImage"]) == 1
+    elif model_id == "model_bfl-flux-1-dev":
+        assert body["controlModality"] == "canny" and body["controlStrength"] == 0.8
+    else:
+        assert body["modality"] == "canny:0.8" and body["numSamples"] == 1
+
+
+async def test_the_lora_example_runs(node_env, comfy, pack):
+    kind, inputs = _generate_inputs(WORKFLOWS[0].parent / "lora_custom_generate.json", pack)
+    assert inputs["model_id"] == "model_bfl-flux-1-dev" and inputs["loras"]
+    await pack.NODE_CLASS_MAPPINGS[kind]().generate(unique_id="3", **inputs)
+    [post] = node_env.requests("POST", "/v1/generate/*")
+    assert post["body"]["loras"] == ["model_2taP2G9BJL1Rw8t81NwiXGZA"] and post["body"]["lorasScale"] == [0.8]

@@ -113,7 +113,9 @@ async def test_custom_model_offers_no_modality_and_says_why(web_api: Any) -> Non
 async def test_custom_controlnet_model_offers_the_flux_modalities(web_api: Any) -> None:
     info = await web_api.model_info("model_bfl-flux-1-dev")
     assert info["family"] == spec.CUSTOM and info["custom"] is True and info["controlnet"] is True
-    assert info["modalities"] == list(spec.FLUX_MODALITIES) and info["max_modalities"] == 1
+    # issue 8: the choices are the model's declared controlModality values (as recorded: no 'sketch')
+    assert info["modalities"] == ["canny", "tile", "depth", "blur", "pose", "gray", "low-quality"]
+    assert info["max_modalities"] == 1 and info["modality_used"] is True
     assert info["size_range"] == {"width": [128, 2048], "height": [128, 2048], "multiple_of": 16}
     assert info["path"] == "/generate/custom/model_bfl-flux-1-dev" and "note" not in info
 
@@ -368,7 +370,7 @@ def test_try_register_on_a_prompt_server(routes: Any, comfy: Any) -> None:
     assert routes.try_register() is True
     assert {(r.method, r.path) for r in table} == set(routes.ROUTES)
     assert routes.try_register() is True
-    assert len(table) == 3  # idempotent: a second registration adds nothing
+    assert len(table) == len(routes.ROUTES) == 4  # idempotent: a second registration adds nothing
 
 
 def test_try_register_never_raises(routes: Any, comfy: Any) -> None:
@@ -444,6 +446,7 @@ def test_js_routes_match_the_server() -> None:
         "/scenario/models/{model_id}",
         "/scenario/quote",
         "/scenario/status",
+        "/scenario/models",  # issue 8: the model picker's list (its UI is issue 10)
     }
 
 

@@ -11,7 +11,8 @@ import pytest
 from helpers import data_url, fast_client, make_png
 from pack_loader import submodule
 
-from scenario_api import ControlNetRequest, ValidationError, spec
+from scenario_api import ControlNetRequest, ValidationError, declared_inputs, spec
+from scenario_api.emulator import models_catalog
 from scenario_api.models import Model
 
 pytest_plugins = ["pack_loader"]  # fixtures: pack, comfy, node_env
@@ -19,13 +20,8 @@ pytest_plugins = ["pack_loader"]  # fixtures: pack, comfy, node_env
 MAP = data_url(make_png(64, 64, "edges"))
 FLUX = Model(model_id="flux.1-dev", type="flux.1", family=spec.FLUX)
 SDXL = Model(model_id="stable-diffusion-xl-base-1.0", type="sd-xl", family=spec.SDXL)
-CUSTOM_CN = Model(
-    model_id="model_bfl-flux-1-dev",
-    type="custom",
-    family=spec.CUSTOM,
-    custom=True,
-    capabilities=("txt2img", "img2img", "controlnet"),
-)
+# issue 8: a custom model's rules are its declared inputs, so the record is the emulator's (as recorded)
+CUSTOM_CN = Model.from_api({"model": models_catalog.get_model("model_bfl-flux-1-dev")})
 CUSTOM_TXT = Model(
     model_id="model_demo-custom-txt2img", type="custom", family=spec.CUSTOM, custom=True, capabilities=("txt2img",)
 )
@@ -102,7 +98,7 @@ def test_precheck_refuses_only_what_no_family_accepts():
 def test_field_maps_are_one_table_read_both_ways():
     assert spec.WIRE_TO_PARAM["numSamples"] == "num_samples" and spec.PARAM_TO_WIRE["num_samples"] == "numSamples"
     assert all(spec.WIRE_TO_PARAM[wire] == param for param, wire in spec.PARAM_TO_WIRE.items())
-    assert spec.CUSTOM_WIRE_TO_PARAM["numOutputs"] == "num_samples"
+    assert declared_inputs.WIDGET_OF_ROLE["num_outputs"] == "num_samples"  # issue 8: by meaning, not by name
     assert spec.id_shape("jobId").startswith("a job id like")
 
 

@@ -43,7 +43,9 @@ export const QUOTE_FIELDS = Object.freeze([
   'scheduler',
   'control_start',
   'control_end',
-  'strength'
+  'strength',
+  'loras',
+  'extra_inputs'
 ])
 
 /**
@@ -68,7 +70,7 @@ export const PRICE_FIELDS = Object.freeze([
 ])
 
 /** Text inputs that, when linked, are sent empty (the server then ignores them). */
-const TEXT_FIELDS_EMPTY_WHEN_LINKED = ['prompt', 'modalities']
+const TEXT_FIELDS_EMPTY_WHEN_LINKED = ['prompt', 'modalities', 'loras', 'extra_inputs']
 
 export function isScenarioNode(node) {
   const type = node?.comfyClass ?? node?.constructor?.comfyClass ?? node?.type

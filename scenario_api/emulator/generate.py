@@ -5,8 +5,8 @@ Order of checks, like a real server: model exists (404) and is not custom
 exist (404) and images decode (400); then ``?dryRun=true`` answers 269 with
 the price and no job, otherwise credits are charged (402) and a job is created.
 
-``POST /v1/generate/custom/{modelId}`` (:func:`handle_custom`) follows the same
-order with the custom path's rules (``spec.validate_custom_body``).
+``POST /v1/generate/custom/{modelId}`` lives in :mod:`.custom` (the model's
+declared inputs decide the rules) and reuses the quote, job and output steps here.
 """
 
 from __future__ import annotations
@@ -108,7 +108,9 @@ def handle_generate(ctx: Context, req: Request, endpoint: str) -> Response:
     return _create_job(ctx, req, echo, cost, outputs, project_id, fault, job_type="controlnet")
 
 
-def _quote_or_charge(ctx: Context, cost: float, endpoint: str, dry_run: bool) -> Response | None:
+def _quote_or_charge(
+    ctx: Context, cost: float, endpoint: str, dry_run: bool, details: dict[str, float] | None = None
+) -> Response | None:
     """A dry run's 269 price answer; otherwise charge the balance (402-style error when short) and return None."""
     if dry_run:
         return Response.json(
@@ -116,7 +118,7 @@ def _quote_or_charge(ctx: Context, cost: float, endpoint: str, dry_run: bool) ->
             {
                 "creativeUnitsCost": cost,
                 "creativeUnitsDiscount": 0,
-                "costDetails": pricing.cost_details(cost, endpoint),
+                "costDetails": details if details is not None else pricing.cost_details(cost, endpoint),
             },
         )
     config = ctx.config
@@ -173,64 +175,6 @@ def _project_id(req: Request) -> str | None:
         except ValidationError as exc:
             raise HttpError(400, str(exc)) from None
     return project_id
-
-
-CUSTOM_ONLY_REASON = "Custom models only are supported for this endpoint"
-
-
-def handle_custom(ctx: Context, req: Request, model_id: str) -> Response:
-    """``POST /v1/generate/custom/{modelId}``: the 2026 path of custom models such as ``model_bfl-flux-1-dev``.
-
-    Non-custom models answer 400 with Scenario's own reason; the body is
-    checked with ``spec.validate_custom_body(strict=False)`` against the
-    model's capabilities. Jobs have jobType ``custom``; rendering is the
-    legacy one (the control asset shapes the output, one asset per output).
-    """
-    dry_run = req.query.get("dryRun", "").lower() == "true"
-    project_id = _project_id(req)
-    model = models_catalog.get_model(model_id)
-    if model is None:
-        raise HttpError(404, f"Model {model_id} not found")
-    if not model.get("custom"):
-        raise HttpError(400, CUSTOM_ONLY_REASON)
-    raw = req.json_object()
-    # Scenario prices a custom-path body without its images (a prompt-only dry run answers 269 with the price),
-    # so a dry run without a control image is checked with a stand-in id and priced; nothing is resolved.
-    price_only = dry_run and raw.get("controlImage") is None
-    checked = {**raw, "controlImage": spec.PLACEHOLDER_ASSET_ID} if price_only else raw
-    try:
-        body = spec.validate_custom_body(checked, model.get("capabilities") or [], strict=False, model_id=model_id)
-    except ValidationError as exc:
-        raise HttpError(400, str(exc)) from None
-    control_img = None if price_only else _resolve_image(ctx, "controlImage", body["controlImage"])
-    init_img = _resolve_image(ctx, "image", body["image"]) if "image" in body and not price_only else None
-    # The legacy shapes that pricing and rendering understand.
-    legacy = {
-        "prompt": body["prompt"],
-        "modelId": model_id,
-        "modality": body["controlModality"],
-        "numSamples": body.get("numOutputs", spec.CUSTOM_DEFAULTS["numOutputs"]),
-        "numInferenceSteps": body.get("numInferenceSteps", spec.CUSTOM_DEFAULTS["numInferenceSteps"]),
-        "width": body.get("width", spec.CUSTOM_DEFAULTS["width"]),
-        "height": body.get("height", spec.CUSTOM_DEFAULTS["height"]),
-    }
-    if "image" in body:
-        legacy["strength"] = body.get("strength", spec.CUSTOM_DEFAULT_STRENGTH)
-    endpoint = spec.IMG2IMG if init_img is not None else spec.TXT2IMG
-    cost = pricing.cost_of(legacy, spec.FLUX)
-    quote = _quote_or_charge(ctx, cost, spec.CUSTOM_ENDPOINT, dry_run)
-    if quote is not None:
-        return quote
-    config = ctx.config
-    if "seed" not in body:
-        body["seed"] = secrets.randbelow(spec.SEED_MAX + 1)
-    legacy["seed"] = body["seed"]
-    echo = {k: echo_value(v) for k, v in body.items()}
-    echo["modelId"] = model_id
-    echo["type"] = spec.CUSTOM_ENDPOINT
-    fault = ctx.faults.take(JOB_KINDS, req.method, req.path, req.query)
-    outputs = _plan_outputs(legacy, endpoint, config.mixed_sizes, control_img, init_img)
-    return _create_job(ctx, req, echo, cost, outputs, project_id, fault, job_type="custom")
 
 
 def _plan_outputs(

@@ -20,7 +20,8 @@ from .. import spec
 from ..errors import ValidationError
 from . import models_catalog, render
 from .context import Context
-from .generate import handle_custom, handle_generate
+from .custom import handle_custom
+from .generate import handle_generate
 from .messages import HttpError, Request, Response
 from .state import AssetRecord, new_id
 
@@ -176,11 +177,33 @@ def list_jobs(ctx: Context, req: Request, m: re.Match[str]) -> Response:
 # --------------------------------------------------------------------------- models
 
 
+MODEL_PRIVACY = ("private", "public")
+
+
 def list_models(ctx: Context, req: Request, m: re.Match[str]) -> Response:
-    rows = models_catalog.list_models()
-    if req.query.get("type"):
-        rows = [r for r in rows if r["type"] == req.query["type"]]
-    return Response.json(200, {"models": rows})
+    """``GET /models``: ``privacy`` (``private``, the default, like Scenario | ``public``), ``type``,
+    ``pageSize`` (default 100, at most 500) and ``paginationToken``; rows carry no ``inputs``."""
+    q = req.query
+    privacy = q.get("privacy", "private")
+    if privacy not in MODEL_PRIVACY:
+        raise _bad("privacy", privacy, "private or public")
+    limit = models_catalog.PAGE_SIZE_MAX
+    try:
+        page_size = int(q.get("pageSize", models_catalog.PAGE_SIZE_DEFAULT))
+    except ValueError:
+        raise _bad("pageSize", q.get("pageSize"), f"an integer from 1 to {limit}") from None
+    if not 1 <= page_size <= limit:
+        raise _bad("pageSize", q.get("pageSize"), f"an integer from 1 to {limit}")
+    rows = models_catalog.list_models(privacy, q.get("type") or None)
+    offset, page = _decode_token(q["paginationToken"]) if q.get("paginationToken") else (0, 0)
+    if ctx.config.short_pages and page % 2 == 0 and offset < len(rows):
+        # deliberately empty page while results remain
+        return Response.json(200, {"models": [], "nextPaginationToken": _encode_token(offset, page + 1)})
+    chosen = rows[offset : offset + page_size]
+    payload: dict[str, Any] = {"models": chosen}
+    if offset + page_size < len(rows):
+        payload["nextPaginationToken"] = _encode_token(offset + page_size, page + 1)
+    return Response.json(200, payload)
 
 
 def get_model(ctx: Context, req: Request, m: re.Match[str]) -> Response:
