@@ -20,9 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pack_loader import comfy, submodule  # noqa: F401 - `comfy` is a fixture
+from pack_loader import submodule
 
 from scenario_api import spec
+
+pytest_plugins = ["pack_loader"]  # fixtures: pack, comfy, node_env
 
 ROOT = Path(__file__).resolve().parents[1]
 WEB = ROOT / "web"

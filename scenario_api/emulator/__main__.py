@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 from .options import Timing
 from .server import Emulator
@@ -40,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    config: dict[str, object] = {"mixed_sizes": args.mixed_sizes}
+    config: dict[str, Any] = {"mixed_sizes": args.mixed_sizes}
     if args.credits is not None:
         config["credits"] = args.credits
     if args.url_ttl is not None:
