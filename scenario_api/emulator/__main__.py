@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = Timing()
     p.add_argument("--queued", type=float, default=d.queued, help="seconds a job stays queued")
     p.add_argument("--warming-up", type=float, default=d.warming_up, help="seconds in warming-up")
-    p.add_argument("--running", type=float, default=d.running, help="seconds in-progress (progress 0→1)")
+    p.add_argument("--running", type=float, default=d.running, help="seconds in-progress (progress 0->1)")
     p.add_argument("--finalizing", type=float, default=d.finalizing, help="seconds finalizing (0 = skipped)")
     p.add_argument("--credits", type=float, default=None, help="creative-unit balance (default 1e9)")
     p.add_argument("--url-ttl", type=float, default=None, help="lifetime of signed file URLs in seconds")
