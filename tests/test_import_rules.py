@@ -5,7 +5,7 @@
 - torch only by ``nodes/tensors.py`` (the tensor module); ``scenario_api`` therefore never by either;
 - inside the pack, imports are relative, and ``scenario_api`` never imports the ComfyUI adapter (``nodes/``);
 - ``nodes/`` uses only public ``scenario_api`` names: no ``_private`` module, name or attribute, and from a
-  module that declares ``__all__`` only the names it lists;
+  module that declares ``__all__`` only the names it lists or the package's ``__all__`` exports;
 - no import cycle among the ``scenario_api`` modules, nor among the ``nodes`` modules. Imports inside functions
   count (a lazy import only hides a cycle); imports under ``if TYPE_CHECKING:`` do not (they never run).
 """
@@ -257,6 +257,8 @@ def _library_bindings(module: Module) -> dict[str, str]:
 
 def test_nodes_use_only_public_scenario_api_names() -> None:
     library_private = _private_names_defined("scenario_api") - _private_names_defined("nodes")
+    package_exports = _declared_all(MODULES["scenario_api"]) or set()
+    assert {"ScenarioClient", "spec", "ValidationError"} <= package_exports
     problems = []
     for m in MODULES.values():
         if not m.name.startswith("nodes"):
@@ -268,6 +270,8 @@ def test_nodes_use_only_public_scenario_api_names() -> None:
                 problems.append(f"{m.where}:{u.line}: imports the private module {u.target}")
             source = MODULES.get(u.target)
             public = _declared_all(source) if source is not None else None
+            if public is not None:  # the package root's __all__ is the library's public surface too
+                public |= package_exports
             for name in u.names:
                 if _is_private(name):
                     problems.append(f"{m.where}:{u.line}: imports {u.target}.{name}")
