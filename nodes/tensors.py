@@ -28,10 +28,13 @@ from ..scenario_api.errors import ValidationError
 
 
 class DecodedLike(Protocol):
-    """What :func:`results_to_tensors` needs from ``scenario_api.imaging.DecodedImage``."""
+    """What :func:`results_to_tensors` needs from ``scenario_api.imaging.DecodedImage`` (read-only)."""
 
-    rgb: np.ndarray
-    alpha: np.ndarray | None
+    @property
+    def rgb(self) -> np.ndarray: ...
+
+    @property
+    def alpha(self) -> np.ndarray | None: ...
 
 
 def _tensor_error(input_name: str, got: str, allowed: str) -> ValidationError:
@@ -65,9 +68,9 @@ def image_to_arrays(image: object, input_name: str = "image") -> list[np.ndarray
     if not t.is_floating_point():
         t = t.float() / 255.0 if t.dtype == torch.uint8 else t.float()
     data = t.detach().to("cpu", torch.float32)
-    data = torch.nan_to_num(data, nan=0.0).clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8).numpy()
+    pixels = torch.nan_to_num(data, nan=0.0).clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8).numpy()
     out: list[np.ndarray] = []
-    for item in data:
+    for item in pixels:
         if c == 1:
             out.append(np.ascontiguousarray(item[:, :, 0]))
         else:

@@ -147,7 +147,7 @@ def check_widgets(**values: Any) -> None:
         raise found[0]
 
 
-def validate_inputs_method() -> classmethod:
+def validate_inputs_method() -> classmethod[Any, ..., bool | str]:
     """A ``VALIDATE_INPUTS`` classmethod taking exactly :data:`WIDGET_NAMES`.
 
     ComfyUI reads the method's argument names (``inspect.getfullargspec``) to
@@ -158,7 +158,7 @@ def validate_inputs_method() -> classmethod:
     or one text listing every problem (ComfyUI repeats it once per input).
     """
 
-    def VALIDATE_INPUTS(cls: type, **values: Any) -> bool | str:
+    def VALIDATE_INPUTS(cls: type[Any], /, **values: Any) -> bool | str:
         found = widget_errors(**values)
         return prefixed(" | ".join(str(e) for e in found)) if found else True
 

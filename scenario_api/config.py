@@ -12,6 +12,7 @@ import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import NoReturn
 from urllib.parse import SplitResult, urlsplit
 
 from .errors import ConfigurationError, ValidationError
@@ -73,7 +74,7 @@ class Credentials:
 
     __str__ = __repr__
 
-    def __reduce__(self):  # pickling would copy the secret somewhere unexpected
+    def __reduce__(self) -> NoReturn:  # pickling would copy the secret somewhere unexpected
         raise TypeError("Credentials cannot be pickled")
 
 

@@ -216,6 +216,7 @@ class Job:
         if cost is None and isinstance(data, Mapping):
             cost = _float(data.get("creativeUnitsCost"))
         history = j.get("statusHistory") if isinstance(j.get("statusHistory"), list) else []
+        job_input = meta.get("input")
         return cls(
             job_id=str(j.get("jobId") or j.get("id") or ""),
             status=JobStatus.parse(j.get("status")),
@@ -224,7 +225,7 @@ class Job:
             asset_ids=tuple(str(a) for a in (meta.get("assetIds") or []) if a),
             error=str(error) if error else None,
             hint=(meta.get("hint") or j.get("hint")) or None,
-            input=meta.get("input") if isinstance(meta.get("input"), Mapping) else {},
+            input=job_input if isinstance(job_input, Mapping) else {},
             cost=cost,
             created_at=j.get("createdAt"),
             updated_at=j.get("updatedAt"),

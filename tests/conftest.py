@@ -35,6 +35,26 @@ import httpx  # noqa: E402
 from scenario_api.config import Credentials, Settings  # noqa: E402
 from scenario_api.emulator import Emulator, Timing  # noqa: E402
 
+
+class _PackFolderIsNoTestPackage:
+    """Collect the repository folder as a plain directory, not as a package.
+
+    The folder is the ComfyUI pack, so it has an ``__init__.py``, and pytest would import it as a package named after
+    the folder before any test runs. A clone folder named like the repository ("scenario-controlnet") is no valid
+    module name, and that import then fails on the pack's relative imports. The tests load the pack the way ComfyUI
+    does (tests/pack_loader.py). A conftest hook is not asked about its own folder's parent, hence a plugin.
+    """
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collect_directory(self, path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+        return pytest.Dir.from_parent(parent, path=path) if path == ROOT else None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not config.pluginmanager.has_plugin("scenario-pack-folder"):
+        config.pluginmanager.register(_PackFolderIsNoTestPackage(), "scenario-pack-folder")
+
+
 TEST_KEY = "test-key"
 TEST_SECRET = "test-secret-value-123"
 FAST_TIMING = Timing(queued=0.05, warming_up=0.05, running=0.2)

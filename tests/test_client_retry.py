@@ -325,7 +325,7 @@ async def test_concurrent_lost_replies_each_adopt_their_own_job(emulator, settin
         submissions = await asyncio.gather(*(client.submit(_request(control_image=m)) for m in maps))
     assert all(s.adopted for s in submissions)
     assert len({s.job_id for s in submissions}) == 2
-    for submission, sent in zip(submissions, maps):
+    for submission, sent in zip(submissions, maps, strict=True):
         assert submission.job.input["controlImage"] == _marker(sent)
     assert len(_submits(emulator)) == 2
 

@@ -97,13 +97,13 @@ def to_api_prompt(workflow, pack) -> dict:
         inputs = {}
         if node["type"] in pack.NODE_CLASS_MAPPINGS:
             for (name, _, _), value in zip(
-                widget_slots(pack.NODE_CLASS_MAPPINGS[node["type"]]), node["widgets_values"]
+                widget_slots(pack.NODE_CLASS_MAPPINGS[node["type"]]), node["widgets_values"], strict=True
             ):
                 if not name.endswith("#control"):
                     inputs[name] = value
         else:
             core = CORE_NODES[node["type"]]["widgets"]
-            inputs.update({w[0]: v for w, v in zip(core, node["widgets_values"]) if w[1] != "IMAGEUPLOAD"})
+            inputs.update({w[0]: v for w, v in zip(core, node["widgets_values"], strict=True) if w[1] != "IMAGEUPLOAD"})
         for entry in node["inputs"]:
             if entry.get("link") is not None:
                 _, src, slot, *_ = links[entry["link"]]
@@ -131,7 +131,7 @@ def test_workflow_fits_the_node_definitions(pack, path):
     wf = load(path)
     assert wf["version"] == 0.4
     nodes = {n["id"]: n for n in wf["nodes"]}
-    assert wf["last_node_id"] >= max(nodes) and wf["last_link_id"] >= max((l[0] for l in wf["links"]), default=0)
+    assert wf["last_node_id"] >= max(nodes) and wf["last_link_id"] >= max((link[0] for link in wf["links"]), default=0)
     for node in wf["nodes"]:
         kind = node["type"]
         assert kind in CORE_NODES or kind in pack.NODE_CLASS_MAPPINGS, f"{path.name}: unknown node type {kind}"
@@ -142,7 +142,7 @@ def test_workflow_fits_the_node_definitions(pack, path):
             assert len(node["widgets_values"]) == len(slots), (
                 f"{where}: {len(node['widgets_values'])} values for {len(slots)} widgets"
             )
-            for (name, wkind, opts), value in zip(slots, node["widgets_values"]):
+            for (name, wkind, opts), value in zip(slots, node["widgets_values"], strict=True):
                 check_value(f"{where}.{name}", wkind, opts, value)
             widget_names = {s[0] for s in slots}
             for entry in node["inputs"]:
@@ -154,7 +154,7 @@ def test_workflow_fits_the_node_definitions(pack, path):
         else:
             core = CORE_NODES[kind]
             assert len(node["widgets_values"]) == len(core["widgets"]), where
-            for spec, value in zip(core["widgets"], node["widgets_values"]):
+            for spec, value in zip(core["widgets"], node["widgets_values"], strict=True):
                 if spec[1] == "FLOAT":
                     assert spec[2] <= value <= spec[3], where
                 if spec[0] == "image":

@@ -70,7 +70,7 @@ def test_locked_inputs_are_an_unchanged_prefix(pack, lock):
             assert [i["name"] for i in new[: len(old)]] == [i["name"] for i in old], (
                 f"{node_id}.{section}: inputs renamed or reordered; only appending is allowed"
             )
-            for before, after in zip(old, new):
+            for before, after in zip(old, new[: len(old)], strict=True):
                 assert after["type"] == before["type"], f"{node_id}.{before['name']} changed type"
                 assert after.get("control_after_generate") == before.get("control_after_generate")
                 if before["type"] == "COMBO":

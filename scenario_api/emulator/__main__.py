@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 from .options import Timing
 from .server import Emulator
@@ -24,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = Timing()
     p.add_argument("--queued", type=float, default=d.queued, help="seconds a job stays queued")
     p.add_argument("--warming-up", type=float, default=d.warming_up, help="seconds in warming-up")
-    p.add_argument("--running", type=float, default=d.running, help="seconds in-progress (progress 0→1)")
+    p.add_argument("--running", type=float, default=d.running, help="seconds in-progress (progress 0->1)")
     p.add_argument("--finalizing", type=float, default=d.finalizing, help="seconds finalizing (0 = skipped)")
     p.add_argument("--credits", type=float, default=None, help="creative-unit balance (default 1e9)")
     p.add_argument("--url-ttl", type=float, default=None, help="lifetime of signed file URLs in seconds")
@@ -40,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    config: dict[str, object] = {"mixed_sizes": args.mixed_sizes}
+    config: dict[str, Any] = {"mixed_sizes": args.mixed_sizes}
     if args.credits is not None:
         config["credits"] = args.credits
     if args.url_ttl is not None:

@@ -91,7 +91,9 @@ def handle_custom(ctx: Context, req: Request, model_id: str) -> Response:
     return _create_job(ctx, req, echo, cost, outputs, project_id, fault, job_type="custom")
 
 
-def _render_shape(model: di.DeclaredModel, model_id: str, body: dict[str, Any], control: Any, seed: int) -> dict:
+def _render_shape(
+    model: di.DeclaredModel, model_id: str, body: dict[str, Any], control: Any, seed: int
+) -> dict[str, Any]:
     """The legacy-shaped fields the renderer reads (samples, size, modality, strength, seed)."""
 
     def value(role: str, fallback: Any) -> Any:

@@ -7,8 +7,8 @@ raise :class:`HttpError`), so they never touch sockets and stay easy to read.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass, field
+from email.message import Message
 from typing import Any
 
 
@@ -30,7 +30,7 @@ class Request:
     method: str
     path: str
     query: dict[str, str]
-    headers: Mapping[str, str]
+    headers: Message[str, str]  # as http.server parsed them
     body: bytes
     origin: str
     key: str | None = None  # the authenticated API key, if any

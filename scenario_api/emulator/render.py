@@ -120,7 +120,7 @@ def _key(spec: RenderSpec) -> bytes:
 def _resize(arr: np.ndarray, width: int, height: int) -> np.ndarray:
     if arr.shape[1] == width and arr.shape[0] == height:
         return arr
-    return np.asarray(Image.fromarray(arr).resize((width, height), Image.BILINEAR))
+    return np.asarray(Image.fromarray(arr).resize((width, height), Image.Resampling.BILINEAR))
 
 
 def render(spec: RenderSpec) -> bytes:

@@ -215,9 +215,9 @@ class _Handler(BaseHTTPRequestHandler):
                 resp = fault_response(fault)
                 self._answer(entry, resp)
                 return
-        slow = fault is not None and fault.kind == "slow"
-        if slow and not fault.params.get("process_first", True):
-            time.sleep(float(fault.params["delay"]))
+        slow = fault if fault is not None and fault.kind == "slow" else None
+        if slow is not None and not slow.params.get("process_first", True):
+            time.sleep(float(slow.params["delay"]))
 
         resp = self._process(ctx, req, is_api)
         if resp.log_extra:
@@ -226,8 +226,8 @@ class _Handler(BaseHTTPRequestHandler):
             ctx.log.update(entry, processed_status=resp.status)
             self._drop()
             return
-        if slow and fault.params.get("process_first", True):
-            time.sleep(float(fault.params["delay"]))
+        if slow is not None and slow.params.get("process_first", True):
+            time.sleep(float(slow.params["delay"]))
         self._answer(entry, resp)
 
     def _answer(self, entry: dict[str, Any], resp: Response) -> None:
@@ -263,7 +263,7 @@ class _Server(ThreadingHTTPServer):
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
-        host, port = self.server_address[:2]
+        host, port = str(self.server_address[0]), self.server_address[1]
         shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
         shown = f"[{shown}]" if ":" in shown else shown
         self.origin = f"http://{shown}:{port}"

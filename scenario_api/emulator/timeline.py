@@ -57,7 +57,7 @@ def _running_start(timing: Timing) -> float:
 
 
 def _progress(elapsed: float, timing: Timing) -> float:
-    """Linear 0→1 over the running phase, rounded so JSON stays short."""
+    """Linear 0->1 over the running phase, rounded so JSON stays short."""
     start = _running_start(timing)
     if elapsed <= start:
         return 0.0
