@@ -19,7 +19,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-TRANSPORT_KINDS = ("status", "disconnect_before_accept", "disconnect_after_accept", "slow")
+TRANSPORT_KINDS = (
+    "status",
+    "disconnect_before_accept",
+    "disconnect_after_accept",
+    "slow",
+    "status_after_accept",
+    "broken_body",
+)
+# Faults that let the request be processed (a job created, credits charged) and then spoil the answer.
+AFTER_ACCEPT_KINDS = ("disconnect_after_accept", "status_after_accept", "broken_body")
+BROKEN_BODY_MODES = ("malformed_json", "html", "empty", "not_object", "no_job_id", "bad_job_id", "no_job")
 JOB_KINDS = ("job_failure", "stuck_job")
 DOWNLOAD_KINDS = ("expired_url", "truncated_download")
 KINDS = TRANSPORT_KINDS + JOB_KINDS + DOWNLOAD_KINDS
@@ -29,6 +39,8 @@ _ALLOWED_PARAMS = {
     "disconnect_before_accept": set(),
     "disconnect_after_accept": set(),
     "slow": {"delay", "process_first"},
+    "status_after_accept": {"status", "retry_after", "body", "raw", "content_type"},
+    "broken_body": {"mode", "status"},
     "job_failure": {"error", "hint"},
     "stuck_job": set(),
     "expired_url": set(),
@@ -94,7 +106,7 @@ def parse_fault(raw: Any, fault_id: int) -> Fault:
     if not isinstance(query, Mapping) or not all(v is None or isinstance(v, str) for v in query.values()):
         raise ValueError("fault query must map parameter names to patterns (strings) or null")
     params = {k: raw[k] for k in _ALLOWED_PARAMS[kind] if k in raw}
-    if kind == "status":
+    if kind in ("status", "status_after_accept"):
         status = params.get("status")
         if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
             raise ValueError("a 'status' fault needs an HTTP status, e.g. {\"status\": 429}")
@@ -102,6 +114,19 @@ def parse_fault(raw: Any, fault_id: int) -> Fault:
             _number(params["retry_after"], "retry_after")
         if "body" in params and not isinstance(params["body"], (dict, list, str)):
             raise ValueError("fault body must be a JSON object, list or string")
+    if kind == "status_after_accept":
+        if "body" in params and "raw" in params:
+            raise ValueError("a 'status_after_accept' fault takes 'body' (JSON) or 'raw' (text), not both")
+        for text in ("raw", "content_type"):
+            if text in params and not isinstance(params[text], str):
+                raise ValueError(f"fault field {text!r} must be a string")
+    if kind == "broken_body":
+        if params.get("mode") not in BROKEN_BODY_MODES:
+            raise ValueError(f"a 'broken_body' fault needs a mode, one of: {', '.join(BROKEN_BODY_MODES)}")
+        if "status" in params:
+            status = params["status"]
+            if isinstance(status, bool) or not isinstance(status, int) or not 200 <= status <= 299:
+                raise ValueError("a 'broken_body' fault's status must be a 2xx status")
     if kind == "slow":
         _number(params.get("delay"), "delay")
         if not isinstance(params.get("process_first", True), bool):
