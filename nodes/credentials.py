@@ -67,13 +67,16 @@ def missing_credentials_message(path: Path | None) -> str:
 
 def _read_file(path: Path) -> Mapping[str, object]:
     """The credentials file's object ({} when absent); a ConfigurationError that never shows its content."""
+    problem = None
     try:
         data = read_json_object(path, what="credentials file")
     except UnsafeFileError as exc:
+        problem = exc.message
+    if problem is not None:
         raise ConfigurationError(
-            f"Scenario: {exc.message}. Expected a UTF-8 JSON file holding "
+            f"Scenario: {problem}. Expected a UTF-8 JSON file holding "
             '{"api_key": "...", "api_secret": "...", "project_id": "..." (optional)}'
-        ) from None
+        )
     return {} if data is None else data
 
 

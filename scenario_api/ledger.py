@@ -725,10 +725,13 @@ class Ledger:
         try:
             conn = self._connect()
             self._local.conn, self._local.pid = conn, os.getpid()
-            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")  # only takes effect on a new, empty file
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                log.warning("job ledger %s: WAL mode unavailable (%s); continuing", self.path, mode)
+            if size == 0:  # a new file: settings that only take effect before the first table
+                conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if str(mode).lower() != "wal":  # switching needs a moment of exclusive access; only once per file
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    log.warning("job ledger %s: WAL mode unavailable (%s); continuing", self.path, mode)
             conn.execute("PRAGMA journal_size_limit = 4194304")
             result = conn.execute("PRAGMA quick_check").fetchall()
             if [tuple(r) for r in result] != [("ok",)]:

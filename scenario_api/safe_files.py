@@ -185,11 +185,15 @@ def decode_text(data: bytes, path: str | os.PathLike[str], *, what: str = "file"
         raise UnsafeFileError(path, "looks like UTF-16 text; save it as UTF-8", what=what)
     try:
         text = data.decode("utf-8")
+        position = -1
     except UnicodeDecodeError as exc:
-        position = exc.start
+        # exc.object is the whole file: keep only the offset, and raise outside this block so the
+        # UnicodeDecodeError is not even kept as __context__.
+        text, position = "", exc.start
+    if position >= 0:
         raise UnsafeFileError(
             path, f"is not UTF-8 text (undecodable byte at offset {position}); save it as UTF-8", what=what
-        ) from None
+        )
     if "\x00" in text:
         raise UnsafeFileError(path, "contains NUL characters; it is not a text file", what=what)
     return text
@@ -261,18 +265,20 @@ def loads_json_object(
     depth = json_depth(text, max_depth)
     if depth > max_depth:
         raise UnsafeFileError(path, f"is nested too deeply (more than {max_depth} levels)", what=what)
+    problem = None
     try:
         data = json.loads(
             text, parse_constant=_refuse_constant, object_pairs_hook=_unique_object, parse_float=_finite_float
         )
     except _Refused as exc:
-        raise UnsafeFileError(path, f"{exc}; fix or recreate it", what=what) from None
-    except json.JSONDecodeError as exc:
-        raise UnsafeFileError(
-            path, f"is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})", what=what
-        ) from None
+        problem = f"{exc}; fix or recreate it"
+    except json.JSONDecodeError as exc:  # exc.doc is the whole text: keep line and column only
+        problem = f"is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
     except (ValueError, RecursionError):  # e.g. an integer with too many digits
-        raise UnsafeFileError(path, "is not valid JSON", what=what) from None
+        problem = "is not valid JSON"
+    if problem is not None:
+        # raised outside the except blocks: the parser's exception (holding the text) is not chained
+        raise UnsafeFileError(path, problem, what=what)
     if not isinstance(data, Mapping):
         raise UnsafeFileError(path, f"must hold a JSON object {{...}}, not {_json_kind(data)}", what=what)
     return dict(data)
