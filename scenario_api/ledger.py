@@ -67,7 +67,7 @@ from typing import Any
 
 from . import spec
 from .errors import ScenarioError
-from .safe_files import UnsafeFileError, check_regular_file
+from .safe_files import UnsafeFileError, check_regular_file, loads_json_object
 
 __all__ = [
     "Ledger",
@@ -139,6 +139,7 @@ PROMPT_CHARS = 80
 MAX_TEXT = 500
 MAX_IDS = 256  # asset ids / candidates kept per record
 MAX_SALVAGED = 1000
+MAX_REQUEST_CHARS = 32 * 1024
 
 # ------------------------------------------------------------------ text hygiene
 
@@ -333,6 +334,7 @@ class Record:
     last_sent_at: float | None
     updated_at: float
     owner: str
+    request: Mapping[str, Any] | None = None  # the canonical request body, when it was stored
 
     @property
     def pending(self) -> bool:
@@ -401,6 +403,18 @@ def _id_list(row: Mapping[str, Any], name: str, pattern: re.Pattern[str]) -> tup
     return tuple(items)
 
 
+def _request_field(row: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    raw = row.get("request")
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or len(raw) > MAX_REQUEST_CHARS:
+        raise LedgerRowError(row.get("id"), "request is not short JSON text")
+    try:
+        return loads_json_object(raw, "ledger row", what="request of a", max_depth=8)
+    except UnsafeFileError:
+        raise LedgerRowError(row.get("id"), "request is not a JSON object") from None
+
+
 def decode_row(row: Mapping[str, Any]) -> Record:
     """A :class:`Record` from a row mapping; :class:`LedgerRowError` (naming the row id only) if any value is off."""
     row_id = row.get("id")
@@ -455,6 +469,7 @@ def decode_row(row: Mapping[str, Any]) -> Record:
         last_sent_at=_number_field(row, "last_sent_at", optional=True),
         updated_at=updated,
         owner=_text_field(row, "owner", limit=200) or "",
+        request=_request_field(row),
     )
 
 
@@ -560,6 +575,8 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (intent_id, asset_id)
         )""",
         "CREATE INDEX intents_updated ON intents (updated_at)",
+        # the canonical request (data URLs as content hashes), so `resume` can match a crashed send's job
+        "ALTER TABLE intents ADD COLUMN request TEXT",
     ),
 )
 assert len(_MIGRATIONS) == SCHEMA_VERSION
@@ -567,7 +584,7 @@ _OUR_TABLES = {"intents", "receipts", "sqlite_sequence"}
 
 _COLUMNS = (
     "id, kind, state, fingerprint, account, endpoint, base_url, origin, prompt, seed, cost, job_id, adopted, "
-    "candidates, asset_ids, note, created_at, first_sent_at, last_sent_at, updated_at, owner"
+    "candidates, asset_ids, note, created_at, first_sent_at, last_sent_at, updated_at, owner, request"
 )
 
 
@@ -956,8 +973,13 @@ class Ledger:
         prompt: str = "",
         seed: int | None = None,
         cost: float | None = None,
+        request: Mapping[str, Any] | None = None,
     ) -> int:
-        """Write a new intent in state ``submitting`` (before anything is sent); returns its id."""
+        """Write a new intent in state ``submitting`` (before anything is sent); returns its id.
+
+        ``request`` (the body as sent, asset ids as they are) is kept in canonical form, data URLs
+        as content hashes and URLs without their query, when it fits in 32 KiB.
+        """
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}")
         if not _HEX64.fullmatch(fingerprint):
@@ -968,11 +990,17 @@ class Ledger:
             raise ValueError("seed must be a non-negative integer")
         if cost is not None and (isinstance(cost, bool) or not math.isfinite(float(cost))):
             raise ValueError("cost must be a finite number")
+        stored = None
+        if request is not None:
+            stored = scrub_text(canonical_json(request), MAX_REQUEST_CHARS + 1)
+            if len(stored) > MAX_REQUEST_CHARS:
+                stored = None
         now = self._clock()
         with self._write() as c:
             cur = c.execute(
                 "INSERT INTO intents (kind, state, fingerprint, account, endpoint, base_url, origin, prompt, seed, "
-                "cost, created_at, updated_at, owner) VALUES (?, 'submitting', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "cost, created_at, updated_at, owner, request) "
+                "VALUES (?, 'submitting', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     kind,
                     fingerprint,
@@ -986,6 +1014,7 @@ class Ledger:
                     now,
                     now,
                     self._owner,
+                    stored,
                 ),
             )
             intent_id = int(cur.lastrowid or 0)

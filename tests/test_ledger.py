@@ -389,6 +389,17 @@ def test_no_credential_or_signed_url_reaches_the_file(tmp_path):
         assert b"Policy=abc" not in data and b"Key-Pair-Id=K" not in data
 
 
+def test_the_request_is_kept_in_canonical_form(ledger):
+    png = base64.b64encode(b"\x89PNG fake bytes").decode()
+    body = {"seed": 5, "prompt": "p", "controlImage": f"data:image/png;base64,{png}", "image": SIGNED, "g": 3.0}
+    i = new_intent(ledger, request=body)
+    req = ledger.get(i).request
+    assert req["controlImage"].startswith("sha256:") and req["image"].endswith("asset_x.png") and req["g"] == 3
+    assert list(req) == sorted(req)
+    huge = new_intent(ledger, request={"prompt": "x" * 40_000})
+    assert ledger.get(huge).request is None  # too big to keep: the fingerprint still is
+
+
 def test_repr_shows_the_path_only(ledger):
     assert repr(ledger) == f"Ledger({str(ledger.path)!r})"
 
@@ -741,6 +752,7 @@ VALID_ROW = {
     "last_sent_at": 2.0,
     "updated_at": 3.0,
     "owner": "host:1",
+    "request": '{"prompt":"p","seed":3}',
 }
 hostile = (
     st.none()
@@ -749,7 +761,9 @@ hostile = (
     | st.floats()
     | st.text(max_size=40)
     | st.binary(max_size=10)
-    | st.sampled_from(["[", "[[[]]]", '["job_x"]', '["asset_x", 5]', "{}", "[" * 3000, "nan", "job_ok1"])
+    | st.sampled_from(
+        ["[", "[[[]]]", '["job_x"]', '["asset_x", 5]', "{}", "[" * 3000, "nan", "job_ok1", '{"a": NaN}', "{" * 50]
+    )
 )
 
 
