@@ -169,3 +169,19 @@ def test_new_config_keys_are_checked(emulator):
     shown = httpx.get(emulator.origin + "/_emulator/config", trust_env=False).json()
     assert shown["clock_skew"] == 0 and shown["ignore_created_after"] is False
     assert json.dumps(shown)
+
+
+def test_a_fault_with_a_probability_hits_only_some_requests(emulator, api):
+    emulator.fault(target="GET /v1/models/*", kind="status", status=503, count=1000, probability=0.3)
+    statuses = [api.get("/models/flux.1-dev").status_code for _ in range(60)]
+    hits = statuses.count(503)
+    assert set(statuses) <= {200, 503} and 3 <= hits <= 40
+    [pending] = emulator.faults()
+    assert pending["probability"] == 0.3 and pending["count"] == 1000 - hits
+    for bad in (0, 1.5, "often", True):
+        r = httpx.post(
+            emulator.origin + "/_emulator/faults",
+            json={"target": SUBMIT, "kind": "slow", "delay": 0, "probability": bad},
+            trust_env=False,
+        )
+        assert r.status_code == 400 and "probability" in r.json()["reason"]

@@ -3,7 +3,9 @@
 A fault targets ``"METHOD PATH"`` with a shell pattern (``fnmatch``, case
 sensitive, path without the query), optionally narrowed by ``query`` (each key's
 value is a pattern, or null meaning "key absent": ``{"dryRun": null}`` hits only
-paid submits). Each use decrements ``count``; a spent fault disappears.
+paid submits). Each use decrements ``count``; a spent fault disappears. With
+``probability`` p < 1 each matching request uses the fault only with chance p
+(soak tests: a large ``count`` and a small ``probability``).
 
 Transport kinds act in the HTTP handler (answer a status, drop the connection,
 be slow); job kinds shape the next jobs a matching submit creates; download
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
+import random
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -46,7 +49,7 @@ _ALLOWED_PARAMS = {
     "expired_url": set(),
     "truncated_download": set(),
 }
-_COMMON = {"target", "kind", "count", "query"}
+_COMMON = {"target", "kind", "count", "query", "probability"}
 
 
 @dataclass
@@ -57,6 +60,7 @@ class Fault:
     count: int
     query: dict[str, str | None] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
+    probability: float = 1.0  # chance that a matching request uses the fault (soak tests)
 
     def matches(self, method: str, path: str, query: Mapping[str, str]) -> bool:
         if not fnmatch.fnmatchcase(f"{method} {path}", self.target):
@@ -76,6 +80,7 @@ class Fault:
             "target": self.target,
             "count": self.count,
             "query": dict(self.query),
+            **({"probability": self.probability} if self.probability < 1.0 else {}),
             **self.params,
         }
 
@@ -105,6 +110,9 @@ def parse_fault(raw: Any, fault_id: int) -> Fault:
     query = raw.get("query") or {}
     if not isinstance(query, Mapping) or not all(v is None or isinstance(v, str) for v in query.values()):
         raise ValueError("fault query must map parameter names to patterns (strings) or null")
+    probability = raw.get("probability", 1.0)
+    if isinstance(probability, bool) or not isinstance(probability, (int, float)) or not 0 < probability <= 1:
+        raise ValueError("fault probability must be a number in (0, 1]")
     params = {k: raw[k] for k in _ALLOWED_PARAMS[kind] if k in raw}
     if kind in ("status", "status_after_accept"):
         status = params.get("status")
@@ -134,16 +142,17 @@ def parse_fault(raw: Any, fault_id: int) -> Fault:
     for text in ("error", "hint"):
         if text in params and not isinstance(params[text], str):
             raise ValueError(f"fault field {text!r} must be a string")
-    return Fault(fault_id, kind, target, count, dict(query), params)
+    return Fault(fault_id, kind, target, count, dict(query), params, float(probability))
 
 
 class FaultPlan:
     """Thread-safe list of pending faults, consumed first-added first."""
 
-    def __init__(self) -> None:
+    def __init__(self, seed: int | None = None) -> None:
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
         self._next_id = 1
+        self._random = random.Random(seed)
 
     def add(self, raw: Any) -> list[Fault]:
         """Add one fault object or a list of them (all-or-nothing)."""
@@ -167,6 +176,8 @@ class FaultPlan:
         with self._lock:
             for fault in self._faults:
                 if fault.kind in kinds and fault.matches(method, path, query):
+                    if fault.probability < 1.0 and self._random.random() >= fault.probability:
+                        continue  # this request is spared; the fault stays for the next ones
                     fault.count -= 1
                     if fault.count <= 0:
                         self._faults.remove(fault)
