@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import inspect
+import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -47,16 +49,23 @@ from .errors import (
     DownloadError,
     ExpiredURLError,
     ImageDecodeError,
+    JobCanceledError,
+    JobFailedError,
     NotFoundError,
     OutcomeUnknownError,
+    RateLimitedError,
     ScenarioError,
+    ServerError,
     TransientDownloadError,
     TransportError,
     TruncatedDownloadError,
     ValidationError,
 )
+from .imaging import content_hash as imaging_hash
 from .imaging import from_data_url, sniff_mime, to_data_url
-from .models import Asset, ControlNetRequest, Job, Model, Quote, Submission
+from .intents import Intents, Ticket
+from .ledger import SUBMIT, UPLOAD, Ledger
+from .models import Asset, ControlNetRequest, Job, JobStatus, Model, Quote, Submission
 from .reconcile import CLAIMED_JOBS, MAX_PAGE_SIZE, Reconciler, iso_utc, sent_at
 from .retry import RetryPolicy
 from .spec import precheck_request
@@ -78,6 +87,36 @@ CUSTOM_RECORDS_TTL = 600.0
 CUSTOM_RECORDS = RecordCache(ttl=CUSTOM_RECORDS_TTL)
 
 ProgressCallback = OnUpdate
+
+
+class _Displaced(Exception):
+    """An adopted job was taken back by the run whose own reply named it."""
+
+
+class _FoundBeforeResend(Exception):
+    """The check before a paid resend found the job the earlier send created."""
+
+    def __init__(self, job: Job) -> None:
+        super().__init__(job.job_id)
+        self.job = job
+
+
+def _first_sent(wire: WireState) -> float:
+    """Wall-clock time of the first send: any attempt since may have created the job."""
+    return wire.first_send if wire.first_send is not None else sent_at(wire)
+
+
+def _job_in_reply(data: Any) -> Job | None:
+    """The job of a submit's 2xx answer, or None when the answer holds no usable job id."""
+    if not isinstance(data, Mapping) or not isinstance(data.get("job"), Mapping):
+        return None
+    try:
+        job = Job.from_api(data)
+    except ScenarioError:
+        return None
+    if not job.job_id or not spec.JOB_ID_RE.fullmatch(job.job_id):
+        return None
+    return job
 
 
 class ScenarioClient:
@@ -111,6 +150,8 @@ class ScenarioClient:
         max_download_bytes: int = DEFAULT_MAX_BYTES,
         download_attempts: int = 3,
         download_timeout: httpx.Timeout | float | None = None,
+        ledger: Ledger | None = None,
+        reuse: bool = False,
     ) -> None:
         self.settings = settings if settings is not None else Settings.from_env()
         self._transport = Transport(self.settings, timeout=timeout)  # raises ConfigurationError without a key
@@ -130,7 +171,14 @@ class ScenarioClient:
             kwargs["timeout"] = download_timeout
         self._downloader = Downloader(policy, **kwargs)
         self._models: dict[str, Model] = {}
+        self.ledger = ledger
+        self.reuse = bool(reuse and ledger is not None)
+        self._intents = Intents(self.settings, ledger)
+        self._tickets: dict[str, Ticket] = {}  # job id -> the ticket of this client's submit that holds it
+        self._served: set[int] = set()  # ledger intents whose results this client already served again
+        self._asset_jobs: dict[str, str] = {}  # asset id -> job id, for download receipts
         self._reconciler = Reconciler(
+            intents=self._intents,
             list_jobs=self.list_jobs,
             cancel_job=self.cancel_job,
             clock_offset=lambda: self._transport.clock_offset,
@@ -361,48 +409,147 @@ class ScenarioClient:
         request = request.with_seed()
         model, body = await self._prepare(request, upload=True)
         endpoint, path, match = self._route(request, model, body)
+        fingerprint = self._intents.fingerprint(SUBMIT, path, match)
+        if self.reuse:
+            reused = await self._reuse(request, fingerprint)
+            if reused is not None:
+                return reused
         what = f"the generation request ({path})"
+        ticket = await self._intents.begin(
+            SUBMIT, path, match, prompt=str(body.get("prompt", "")), seed=body.get("seed"), fingerprint=fingerprint
+        )
         wire = WireState()
+
+        async def check_before_resend() -> None:
+            # A 429/503 may come from a gateway after Scenario accepted: never resend over a job that exists.
+            await self._check_before_resend(endpoint, match, wire, ticket)
+
         try:
             try:
-                response = await self._transport.paid(
-                    "POST",
-                    path,
-                    what=what,
-                    policy=self.paid_retry,
-                    json=body,
-                    timeout=self._submit_timeout(),
-                    on_wait=on_wait,
-                    wire=wire,
-                )
+                try:
+                    response = await self._transport.paid(
+                        "POST",
+                        path,
+                        what=what,
+                        policy=self.paid_retry,
+                        json=body,
+                        timeout=self._submit_timeout(),
+                        on_wait=on_wait,
+                        wire=wire,
+                        before_resend=check_before_resend,
+                    )
+                finally:
+                    if wire.first_send is not None:
+                        await self._intents.sent(ticket)
+            except _FoundBeforeResend as found:
+                return Submission(job=found.job, creative_units=found.job.cost, adopted=True, request=request)
             except AmbiguousOutcome as exc:
                 LOG.warning("submit outcome unknown (%s); looking for the job instead of resubmitting", exc.cause)
-                return await self._reconciler.adopt(request, endpoint, match, sent_at(wire), exc.cause)
+                sub = await self._reconciler.adopt(request, endpoint, match, _first_sent(wire), exc.cause, ticket)
+                self._tickets[sub.job_id] = ticket
+                return sub
+            except ScenarioError as exc:
+                if wire.answered and isinstance(exc, (RateLimitedError, ServerError)):
+                    # refused to the end (429/503), but such an answer may follow an acceptance: look once
+                    adopted = await self._adopt_if_created(request, endpoint, match, wire, ticket)
+                    if adopted is not None:
+                        return adopted
+                await self._intents.refused(ticket, exc.message)
+                raise
         except asyncio.CancelledError:
             if wire.maybe_sent:
-                await self._reconciler.recover_cancelled_submit(endpoint, match, sent_at(wire))
+                await self._reconciler.recover_cancelled_submit(endpoint, match, _first_sent(wire), ticket)
+            elif wire.answered:
+                await self._intents.uncertain(
+                    ticket, "cancelled while waiting to resend after a 429/503 answer; a job may exist"
+                )
+            else:
+                await self._intents.refused(ticket, "cancelled before the request was sent")
             raise
         status = response.status_code
         if status == DRY_RUN_STATUS:
+            await self._intents.refused(ticket, "answered with a price quote (HTTP 269)")
             raise ScenarioError("Scenario answered the generation request with a price quote (HTTP 269): no job")
         if not 200 <= status < 300:
-            raise api_error(response, what=what)
+            error = api_error(response, what=what)
+            await self._intents.refused(ticket, error.message)
+            raise error
         data = decode_body(response)
-        job = Job.from_api(data if isinstance(data, Mapping) else {})
-        if not job.job_id:
-            raise ScenarioError(
-                f"Scenario accepted the generation request (HTTP {status}) but sent no job id; check your recent "
-                "jobs in the Scenario app before running again"
+        job = _job_in_reply(data)
+        if job is None:
+            # A 2xx without a usable job (broken JSON, an HTML page, no or a malformed id): the job may exist.
+            cause = f"HTTP {status} answer without a usable job id"
+            LOG.warning("submit answered %s; looking for the job instead of resubmitting", cause)
+            sub = await self._reconciler.adopt(request, endpoint, match, _first_sent(wire), cause, ticket)
+            self._tickets[sub.job_id] = ticket
+            return sub
+        if not await self._intents.claim(ticket, job.job_id, adopted=False):
+            error = ScenarioError(
+                f"Scenario answered the generation request with job {job.job_id}, which another run already "
+                "holds; it was not adopted twice. Check the job with Poll Job",
+                job_id=job.job_id,
             )
-        CLAIMED_JOBS.claim(job.job_id)
+            await self._intents.uncertain(ticket, error.message, [job.job_id])
+            raise error
+        self._tickets[job.job_id] = ticket
         cost = data.get("creativeUnitsCost") if isinstance(data, Mapping) else None
         LOG.info("submitted job %s (seed %s)", job.job_id, request.seed)
         return Submission(
             job=job,
-            creative_units=float(cost) if isinstance(cost, (int, float)) else job.cost,
+            creative_units=float(cost) if isinstance(cost, (int, float)) and math.isfinite(cost) else job.cost,
             adopted=False,
             request=request,
         )
+
+    async def _check_before_resend(
+        self, endpoint: str, match: Mapping[str, Any], wire: WireState, ticket: Ticket
+    ) -> None:
+        """Before a paid resend: adopt a matching job created since the first send, or refuse to resend blind."""
+        found = await self._reconciler.look_for_job(
+            endpoint, match, _first_sent(wire), attempts=1, interval=0.0, ticket=ticket
+        )
+        if found.job is not None:
+            LOG.warning(
+                "Scenario created job %s although it answered 429/503; adopted it instead of resending",
+                found.job.job_id,
+            )
+            self._tickets[found.job.job_id] = ticket
+            raise _FoundBeforeResend(found.job)
+        if found.lookup_error is not None or found.candidates:
+            why = "the job list could not be read" if found.lookup_error else "several matching jobs exist"
+            raise AmbiguousOutcome(f"a 429/503 answer, and before resending {why}")
+
+    async def _adopt_if_created(
+        self, request: ControlNetRequest, endpoint: str, match: Mapping[str, Any], wire: WireState, ticket: Ticket
+    ) -> Submission | None:
+        try:
+            await self._check_before_resend(endpoint, match, wire, ticket)
+        except _FoundBeforeResend as found:
+            return Submission(job=found.job, creative_units=found.job.cost, adopted=True, request=request)
+        except AmbiguousOutcome as exc:
+            sub = await self._reconciler.adopt(request, endpoint, match, _first_sent(wire), exc.cause, ticket)
+            self._tickets[sub.job_id] = ticket
+            return sub
+        return None
+
+    async def _reuse(self, request: ControlNetRequest, fingerprint: str) -> Submission | None:
+        """An earlier succeeded job with the same fingerprint, whose assets still exist; None to submit anew."""
+        record = await self._intents.reusable(fingerprint, kind=SUBMIT, exclude=self._served)
+        if record is None or not record.job_id:
+            return None
+        try:
+            job = await self.get_job(record.job_id)
+            if job.status != JobStatus.SUCCESS or not job.asset_ids:
+                raise NotFoundError("not a finished job any more")
+            for asset_id in job.asset_ids:
+                await self.get_asset(asset_id)
+        except NotFoundError:
+            LOG.info("job %s can no longer be reused (its results are gone); submitting anew", record.job_id)
+            self._served.add(record.id)
+            return None
+        self._served.add(record.id)
+        LOG.info("reused job %s (same request and seed, already paid for); nothing submitted", job.job_id)
+        return Submission(job=job, creative_units=0.0, adopted=False, request=request, reused=True)
 
     def _submit_timeout(self) -> httpx.Timeout:
         return httpx.Timeout(self.submit_timeout, connect=min(10.0, self.submit_timeout))
@@ -483,18 +630,47 @@ class ScenarioClient:
         """
         job_id = spec.check_id("jobId", job_id)
         interval = self.poll_interval if poll_interval is None else max(0.0, poll_interval)
+        ticket = self._tickets.get(job_id)
+
+        async def on_update(job: Job) -> None:
+            if ticket is not None and ticket.adopted and not await self._intents.owns(ticket, job_id):
+                raise _Displaced(job_id)
+            if on_progress is not None:
+                result = on_progress(job)
+                if inspect.isawaitable(result):
+                    await result
+
         try:
-            return await watch_job(
+            job = await watch_job(
                 self,
                 job_id,
-                on_update=on_progress,
+                on_update=on_update,
                 limits=Limits(run_timeout=timeout),
                 next_delay=next_delay or fixed_interval(interval),
                 max_failures=self.max_poll_failures,
             )
         except asyncio.CancelledError:
-            await self._cancel_shielded(job_id)
+            if ticket is None or await self._intents.owns(ticket, job_id):
+                await self._cancel_shielded(job_id)
+                await self._intents.finished(job_id, "canceled", reason="stopped by the caller; a cancel was sent")
+            else:
+                LOG.warning("job %s belongs to another run; it was not cancelled", job_id)
             raise
+        except _Displaced:
+            raise OutcomeUnknownError(
+                f"Scenario: job {job_id}, adopted after a lost reply, turned out to belong to another run (whose "
+                "own reply named it); it was left to that run and not cancelled. This request's own outcome is "
+                "unknown: check your recent jobs with Poll Job before running again",
+                job_id=job_id,
+            ) from None
+        except (JobFailedError, JobCanceledError) as exc:
+            state = "failed" if isinstance(exc, JobFailedError) else "canceled"
+            await self._intents.finished(job_id, state, reason=exc.message)
+            raise
+        await self._intents.finished(job_id, "succeeded", asset_ids=job.asset_ids)
+        for asset_id in job.asset_ids:
+            self._asset_jobs[asset_id] = job_id
+        return job
 
     async def cancel_job(self, job_id: str, *, best_effort: bool = True, timeout: float | None = None) -> Job | None:
         """Ask Scenario to cancel a job, once.
@@ -567,7 +743,9 @@ class ScenarioClient:
             if not asset.url:
                 raise DownloadError(f"Asset {asset_id} has no file URL yet (status {asset.status!r})")
             try:
-                return await self._downloader.fetch(asset.url)
+                data = await self._downloader.fetch(asset.url)
+                await self._intents.receipt(self._asset_jobs.get(asset_id), asset_id, data)
+                return data
             except (ExpiredURLError, TruncatedDownloadError, TransientDownloadError) as exc:
                 last = exc
                 LOG.warning("download of %s failed (%s); getting a fresh URL", asset_id, type(exc).__name__)
@@ -607,21 +785,47 @@ class ScenarioClient:
         else:
             raise ValidationError("image", type(data).__name__, "image bytes or a data URL")
         what = f"the upload of '{name.strip()}'"
+        content = from_data_url(url)[0]
+        ticket = await self._intents.begin(
+            UPLOAD,
+            "/assets",
+            {},
+            prompt=name.strip(),
+            fingerprint=self._intents.upload_fingerprint(imaging_hash(content)),
+        )
         try:
-            response = await self._transport.paid(
-                "POST", "/assets", what=what, policy=self.paid_retry, json={"name": name.strip(), "image": url}
-            )
+            try:
+                response = await self._transport.paid(
+                    "POST", "/assets", what=what, policy=self.paid_retry, json={"name": name.strip(), "image": url}
+                )
+            finally:
+                await self._intents.sent(ticket)
         except AmbiguousOutcome as exc:
+            await self._intents.uncertain(ticket, f"upload outcome unknown: {exc.cause}")
             raise OutcomeUnknownError(
                 f"Scenario: the upload of '{name.strip()}' may or may not have created an asset ({exc.cause}). "
                 "Nothing was retried automatically. Uploading again is harmless: at worst it leaves an unused asset",
                 status=exc.status,
             ) from None
+        except ScenarioError as exc:
+            await self._intents.refused(ticket, exc.message)
+            raise
+        except asyncio.CancelledError:
+            await self._intents.uncertain(ticket, "cancelled while the upload was on its way")
+            raise
         if not 200 <= response.status_code < 300:
-            raise api_error(response, what=what)
+            error = api_error(response, what=what)
+            await self._intents.refused(ticket, error.message)
+            raise error
         asset = Asset.from_api(decode_body(response))
-        if not asset.asset_id:
-            raise ScenarioError("Scenario accepted the upload but returned no asset id")
+        if not asset.asset_id or not spec.ASSET_ID_RE.fullmatch(asset.asset_id):
+            await self._intents.uncertain(ticket, f"HTTP {response.status_code} answer without a usable asset id")
+            raise OutcomeUnknownError(
+                f"Scenario answered the upload of '{name.strip()}' (HTTP {response.status_code}) without a usable "
+                "asset id; it may or may not have created an asset. Uploading again is harmless: at worst it "
+                "leaves an unused asset"
+            )
+        await self._intents.uploaded(ticket, asset.asset_id)
         LOG.info("uploaded asset %s (%s)", asset.asset_id, redact(url))
         return asset
 

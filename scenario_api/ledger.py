@@ -179,7 +179,7 @@ def account_id(api_key: str) -> str:
     key = (api_key or "").strip()
     if not key:
         raise ValueError("account_id needs the API key id")
-    return "acct_" + hashlib.sha256(b"scenario-ledger-account\x00" + key.encode("utf-8")).hexdigest()[:24]
+    return "acct_" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:24]  # as Credentials.account_id
 
 
 _MAX_CANON_DEPTH = 24

@@ -339,12 +339,14 @@ class Quote:
 
 @dataclass(frozen=True)
 class Submission:
-    """The answer to a paid submit. ``adopted`` = found in the job list after a lost reply."""
+    """The answer to a paid submit. ``adopted`` = found in the job list after a lost reply;
+    ``reused`` = an earlier job's results served again (nothing was submitted or charged)."""
 
     job: Job
     creative_units: float | None = None
     adopted: bool = False
     request: ControlNetRequest | None = field(default=None, repr=False)
+    reused: bool = False
 
     @property
     def job_id(self) -> str:
