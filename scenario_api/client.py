@@ -583,7 +583,13 @@ class ScenarioClient:
         if status is not None:
             params["status"] = status
         rows = await self._paged("/jobs", "jobs", params, max_pages=max_pages, what="the job list")
-        return [Job.from_api(row) for row in rows]
+        jobs: list[Job] = []
+        for row in rows:
+            try:
+                jobs.append(Job.from_api(row))
+            except ScenarioError as exc:  # one hostile record must not hide the others
+                LOG.warning("skipped a job record in the job list: %s", exc.message)
+        return jobs
 
     async def _paged(
         self, path: str, key: str, params: Mapping[str, Any], *, max_pages: int, what: str
