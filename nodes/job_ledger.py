@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..scenario_api.ledger import Ledger, LedgerError, comfy_ledger_path
+from ..scenario_api.ledger import Ledger, LedgerError, user_dir_ledger_path
 from . import bridge
 
 log = logging.getLogger("scenario_controlnet")
@@ -43,7 +43,7 @@ def reuse_enabled(env: Mapping[str, str] | None = None) -> bool:
 
 def ledger_path(user_dir: Path | None = None) -> Path | None:
     base = user_dir if user_dir is not None else bridge.user_directory()
-    return None if base is None else comfy_ledger_path(base)
+    return None if base is None else user_dir_ledger_path(base)
 
 
 def node_ledger(user_dir: Path | None = None) -> Ledger | None:

@@ -64,7 +64,7 @@ from .errors import (
 from .imaging import content_hash as imaging_hash
 from .imaging import from_data_url, sniff_mime, to_data_url
 from .intents import Intents, Ticket
-from .ledger import SUBMIT, UPLOAD, Ledger
+from .ledger import SUBMIT, UPLOAD, Ledger, Record
 from .models import Asset, ControlNetRequest, Job, JobStatus, Model, Quote, Submission
 from .reconcile import CLAIMED_JOBS, MAX_PAGE_SIZE, Reconciler, iso_utc, sent_at
 from .retry import RetryPolicy
@@ -104,6 +104,14 @@ class _FoundBeforeResend(Exception):
 def _first_sent(wire: WireState) -> float:
     """Wall-clock time of the first send: any attempt since may have created the job."""
     return wire.first_send if wire.first_send is not None else sent_at(wire)
+
+
+def _endpoint_of(path: str) -> str | None:
+    """The endpoint name (as :func:`~.reconcile.input_matches` wants it) of a submit path kept in the ledger."""
+    if path.startswith("/generate/custom/"):
+        return spec.CUSTOM_ENDPOINT
+    name = path.removeprefix("/generate/")
+    return name if name in (spec.TXT2IMG, spec.IMG2IMG) else None
 
 
 def _job_in_reply(data: Any) -> Job | None:
@@ -411,7 +419,7 @@ class ScenarioClient:
         endpoint, path, match = self._route(request, model, body)
         fingerprint = self._intents.fingerprint(SUBMIT, path, match)
         if self.reuse:
-            reused = await self._reuse(request, fingerprint)
+            reused = await self._reuse(request, fingerprint, endpoint, match)
             if reused is not None:
                 return reused
         what = f"the generation request ({path})"
@@ -532,7 +540,92 @@ class ScenarioClient:
             return sub
         return None
 
-    async def _reuse(self, request: ControlNetRequest, fingerprint: str) -> Submission | None:
+    async def _reuse(
+        self, request: ControlNetRequest, fingerprint: str, endpoint: str, match: Mapping[str, Any]
+    ) -> Submission | None:
+        """Results already paid for: a succeeded job, or one a crashed run left; None to submit anew."""
+        resumed = await self._resume(request, fingerprint, endpoint, match)
+        if resumed is not None:
+            return resumed
+        return await self._reuse_succeeded(request, fingerprint)
+
+    async def _resume(
+        self, request: ControlNetRequest, fingerprint: str, endpoint: str, match: Mapping[str, Any]
+    ) -> Submission | None:
+        """The job of an identical request whose process died before it finished (a crash, kill -9, Ctrl-C)."""
+        for record in await self._intents.resumable(fingerprint):
+            if record.id in self._served:
+                continue
+            self._served.add(record.id)
+            ticket = self._intents.take_over(record)
+            if record.job_id:
+                try:
+                    job = await self.get_job(record.job_id)
+                except NotFoundError:
+                    await self._intents.finished(record.job_id, "failed", reason="the job no longer exists")
+                    continue
+                if job.status in (JobStatus.FAILURE, JobStatus.CANCELED):
+                    await self._intents.finished(
+                        record.job_id, "failed" if job.status == JobStatus.FAILURE else "canceled"
+                    )
+                    continue
+                self._tickets[job.job_id] = ticket
+                LOG.info("resumed job %s, left unfinished by an earlier run; nothing submitted", job.job_id)
+                return Submission(job=job, creative_units=0.0, adopted=True, request=request, reused=True)
+            sent = record.first_sent_at or record.created_at
+            found = await self._reconciler.look_for_job(endpoint, match, sent, attempts=1, interval=0.0, ticket=ticket)
+            if found.job is not None:
+                self._tickets[found.job.job_id] = ticket
+                LOG.info("found job %s of an earlier run's unanswered request; nothing submitted", found.job.job_id)
+                return Submission(job=found.job, creative_units=0.0, adopted=True, request=request, reused=True)
+            if found.lookup_error is not None or found.candidates:
+                raise OutcomeUnknownError(
+                    "Scenario: an earlier run sent this same request and stopped before knowing its outcome, and "
+                    "the job list could not settle it "
+                    f"({'several matching jobs' if found.candidates else 'the job list could not be read'}); "
+                    "nothing was submitted. Check 'python -m scenario_api jobs --local --pending'"
+                )
+            await self._intents.refused(ticket, "no job was found for it when the same request ran again")
+        return None
+
+    async def resume_intent(self, record: Record) -> str | None:
+        """Take over an unfinished ledger intent left by a process that is gone; return its job id, or None.
+
+        An accepted intent already names its job. One that was being sent (or
+        whose outcome was unknown) is looked for in the job list with its stored
+        request, from a few seconds before it was written; the job found is
+        claimed for it. None: no job could be found (the outcome stays unknown).
+        The caller then waits with :meth:`wait_for_job` (a Stop cancels the job).
+        """
+        ticket = self._intents.take_over(record)
+        if record.job_id:
+            self._tickets[record.job_id] = ticket
+            return record.job_id
+        if not record.request:
+            return None
+        endpoint = _endpoint_of(record.endpoint)
+        if endpoint is None or not isinstance(record.request.get("seed"), int):
+            return None
+        found = await self._reconciler.look_for_job(
+            endpoint,
+            record.request,
+            record.first_sent_at or record.created_at,
+            attempts=self.reconcile_attempts,
+            interval=self.reconcile_interval,
+            ticket=ticket,
+        )
+        if found.job is None:
+            await self._intents.uncertain(
+                ticket,
+                "no matching job found when resuming"
+                + (f"; candidates: {', '.join(found.candidates)}" if found.candidates else ""),
+                found.candidates,
+            )
+            return None
+        self._tickets[found.job.job_id] = ticket
+        return found.job.job_id
+
+    async def _reuse_succeeded(self, request: ControlNetRequest, fingerprint: str) -> Submission | None:
         """An earlier succeeded job with the same fingerprint, whose assets still exist; None to submit anew."""
         record = await self._intents.reusable(fingerprint, kind=SUBMIT, exclude=self._served)
         if record is None or not record.job_id:

@@ -302,6 +302,20 @@ class Intents:
 
     # -------------------------------------------------------------- reuse
 
+    async def resumable(self, fingerprint: str) -> list[Record]:
+        """Unfinished intents of dead processes with this fingerprint (see :meth:`Ledger.find_resumable`)."""
+        if self.ledger is None:
+            return []
+        return list(await self._db(self.ledger.find_resumable, fingerprint, self.account) or ())
+
+    def take_over(self, record: Record) -> Ticket:
+        """A ticket for an intent a dead process left, so this client can finish it."""
+        ticket = Ticket(kind=record.kind, fingerprint=record.fingerprint, intent_id=record.id)
+        if record.job_id:
+            CLAIMED_JOBS.claim(record.job_id, ticket.token)
+            ticket.job_id = record.job_id
+        return ticket
+
     async def reusable(self, fingerprint: str, *, kind: str, exclude: Iterable[int] = ()) -> Record | None:
         if self.ledger is None:
             return None

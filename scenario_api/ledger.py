@@ -4,7 +4,7 @@ One SQLite file per user and machine (the standard library's ``sqlite3``, WAL
 mode): ``<ComfyUI user dir>/scenario/ledger.sqlite3`` inside ComfyUI (the
 nodes pass that path), ``$SCENARIO_STATE_DIR/ledger.sqlite3`` for the CLI,
 defaulting to ``~/.local/state/scenario-controlnet/`` (``%LOCALAPPDATA%`` on
-Windows). See :func:`default_path` and :func:`comfy_ledger_path`.
+Windows). See :func:`default_path` and :func:`user_dir_ledger_path`.
 
 An **intent** is one paid request (a generation submit or an upload). It is
 written *before* the request is sent, with a fingerprint (:func:`fingerprint`:
@@ -84,7 +84,7 @@ __all__ = [
     "strip_url",
     "decode_row",
     "default_path",
-    "comfy_ledger_path",
+    "user_dir_ledger_path",
     "max_age_days_from_env",
     "node_origin",
     "CLI_ORIGIN",
@@ -507,7 +507,7 @@ def default_path(env: Mapping[str, str] | None = None) -> Path:
     return base / STATE_SUBDIR / LEDGER_FILENAME
 
 
-def comfy_ledger_path(user_dir: str | os.PathLike[str]) -> Path:
+def user_dir_ledger_path(user_dir: str | os.PathLike[str]) -> Path:
     """The ledger inside ComfyUI: ``<user dir>/scenario/ledger.sqlite3``."""
     return Path(user_dir) / COMFY_SUBDIR / LEDGER_FILENAME
 
@@ -1241,6 +1241,20 @@ class Ledger:
             if record.id not in skip and record.asset_ids:
                 return record
         return None
+
+    def find_resumable(self, fingerprint: str, account: str) -> list[Record]:
+        """Unfinished intents with this fingerprint on this account whose process has died, newest first.
+
+        A run that crashed (or was killed) mid-wait left them: running the same
+        request again should pick their job up instead of paying again.
+        """
+        marks = ",".join("?" * len(PENDING_STATES))
+        rows = self._read(
+            f"SELECT {_COLUMNS} FROM intents WHERE fingerprint = ? AND account = ? AND kind = 'submit' "
+            f"AND state IN ({marks}) ORDER BY created_at DESC, id DESC LIMIT 20",
+            (fingerprint, account, *PENDING_STATES),
+        )
+        return [r for r in self._records(rows) if r.owner_alive() is False]
 
     def pending(self, *, account: str | None = None, limit: int = 1000) -> list[Record]:
         """Unfinished intents (submitting, accepted, uncertain), oldest first."""

@@ -341,7 +341,7 @@ def test_default_paths(tmp_path):
     assert L.default_path({"SCENARIO_STATE_DIR": str(tmp_path)}) == tmp_path / "ledger.sqlite3"
     if os.name != "nt":
         assert L.default_path({}) == Path.home() / ".local" / "state" / "scenario-controlnet" / "ledger.sqlite3"
-    assert L.comfy_ledger_path(tmp_path) == tmp_path / "scenario" / "ledger.sqlite3"
+    assert L.user_dir_ledger_path(tmp_path) == tmp_path / "scenario" / "ledger.sqlite3"
 
 
 def test_the_size_stays_bounded(tmp_path):
