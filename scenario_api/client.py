@@ -424,7 +424,7 @@ class ScenarioClient:
                 return reused
         what = f"the generation request ({path})"
         ticket = await self._intents.begin(
-            SUBMIT, path, match, prompt=str(body.get("prompt", "")), seed=body.get("seed"), fingerprint=fingerprint
+            SUBMIT, path, match, prompt=str(request.prompt or ""), seed=request.seed, fingerprint=fingerprint
         )
         wire = WireState()
 
@@ -491,7 +491,10 @@ class ScenarioClient:
             sub = await self._reconciler.adopt(request, endpoint, match, _first_sent(wire), cause, ticket)
             self._tickets[sub.job_id] = ticket
             return sub
-        if not await self._intents.claim(ticket, job.job_id, adopted=False):
+        cost = data.get("creativeUnitsCost") if isinstance(data, Mapping) else None
+        if isinstance(cost, bool) or not isinstance(cost, (int, float)) or not math.isfinite(cost):
+            cost = job.cost
+        if not await self._intents.claim(ticket, job.job_id, adopted=False, cost=cost):
             error = ScenarioError(
                 f"Scenario answered the generation request with job {job.job_id}, which another run already "
                 "holds; it was not adopted twice. Check the job with Poll Job",
@@ -500,11 +503,10 @@ class ScenarioClient:
             await self._intents.uncertain(ticket, error.message, [job.job_id])
             raise error
         self._tickets[job.job_id] = ticket
-        cost = data.get("creativeUnitsCost") if isinstance(data, Mapping) else None
         LOG.info("submitted job %s (seed %s)", job.job_id, request.seed)
         return Submission(
             job=job,
-            creative_units=float(cost) if isinstance(cost, (int, float)) and math.isfinite(cost) else job.cost,
+            creative_units=float(cost) if cost is not None else None,
             adopted=False,
             request=request,
         )
@@ -764,7 +766,7 @@ class ScenarioClient:
             ) from None
         except (JobFailedError, JobCanceledError) as exc:
             state = "failed" if isinstance(exc, JobFailedError) else "canceled"
-            await self._intents.finished(job_id, state, reason=exc.message)
+            await self._intents.finished(job_id, state, reason=str(exc))
             raise
         await self._intents.finished(job_id, "succeeded", asset_ids=job.asset_ids)
         for asset_id in job.asset_ids:

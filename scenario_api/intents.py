@@ -231,7 +231,7 @@ class Intents:
         found = await self._db(self.ledger.claimed, ids)
         return set(found or ())
 
-    async def claim(self, ticket: Ticket, job_id: str, *, adopted: bool) -> bool:
+    async def claim(self, ticket: Ticket, job_id: str, *, adopted: bool, cost: float | None = None) -> bool:
         """Take ``job_id`` for ``ticket`` in the process and in the ledger; True when it won both.
 
         A direct claim (the reply to this request named the job) wins against
@@ -242,7 +242,7 @@ class Intents:
         if not CLAIMED_JOBS.claim(job_id, ticket.token, adopted=adopted):
             return False
         if ticket.intent_id is not None:
-            result = await self._db(self.ledger.claim, ticket.intent_id, job_id, adopted=adopted)
+            result = await self._db(self.ledger.claim, ticket.intent_id, job_id, adopted=adopted, cost=cost)
             if result is not None and not result.won:
                 if adopted:
                     return False

@@ -1048,7 +1048,7 @@ class Ledger:
             raise LedgerError(f"Scenario: ledger intent {row['id']} cannot go from {current} to {state}")
         return True
 
-    def claim(self, intent_id: int, job_id: str, *, adopted: bool = False) -> ClaimResult:
+    def claim(self, intent_id: int, job_id: str, *, adopted: bool = False, cost: float | None = None) -> ClaimResult:
         """Give ``job_id`` to the intent; the answer says whether it won.
 
         A *direct* claim (the job id came in the reply to this intent's own
@@ -1086,9 +1086,12 @@ class Ledger:
                 )
             if row["state"] != ACCEPTED:
                 self._move(c, row, ACCEPTED)
+            if cost is not None and (isinstance(cost, bool) or not math.isfinite(float(cost))):
+                cost = None
             c.execute(
-                "UPDATE intents SET job_id = ?, adopted = ?, state = 'accepted', updated_at = ? WHERE id = ?",
-                (job_id, int(adopted), now, intent_id),
+                "UPDATE intents SET job_id = ?, adopted = ?, state = 'accepted', cost = COALESCE(?, cost), "
+                "updated_at = ? WHERE id = ?",
+                (job_id, int(adopted), None if cost is None else float(cost), now, intent_id),
             )
         if displaced is not None:
             log.warning(

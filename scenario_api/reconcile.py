@@ -344,7 +344,7 @@ class Reconciler:
                 matches.pop(job_id, None)
             if len(matches) == 1:
                 job = next(iter(matches.values()))
-                if await self.intents.claim(ticket, job.job_id, adopted=True):
+                if await self.intents.claim(ticket, job.job_id, adopted=True, cost=job.cost):
                     found.job, found.candidates = job, []
                     return found
                 matches = {}

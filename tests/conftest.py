@@ -12,7 +12,8 @@ Fixtures
 
 Every test also runs with SCENARIO_API_KEY/SECRET set to the test pair, SCENARIO_API_URL
 set to the session emulator (so nothing can reach the real API by accident),
-SCENARIO_PROJECT_ID unset and SCENARIO_STATE_DIR (the CLI's job ledger) in the test's tmp_path. Image helpers live in ``tests/helpers.py`` (``from helpers import make_png``).
+SCENARIO_PROJECT_ID unset and SCENARIO_STATE_DIR (the CLI's job ledger) in the test's tmp_path.
+Image helpers live in ``tests/helpers.py`` (``from helpers import make_png``).
 """
 
 from __future__ import annotations
