@@ -1,0 +1,197 @@
+"""The CLI and the job ledger: kill -9 mid-poll then ``resume``, batches that pay once, ``--no-reuse``,
+``jobs --local [--pending]``. Real subprocesses against the session emulator over loopback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers import make_png
+
+from scenario_api.ledger import Ledger
+
+ROOT = Path(__file__).resolve().parents[1]
+TEST_KEY, TEST_SECRET = "test-key", "test-secret-value-123"
+
+
+def env_for(emulator, state: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCENARIO_")}
+    env.update(
+        PYTHONPATH=str(ROOT),
+        SCENARIO_API_URL=emulator.url,
+        SCENARIO_API_KEY=TEST_KEY,
+        SCENARIO_API_SECRET=TEST_SECRET,
+        SCENARIO_STATE_DIR=str(state),
+    )
+    return env
+
+
+def cli(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "scenario_api", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def paid(emulator) -> list[str]:
+    return [e["job_id"] for e in emulator.requests("POST", "/v1/generate/*") if e.get("job_id")]
+
+
+@pytest.fixture
+def maps(tmp_path: Path) -> Path:
+    folder = tmp_path / "maps"
+    folder.mkdir()
+    for name, pattern in (("house", "edges"), ("tree", "shapes"), ("road", "checker")):
+        (folder / f"{name}.png").write_bytes(make_png(64, 64, pattern))
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+def test_kill_9_mid_poll_then_resume_delivers_with_no_second_job(emulator, tmp_path, maps):
+    emulator.config(timing={"queued": 0.05, "warming_up": 0.05, "running": 2.5})
+    state = tmp_path / "state"
+    env = env_for(emulator, state)
+    args = ["generate", "--control", str(maps / "house.png"), "--prompt", "kill me", "--seed", "4"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scenario_api", *args, "--poll-interval", "0.05", "--out", str(tmp_path / "lost")],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("job: "), line
+        job_id = line.split(": ", 1)[1].strip()
+        deadline = time.monotonic() + 20
+        while not emulator.requests("GET", f"/v1/jobs/{job_id}") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)  # mid-poll: no clean-up, no cancel
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()
+        proc.stderr.close()
+    assert emulator.requests("POST", "/v1/jobs/*/action") == []
+    with Ledger(state / "ledger.sqlite3") as lg:
+        [pending] = lg.pending()
+        assert pending.job_id == job_id and pending.state == "accepted" and pending.owner_alive() is False
+
+    listing = cli(["jobs", "--local", "--pending"], env, tmp_path)
+    assert listing.returncode == 0 and job_id in listing.stdout and "accepted" in listing.stdout
+    assert "kill me" in listing.stdout
+
+    out = tmp_path / "recovered"
+    resumed = cli(["resume", "--out", str(out), "--poll-interval", "0.05"], env, tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"job: {job_id} (resumed)" in resumed.stdout
+    assert [p.name for p in out.iterdir()] == [f"{job_id}_0.png"]
+    assert paid(emulator) == [job_id]  # no second job
+    with Ledger(state / "ledger.sqlite3") as lg:
+        assert lg.pending() == []
+        [record] = lg.recent()
+        assert record.state == "succeeded" and len(lg.receipts(record.id)) == 1
+    assert cli(["resume"], env, tmp_path).stdout.strip() == "nothing to resume"
+
+
+def test_a_batch_names_outputs_after_inputs_and_a_rerun_pays_nothing(emulator, tmp_path, maps):
+    env = env_for(emulator, tmp_path / "state")
+    out = tmp_path / "out"
+    args = ["generate", "--control", str(maps), "--prompt", "a village", "--out", str(out), "--poll-interval", "0.05"]
+    first = cli(args, env, tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["house_0.png", "road_0.png", "tree_0.png"]
+    assert "batch: 3 of 3 map(s) done" in first.stdout
+    assert len(paid(emulator)) == 3
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    again = cli(args, env, tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert len(paid(emulator)) == 3  # re-running pays for nothing already done
+    assert again.stdout.count("reused") == 3
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_a_batch_interrupted_mid_way_is_finished_by_running_it_again(emulator, tmp_path, maps):
+    emulator.config(timing={"queued": 0.05, "warming_up": 0.05, "running": 1.5})
+    env = env_for(emulator, tmp_path / "state")
+    out = tmp_path / "out"
+    args = [
+        "generate",
+        "--control",
+        str(maps / "*.png"),
+        "--prompt",
+        "a harbour",
+        "--out",
+        str(out),
+        "--poll-interval",
+        "0.05",
+        "--concurrency",
+        "3",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scenario_api", *args], env=env, cwd=tmp_path, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while len(paid(emulator)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()
+    assert len(paid(emulator)) == 3
+    again = cli(args, env, tmp_path)
+    assert again.returncode == 0, again.stdout
+    assert len(paid(emulator)) == 3  # the three jobs of the killed run were picked up, none paid again
+    assert sorted(p.name for p in out.iterdir()) == ["house_0.png", "road_0.png", "tree_0.png"]
+
+
+def test_no_reuse_pays_exactly_once_more(emulator, tmp_path, maps):
+    env = env_for(emulator, tmp_path / "state")
+    args = [
+        "generate",
+        "--control",
+        str(maps / "tree.png"),
+        "--prompt",
+        "pine",
+        "--seed",
+        "8",
+        "--poll-interval",
+        "0.05",
+    ]
+    assert cli([*args, "--out", str(tmp_path / "a")], env, tmp_path).returncode == 0
+    reused = cli([*args, "--out", str(tmp_path / "b")], env, tmp_path)
+    assert reused.returncode == 0 and "reused" in reused.stdout
+    assert len(paid(emulator)) == 1  # same request and seed: 0 new submits
+    forced = cli([*args, "--out", str(tmp_path / "c"), "--no-reuse"], env, tmp_path)
+    assert forced.returncode == 0 and "reused" not in forced.stdout
+    assert len(paid(emulator)) == 2  # --no-reuse: exactly 1
+
+
+def test_jobs_local_needs_no_network_or_credentials(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCENARIO_")}
+    env.update(PYTHONPATH=str(ROOT), SCENARIO_STATE_DIR=str(tmp_path / "empty"))
+    proc = cli(["jobs", "--local"], env, tmp_path)
+    assert proc.returncode == 0 and "the ledger is empty" in proc.stdout
+    proc = cli(["jobs", "--local", "--pending"], env, tmp_path)
+    assert proc.returncode == 0 and "no unfinished jobs" in proc.stdout
+
+
+def test_a_bad_control_in_a_batch_fails_before_anything_is_paid(emulator, tmp_path, maps):
+    env = env_for(emulator, tmp_path / "state")
+    (maps / "broken.png").write_bytes(b"\x89PNG not really")
+    proc = cli(["generate", "--control", str(maps), "--prompt", "x"], env, tmp_path)
+    assert proc.returncode == 2 and "broken.png" in proc.stderr
+    assert paid(emulator) == []
+    empty = tmp_path / "nothing"
+    empty.mkdir()
+    proc = cli(["generate", "--control", str(empty), "--prompt", "x"], env, tmp_path)
+    assert proc.returncode == 2 and "holds no PNG" in proc.stderr
