@@ -185,3 +185,27 @@ def test_a_fault_with_a_probability_hits_only_some_requests(emulator, api):
             trust_env=False,
         )
         assert r.status_code == 400 and "probability" in r.json()["reason"]
+
+
+async def test_a_trickling_file_host_ends_with_a_clear_error_at_the_total_deadline(emulator, settings, monkeypatch):
+    from helpers import fast_client
+
+    from scenario_api.errors import DownloadError
+
+    monkeypatch.setenv("SCENARIO_DOWNLOAD_TIMEOUT", "0.6")
+    emulator.fault(target="GET /cdn/*", kind="trickle_download", delay=0.2, count=5)
+    async with fast_client(settings, download_attempts=2) as client:
+        with pytest.raises(DownloadError) as info:
+            await client.download_asset("asset_demo_pose")  # a ~2 KB map sent 256 bytes every 0.2 s
+    assert "0.6 s" in str(info.value) and "SCENARIO_DOWNLOAD_TIMEOUT" in str(info.value)
+    [entry] = emulator.requests("GET", "/cdn/*")  # not retried: a fresh URL would trickle just the same
+    assert entry["fault"] == "trickle_download" and entry["auth_header_present"] is False
+
+
+def test_the_download_deadline_setting():
+    from scenario_api.downloads import download_deadline
+
+    assert download_deadline({}) == 120
+    assert download_deadline({"SCENARIO_DOWNLOAD_TIMEOUT": "7.5"}) == 7.5
+    for bad in ("0", "-1", "nan", "inf", "soon"):
+        assert download_deadline({"SCENARIO_DOWNLOAD_TIMEOUT": bad}) == 120

@@ -34,7 +34,7 @@ TRANSPORT_KINDS = (
 AFTER_ACCEPT_KINDS = ("disconnect_after_accept", "status_after_accept", "broken_body")
 BROKEN_BODY_MODES = ("malformed_json", "html", "empty", "not_object", "no_job_id", "bad_job_id", "no_job")
 JOB_KINDS = ("job_failure", "stuck_job")
-DOWNLOAD_KINDS = ("expired_url", "truncated_download")
+DOWNLOAD_KINDS = ("expired_url", "truncated_download", "trickle_download")
 KINDS = TRANSPORT_KINDS + JOB_KINDS + DOWNLOAD_KINDS
 
 _ALLOWED_PARAMS = {
@@ -48,6 +48,7 @@ _ALLOWED_PARAMS = {
     "stuck_job": set(),
     "expired_url": set(),
     "truncated_download": set(),
+    "trickle_download": {"delay"},
 }
 _COMMON = {"target", "kind", "count", "query", "probability"}
 
@@ -135,6 +136,8 @@ def parse_fault(raw: Any, fault_id: int) -> Fault:
             status = params["status"]
             if isinstance(status, bool) or not isinstance(status, int) or not 200 <= status <= 299:
                 raise ValueError("a 'broken_body' fault's status must be a 2xx status")
+    if kind == "trickle_download":
+        _number(params.get("delay", 0.5), "delay")
     if kind == "slow":
         _number(params.get("delay"), "delay")
         if not isinstance(params.get("process_first", True), bool):

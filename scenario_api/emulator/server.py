@@ -201,7 +201,12 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header("Connection", "close")
                 self.close_connection = True
             self.end_headers()
-            if self.command != "HEAD":
+            if self.command != "HEAD" and resp.trickle > 0:
+                for start in range(0, len(body), 256):  # a host that trickles bytes
+                    self.wfile.write(body[start : start + 256])
+                    self.wfile.flush()
+                    time.sleep(resp.trickle)
+            elif self.command != "HEAD":
                 self.wfile.write(body[: len(body) // 2] if resp.truncate else body)
             self.wfile.flush()
             return True
