@@ -238,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"duplicates {result['duplicates']}, other errors {result['bugs']} | jobs created "
                 f"{result['created']} | leaked tasks {result['leaked_tasks']}, sockets {result['leaked_sockets']}"
             )
+            if result["sample_report"]:
+                print(f"  first report: {result['sample_report']}")
             if result["sample_bug"]:
                 print(f"  first other error: {result['sample_bug']}")
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -41,6 +41,16 @@ def paid(emulator) -> list[str]:
     return [e["job_id"] for e in emulator.requests("POST", "/v1/generate/*") if e.get("job_id")]
 
 
+def no_credentials_to_the_file_host(emulator) -> bool:
+    files = emulator.requests("GET", "/cdn/*")
+    return bool(files) and not any(e["auth_header_present"] for e in files)
+
+
+def ledger_states(state: Path) -> list[str]:
+    with Ledger(state / "ledger.sqlite3") as lg:
+        return sorted(r.state for r in lg.recent(limit=100) if r.kind == "submit")
+
+
 @pytest.fixture
 def maps(tmp_path: Path) -> Path:
     folder = tmp_path / "maps"
@@ -98,6 +108,7 @@ def test_kill_9_mid_poll_then_resume_delivers_with_no_second_job(emulator, tmp_p
         [record] = lg.recent()
         assert record.state == "succeeded" and len(lg.receipts(record.id)) == 1
     assert cli(["resume"], env, tmp_path).stdout.strip() == "nothing to resume"
+    assert no_credentials_to_the_file_host(emulator)
 
 
 def test_a_batch_names_outputs_after_inputs_and_a_rerun_pays_nothing(emulator, tmp_path, maps):
@@ -115,6 +126,8 @@ def test_a_batch_names_outputs_after_inputs_and_a_rerun_pays_nothing(emulator, t
     assert len(paid(emulator)) == 3  # re-running pays for nothing already done
     assert again.stdout.count("reused") == 3
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert ledger_states(tmp_path / "state") == ["succeeded"] * 3
+    assert no_credentials_to_the_file_host(emulator) and emulator.requests("POST", "/v1/jobs/*/action") == []
 
 
 def test_a_batch_interrupted_mid_way_is_finished_by_running_it_again(emulator, tmp_path, maps):
@@ -152,6 +165,9 @@ def test_a_batch_interrupted_mid_way_is_finished_by_running_it_again(emulator, t
     assert again.returncode == 0, again.stdout
     assert len(paid(emulator)) == 3  # the three jobs of the killed run were picked up, none paid again
     assert sorted(p.name for p in out.iterdir()) == ["house_0.png", "road_0.png", "tree_0.png"]
+    assert ledger_states(tmp_path / "state") == ["succeeded"] * 3
+    assert emulator.requests("POST", "/v1/jobs/*/action") == []  # a killed process cancels nothing
+    assert no_credentials_to_the_file_host(emulator)
 
 
 def test_no_reuse_pays_exactly_once_more(emulator, tmp_path, maps):
@@ -174,6 +190,7 @@ def test_no_reuse_pays_exactly_once_more(emulator, tmp_path, maps):
     forced = cli([*args, "--out", str(tmp_path / "c"), "--no-reuse"], env, tmp_path)
     assert forced.returncode == 0 and "reused" not in forced.stdout
     assert len(paid(emulator)) == 2  # --no-reuse: exactly 1
+    assert ledger_states(tmp_path / "state") == ["succeeded", "succeeded"]
 
 
 def test_jobs_local_needs_no_network_or_credentials(tmp_path):

@@ -324,3 +324,60 @@ def test_the_ledger_records_where_each_intent_came_from(comfy, pack, node_env):
     [record] = submit_records(comfy)
     assert record.origin.startswith("node 17 prompt") and record.seed == 25 and record.cost and record.prompt
     assert json.dumps(record.request)  # the canonical request is kept for recovery
+
+
+# --------------------------------------------------------------------------- across processes, and at start-up
+
+
+async def test_a_job_another_process_holds_in_the_ledger_is_never_adopted(emulator, settings, tmp_path):
+    """Another process's intent holds job J in the shared ledger; our identical request gets a 502 that created
+    nothing, and J is the only match in the job list: it must not be adopted."""
+    from helpers import fast_client
+
+    from scenario_api import ControlNetRequest, OutcomeUnknownError
+    from scenario_api.ledger import Ledger, account_id
+
+    request = ControlNetRequest(
+        prompt="shared machine", control_image_id="asset_demo_canny", modality="canny", seed=31, width=256, height=256
+    )
+    with Ledger(tmp_path / "ledger.sqlite3") as lg:
+        async with fast_client(settings, ledger=lg, reconcile_attempts=2) as client:
+            body = await client.validate(request.with_seed())
+            with emulator.api() as api:
+                theirs = api.post("/generate/controlnet", json=body).json()["job"]["jobId"]
+            other = lg.begin(
+                kind="submit",
+                fingerprint="ab" * 32,
+                account=account_id("another-key-on-this-machine"),
+                endpoint="/generate/controlnet",
+                base_url=settings.base_url,
+                origin="node 1 prompt other-process",
+            )
+            assert lg.claim(other, theirs).won
+            emulator.fault(target=SUBMIT, query=PAID, kind="status", status=502)
+            with pytest.raises(OutcomeUnknownError):
+                await client.submit(request)
+        assert lg.holder_of(theirs) == other
+        mine = [r for r in lg.recent() if r.id != other]
+        assert [r.state for r in mine] == ["uncertain"] and mine[0].job_id is None
+    assert emulator.requests("POST", "/v1/jobs/*/action") == []
+    note("identical job held by another process (ledger), our 502", "not adopted, outcome unknown", "not adopted")
+
+
+def test_start_up_line_names_unfinished_jobs(comfy, pack):
+    job_ledger = submodule("nodes.job_ledger")
+    ledger_mod = submodule("scenario_api.ledger")
+    assert job_ledger.startup_report(comfy.user_dir) is None  # nothing pending: nothing said
+    lg = job_ledger.node_ledger(comfy.user_dir)
+    i = lg.begin(
+        kind="submit",
+        fingerprint="cd" * 32,
+        account=ledger_mod.account_id("k"),
+        endpoint="/generate/controlnet",
+        base_url="http://x/v1",
+        origin="node 4 prompt p",
+    )
+    lg.claim(i, "job_leftover01")
+    text = job_ledger.startup_report(comfy.user_dir)
+    assert "1 job(s)" in text and "job_leftover01" in text
+    assert "jobs --local --pending" in text and "resume" in text and "Poll Job" in text
