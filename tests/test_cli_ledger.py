@@ -111,22 +111,22 @@ def test_kill_9_mid_poll_then_resume_delivers_with_no_second_job(emulator, tmp_p
     assert no_credentials_to_the_file_host(emulator)
 
 
-def test_a_batch_names_outputs_after_inputs_and_a_rerun_pays_nothing(emulator, tmp_path, maps):
-    env = env_for(emulator, tmp_path / "state")
+def test_a_batch_names_outputs_after_inputs_and_a_rerun_pays_nothing(env_for_emulator, tmp_path, maps, capsys):
+    from scenario_api import cli as cli_module
+
+    emulator = env_for_emulator
     out = tmp_path / "out"
     args = ["generate", "--control", str(maps), "--prompt", "a village", "--out", str(out), "--poll-interval", "0.05"]
-    first = cli(args, env, tmp_path)
-    assert first.returncode == 0, first.stderr
+    assert cli_module.main(args) == 0
+    assert "batch: 3 of 3 map(s) done" in capsys.readouterr().out
     assert sorted(p.name for p in out.iterdir()) == ["house_0.png", "road_0.png", "tree_0.png"]
-    assert "batch: 3 of 3 map(s) done" in first.stdout
     assert len(paid(emulator)) == 3
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    again = cli(args, env, tmp_path)
-    assert again.returncode == 0, again.stderr
+    assert cli_module.main(args) == 0
+    assert capsys.readouterr().out.count("reused") == 3
     assert len(paid(emulator)) == 3  # re-running pays for nothing already done
-    assert again.stdout.count("reused") == 3
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
-    assert ledger_states(tmp_path / "state") == ["succeeded"] * 3
+    assert ledger_states(Path(os.environ["SCENARIO_STATE_DIR"])) == ["succeeded"] * 3
     assert no_credentials_to_the_file_host(emulator) and emulator.requests("POST", "/v1/jobs/*/action") == []
 
 
@@ -170,8 +170,10 @@ def test_a_batch_interrupted_mid_way_is_finished_by_running_it_again(emulator, t
     assert no_credentials_to_the_file_host(emulator)
 
 
-def test_no_reuse_pays_exactly_once_more(emulator, tmp_path, maps):
-    env = env_for(emulator, tmp_path / "state")
+def test_no_reuse_pays_exactly_once_more(env_for_emulator, tmp_path, maps, capsys):
+    from scenario_api import cli as cli_module
+
+    emulator = env_for_emulator
     args = [
         "generate",
         "--control",
@@ -183,32 +185,40 @@ def test_no_reuse_pays_exactly_once_more(emulator, tmp_path, maps):
         "--poll-interval",
         "0.05",
     ]
-    assert cli([*args, "--out", str(tmp_path / "a")], env, tmp_path).returncode == 0
-    reused = cli([*args, "--out", str(tmp_path / "b")], env, tmp_path)
-    assert reused.returncode == 0 and "reused" in reused.stdout
+    assert cli_module.main([*args, "--out", str(tmp_path / "a")]) == 0
+    capsys.readouterr()
+    assert cli_module.main([*args, "--out", str(tmp_path / "b")]) == 0
+    assert "reused" in capsys.readouterr().out
     assert len(paid(emulator)) == 1  # same request and seed: 0 new submits
-    forced = cli([*args, "--out", str(tmp_path / "c"), "--no-reuse"], env, tmp_path)
-    assert forced.returncode == 0 and "reused" not in forced.stdout
+    assert cli_module.main([*args, "--out", str(tmp_path / "c"), "--no-reuse"]) == 0
+    assert "reused" not in capsys.readouterr().out
     assert len(paid(emulator)) == 2  # --no-reuse: exactly 1
-    assert ledger_states(tmp_path / "state") == ["succeeded", "succeeded"]
+    assert ledger_states(Path(os.environ["SCENARIO_STATE_DIR"])) == ["succeeded", "succeeded"]
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == sorted(p.name for p in (tmp_path / "a").iterdir())
 
 
-def test_jobs_local_needs_no_network_or_credentials(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCENARIO_")}
-    env.update(PYTHONPATH=str(ROOT), SCENARIO_STATE_DIR=str(tmp_path / "empty"))
-    proc = cli(["jobs", "--local"], env, tmp_path)
-    assert proc.returncode == 0 and "the ledger is empty" in proc.stdout
-    proc = cli(["jobs", "--local", "--pending"], env, tmp_path)
-    assert proc.returncode == 0 and "no unfinished jobs" in proc.stdout
+def test_jobs_local_needs_no_network_or_credentials(tmp_path, monkeypatch, capsys):
+    from scenario_api import cli as cli_module
+
+    for name in ("SCENARIO_API_KEY", "SCENARIO_API_SECRET", "SCENARIO_API_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SCENARIO_STATE_DIR", str(tmp_path / "empty"))
+    assert cli_module.main(["jobs", "--local"]) == 0
+    assert "the ledger is empty" in capsys.readouterr().out
+    assert cli_module.main(["jobs", "--local", "--pending"]) == 0
+    assert "no unfinished jobs" in capsys.readouterr().out
 
 
-def test_a_bad_control_in_a_batch_fails_before_anything_is_paid(emulator, tmp_path, maps):
-    env = env_for(emulator, tmp_path / "state")
+def test_a_bad_control_in_a_batch_fails_before_anything_is_paid(env_for_emulator, tmp_path, maps, capsys):
+    from scenario_api import cli as cli_module
+
     (maps / "broken.png").write_bytes(b"\x89PNG not really")
-    proc = cli(["generate", "--control", str(maps), "--prompt", "x"], env, tmp_path)
-    assert proc.returncode == 2 and "broken.png" in proc.stderr
-    assert paid(emulator) == []
+    assert cli_module.main(["generate", "--control", str(maps), "--prompt", "x"]) == 2
+    assert "broken.png" in capsys.readouterr().err
+    assert paid(env_for_emulator) == []
     empty = tmp_path / "nothing"
     empty.mkdir()
-    proc = cli(["generate", "--control", str(empty), "--prompt", "x"], env, tmp_path)
-    assert proc.returncode == 2 and "holds no PNG" in proc.stderr
+    assert cli_module.main(["generate", "--control", str(empty), "--prompt", "x"]) == 2
+    assert "holds no PNG" in capsys.readouterr().err
+    assert cli_module.main(["generate", "--control", str(tmp_path / "no-match-*.png"), "--prompt", "x"]) == 2
+    assert "no PNG, JPEG or WebP image matches" in capsys.readouterr().err

@@ -25,7 +25,7 @@ json_values = st.recursive(
 FIELDS = ["jobId", "status", "progress", "jobType", "metadata", "billing", "createdAt", "error", "hint"]
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(st.sampled_from(FIELDS), json_values, max_size=8), json_values)
 def test_any_job_record_parses_or_names_the_job(record, asset_ids):
     record = dict(record)
@@ -64,7 +64,7 @@ def test_nan_progress_and_odd_cost_details_are_harmless():
         Quote.from_api({"creativeUnitsCost": float("nan")})
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(st.dictionaries(st.sampled_from(["id", "url", "mimeType", "status", "metadata", "kind"]), json_values))
 def test_any_asset_record_parses(record):
     asset = Asset.from_api({"asset": record})
@@ -88,7 +88,7 @@ def test_deep_or_huge_id_lists_are_bounded(pack):
     assert ids.parse_ids(json.dumps(["asset_a", "asset_b"]), "asset", "asset_ids") == ["asset_a", "asset_b"]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.text(max_size=300) | st.lists(st.text(max_size=20), max_size=5))
 def test_the_id_list_parser_only_ever_raises_a_validation_error(text):
     ids = submodule("nodes.ids")

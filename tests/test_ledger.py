@@ -722,6 +722,7 @@ def test_fingerprints_ignore_signed_url_queries_and_refuse_non_finite_numbers():
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=200), st.text(alphabet="abcdefXYZ0123=&%", min_size=1, max_size=30))
 def test_scrub_text_never_keeps_a_query_or_a_signature(prefix, tail):
+    assert "u:p" not in L.scrub_text("http://u:p@host/x?y") and L.scrub_text("x" * 50_000, 60_000)
     out = L.scrub_text(f"{prefix} https://cdn.example/a.png?Signature={tail}&x=1 {prefix}", limit=10_000)
     assert "?Signature" not in out and "Signature=" + tail not in out.replace("<redacted>", "")
     out2 = L.scrub_text(f"{prefix} Signature={tail}", limit=10_000)
@@ -767,7 +768,7 @@ hostile = (
 )
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(st.sampled_from(sorted(VALID_ROW)), hostile, max_size=6))
 def test_row_decoding_returns_a_record_or_a_row_error(overrides):
     row = {**VALID_ROW, **overrides}

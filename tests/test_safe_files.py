@@ -271,7 +271,7 @@ def test_any_json_object_reads_back_equal(obj):
     assert loads_json_object(json.dumps(obj), "mem.json") == obj
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.text(max_size=300))
 def test_arbitrary_text_gives_an_object_or_a_clean_error(text):
     marker = "ZQXJ-" + SECRET
@@ -285,7 +285,7 @@ def test_arbitrary_text_gives_an_object_or_a_clean_error(text):
         assert isinstance(result, dict)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.binary(max_size=300))
 def test_arbitrary_bytes_decode_or_fail_cleanly(data):
     try:

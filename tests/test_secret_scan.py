@@ -66,9 +66,9 @@ async def test_nothing_a_run_leaves_behind_holds_a_secret(node_env, comfy, pack,
     )
     for seed in (5, 6, 7):
         outputs.append(await node.generate(**{**WIDGETS, "seed": seed}, control_image=control, unique_id="3"))
-    # 2. runs that fail: a failed job, an unknown outcome, a wrong secret
+    # 2. runs that fail: a failed job, a refused request, a wrong secret
     node_env.fault(target=SUBMIT, query=PAID, kind="job_failure", error="Generation failed")
-    node_env.fault(target=SUBMIT, query=PAID, kind="status", status=502, count=1)
+    node_env.fault(target=SUBMIT, query=PAID, kind="status", status=400, count=1)
     failures = []
     for seed in (8, 9):
         with pytest.raises(errors.ScenarioError) as info:
