@@ -158,9 +158,7 @@ class _ScenarioGenerateBase:
                     if max_creative_units and max_creative_units > 0:
                         progress.text("asking Scenario for a price quote")
                         await enforce_budget(client, requests, float(max_creative_units))
-                    outcomes = await run_requests(
-                        client, requests, StatusBoard(progress, len(requests), notes=notes)
-                    )
+                    outcomes = await run_requests(client, requests, StatusBoard(progress, len(requests), notes=notes))
             finally:
                 ORIGIN.reset(origin)
             decoded = [img for o in outcomes for img in o.images]
