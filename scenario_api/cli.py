@@ -282,7 +282,7 @@ def _write_results(
         target = out / f"{label or job.job_id}_{i}.png"
         target.write_bytes(data)
         written.append(target)
-        if record is not None and i < len(job.asset_ids):
+        if ledger is not None and record is not None and i < len(job.asset_ids):
             try:
                 ledger.add_receipt(record.id, job.asset_ids[i], content_hash(data), len(data), str(target))
             except LedgerError as exc:

@@ -34,7 +34,7 @@ import hashlib
 import inspect
 import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -495,13 +495,13 @@ class ScenarioClient:
         if isinstance(cost, bool) or not isinstance(cost, (int, float)) or not math.isfinite(cost):
             cost = job.cost
         if not await self._intents.claim(ticket, job.job_id, adopted=False, cost=cost):
-            error = ScenarioError(
+            held = ScenarioError(
                 f"Scenario answered the generation request with job {job.job_id}, which another run already "
                 "holds; it was not adopted twice. Check the job with Poll Job",
                 job_id=job.job_id,
             )
-            await self._intents.uncertain(ticket, error.message, [job.job_id])
-            raise error
+            await self._intents.uncertain(ticket, held.message, [job.job_id])
+            raise held
         self._tickets[job.job_id] = ticket
         LOG.info("submitted job %s (seed %s)", job.job_id, request.seed)
         return Submission(
@@ -758,10 +758,13 @@ class ScenarioClient:
                 LOG.warning("job %s belongs to another run; it was not cancelled", job_id)
             raise
         except _Displaced:
+            assert ticket is not None
+            sent = iso_utc(datetime.fromtimestamp(ticket.begun_at, UTC))
             raise OutcomeUnknownError(
                 f"Scenario: job {job_id}, adopted after a lost reply, turned out to belong to another run (whose "
-                "own reply named it); it was left to that run and not cancelled. This request's own outcome is "
-                "unknown: check your recent jobs with Poll Job before running again",
+                "own reply named it); it was left to that run and not cancelled. The outcome of this request "
+                f"(sent at {sent}, prompt {ticket.prompt!r}, seed {ticket.seed}) is unknown: check your recent jobs "
+                "with Poll Job before running again",
                 job_id=job_id,
             ) from None
         except (JobFailedError, JobCanceledError) as exc:

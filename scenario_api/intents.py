@@ -27,6 +27,7 @@ import hashlib
 import itertools
 import logging
 import threading
+import time
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -116,6 +117,9 @@ class Ticket:
     job_id: str | None = None
     adopted: bool = False
     displaced: bool = False
+    prompt: str = ""
+    seed: int | None = None
+    begun_at: float = field(default_factory=time.time)
 
 
 class Intents:
@@ -199,7 +203,7 @@ class Intents:
     ) -> Ticket:
         """A ticket for a paid request about to be sent; its intent is in the ledger before this returns."""
         fp = fingerprint or self.fingerprint(kind, path, body)
-        ticket = Ticket(kind=kind, fingerprint=fp)
+        ticket = Ticket(kind=kind, fingerprint=fp, prompt=prompt[:60], seed=seed)
         ticket.intent_id = await self._db(
             self.ledger.begin if self.ledger else None,
             kind=kind,
@@ -216,7 +220,7 @@ class Intents:
         return ticket
 
     async def sent(self, ticket: Ticket) -> None:
-        if ticket.intent_id is not None:
+        if ticket.intent_id is not None and self.ledger is not None:
             await self._db(self.ledger.mark_sent, ticket.intent_id)
 
     def is_claimed(self, job_id: str) -> bool:
@@ -241,7 +245,7 @@ class Intents:
         """
         if not CLAIMED_JOBS.claim(job_id, ticket.token, adopted=adopted):
             return False
-        if ticket.intent_id is not None:
+        if ticket.intent_id is not None and self.ledger is not None:
             result = await self._db(self.ledger.claim, ticket.intent_id, job_id, adopted=adopted, cost=cost)
             if result is not None and not result.won:
                 if adopted:
@@ -259,7 +263,7 @@ class Intents:
         if not CLAIMED_JOBS.owns(job_id, ticket.token):
             ticket.displaced = True
             return False
-        if ticket.intent_id is not None and ticket.adopted:
+        if ticket.intent_id is not None and self.ledger is not None and ticket.adopted:
             owned = await self._db(self.ledger.owns, ticket.intent_id, job_id)
             if owned is False:
                 ticket.displaced = True
@@ -267,15 +271,15 @@ class Intents:
         return True
 
     async def uncertain(self, ticket: Ticket, reason: str, candidates: Iterable[str] = ()) -> None:
-        if ticket.intent_id is not None:
+        if ticket.intent_id is not None and self.ledger is not None:
             await self._db(self.ledger.mark_uncertain, ticket.intent_id, reason, list(candidates))
 
     async def refused(self, ticket: Ticket, reason: str) -> None:
-        if ticket.intent_id is not None:
+        if ticket.intent_id is not None and self.ledger is not None:
             await self._db(self.ledger.mark_refused, ticket.intent_id, reason)
 
     async def uploaded(self, ticket: Ticket, asset_id: str) -> None:
-        if ticket.intent_id is not None:
+        if ticket.intent_id is not None and self.ledger is not None:
             await self._db(self.ledger.mark_upload, ticket.intent_id, asset_id)
 
     async def finished(

@@ -970,7 +970,7 @@ class Ledger:
         except sqlite3.Error as exc:
             raise self._db_error(exc) from None
 
-    def _records(self, rows: Iterable[Mapping[str, Any]]) -> list[Record]:
+    def _records(self, rows: Iterable[Any]) -> list[Record]:
         out: list[Record] = []
         for row in rows:
             try:
