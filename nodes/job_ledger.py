@@ -97,7 +97,7 @@ def startup_report(user_dir: Path | None = None) -> str | None:
     shown = ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
     return (
         f"Scenario: {len(pending)} job(s) in the ledger {ledger.path} did not finish "
-        f"({shown or 'no job id yet'}). List them with 'python -m scenario_api jobs --local --pending' "
-        f"(with SCENARIO_STATE_DIR={ledger.path.parent}) and collect them with 'python -m scenario_api resume', "
+        f"({shown or 'no job id yet'}). List them with 'python -m scenario_api jobs --local --pending "
+        f"--ledger {ledger.path}' and collect them with 'python -m scenario_api resume --ledger {ledger.path}', "
         "or put a job id in Scenario Poll Job"
     )
