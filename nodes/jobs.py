@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..scenario_api import ControlNetRequest, Job, imaging
+from ..scenario_api import ControlNetRequest, Job, ScenarioError, imaging
 from .concurrency import bounded
 from .status import StatusBoard
 
@@ -113,7 +113,16 @@ async def run_one(client: Any, request: ControlNetRequest, board: StatusBoard, i
     )
     board.observe(index, job)
     board.note(index, "downloading")
-    images = await download_images(client, job.asset_ids)
+    try:
+        images = await download_images(client, job.asset_ids)
+    except ScenarioError as exc:
+        # The job is paid for and finished: say which one, and that queueing again costs nothing (reuse).
+        if exc.job_id is None:
+            exc.job_id = job_id
+        exc.hint = exc.hint or (
+            f"job {job_id} succeeded; queue again to fetch its images (reused, not charged again) or use Fetch Asset"
+        )
+        raise
     board.observe(index, job)
     if getattr(sub, "reused", False):
         board.note(index, f"reused job {job_id}")

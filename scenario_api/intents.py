@@ -155,6 +155,12 @@ class Intents:
         else:
             result = outcome.result
         if outcome.absorbed:
+            if fn == getattr(self.ledger, "begin", None) and isinstance(result, int):
+                # cancelled while the intent was being written: nothing will be sent, say so in the ledger
+                await finish_shielded(
+                    asyncio.to_thread(self.ledger.mark_refused, result, "cancelled before the request was sent"),
+                    bound=LEDGER_BOUND,
+                )
             raise asyncio.CancelledError()
         return result
 

@@ -382,3 +382,21 @@ def test_start_up_line_names_unfinished_jobs(comfy, pack):
     text = job_ledger.startup_report(comfy.user_dir)
     assert "1 job(s)" in text and "job_leftover01" in text
     assert "jobs --local --pending" in text and "resume" in text and "Poll Job" in text
+
+
+async def test_downloads_that_keep_failing_name_the_paid_job_and_a_rerun_costs_nothing(node_env, comfy, pack):
+    errors = submodule("scenario_api.errors")
+    node_env.fault(target="GET /cdn/*", kind="truncated_download", count=20)
+    with pytest.raises(errors.DownloadError) as info:
+        await run_node(pack, seed=41)
+    [job] = jobs_created(node_env)
+    assert job in str(info.value) and "not charged again" in str(info.value)
+    node_env.clear_faults()
+    _, job_ids, _ = await run_node(pack, seed=41)
+    assert job_ids == job and jobs_created(node_env) == [job]  # reused: paid once
+    assert cdn_credentials(node_env) == 0
+    note(
+        "every download fails, then the user re-queues",
+        "error names the job; re-run reuses it (0 new jobs)",
+        "named; 0 new jobs",
+    )
