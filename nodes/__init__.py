@@ -41,3 +41,17 @@ except Exception:  # noqa: BLE001 - never block node registration
     import logging
 
     logging.getLogger(__name__).warning("Scenario: web routes unavailable; the nodes still work", exc_info=True)
+
+# Unfinished paid jobs from earlier runs (a crash, a restart mid-wait): say how many and how to collect them.
+try:
+    from .job_ledger import startup_report
+
+    _pending = startup_report()
+    if _pending:
+        import logging
+
+        logging.getLogger("scenario_controlnet").warning(_pending)
+except Exception:  # noqa: BLE001 - never block node registration
+    import logging
+
+    logging.getLogger(__name__).warning("Scenario: the job ledger could not be checked at start-up", exc_info=True)

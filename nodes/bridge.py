@@ -115,6 +115,27 @@ def is_interrupt(exc: BaseException) -> bool:
     return type(exc).__name__ == "InterruptProcessingException"
 
 
+def prompt_id() -> str | None:
+    """The id of the prompt being executed, or ``None`` outside ComfyUI (for the job ledger's records).
+
+    Newer ComfyUI has ``comfy_execution.utils.get_executing_context()``; older
+    ones keep ``PromptServer.instance.last_prompt_id``. Never raises.
+    """
+    utils = sys.modules.get("comfy_execution.utils")
+    getter = getattr(utils, "get_executing_context", None) if utils else None
+    if getter is not None:
+        try:
+            context = getter()
+            value = getattr(context, "prompt_id", None) if context is not None else None
+            if value:
+                return str(value)[:80]
+        except Exception:
+            pass
+    instance = prompt_server()
+    value = getattr(instance, "last_prompt_id", None) if instance is not None else None
+    return str(value)[:80] if value else None
+
+
 def user_directory() -> Path | None:
     """ComfyUI's user directory (``--user-directory``), or ``None`` outside ComfyUI."""
     fp = _module("folder_paths")

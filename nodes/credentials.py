@@ -18,7 +18,6 @@ file path only.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -33,6 +32,7 @@ from ..scenario_api import (
     Credentials,
     Settings,
 )
+from ..scenario_api.safe_files import UnsafeFileError, read_json_object
 from . import bridge
 
 CREDENTIALS_SUBDIR = "scenario"
@@ -66,23 +66,18 @@ def missing_credentials_message(path: Path | None) -> str:
 
 
 def _read_file(path: Path) -> Mapping[str, object]:
+    """The credentials file's object ({} when absent); a ConfigurationError that never shows its content."""
+    problem = None
     try:
-        raw = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return {}
-    except OSError as exc:
-        raise ConfigurationError(f"Scenario: cannot read {path} ({type(exc).__name__})") from None
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        # Never echo the content: it holds a secret.
+        data = read_json_object(path, what="credentials file")
+    except UnsafeFileError as exc:
+        problem = exc.message
+    if problem is not None:
         raise ConfigurationError(
-            f"Scenario: {path} is not valid JSON; expected "
+            f"Scenario: {problem}. Expected a UTF-8 JSON file holding "
             '{"api_key": "...", "api_secret": "...", "project_id": "..." (optional)}'
-        ) from None
-    if not isinstance(data, dict):
-        raise ConfigurationError(f"Scenario: {path} must hold a JSON object with api_key and api_secret")
-    return data
+        )
+    return {} if data is None else data
 
 
 def _text(value: object) -> str:

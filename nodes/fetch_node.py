@@ -20,6 +20,7 @@ from . import bridge, inputs, tensors
 from .credentials import resolve_settings
 from .errors import node_errors, prefixed
 from .ids import parse_ids, split_ids
+from .job_ledger import client_options
 from .jobs import download_images
 
 EMPTY_HINT = (
@@ -80,7 +81,7 @@ class ScenarioFetchAsset:
             settings = resolve_settings()
             progress = bridge.Progress(unique_id)
             progress.text(f"downloading {len(ids)} asset(s)")
-            async with ScenarioClient(settings) as client:
+            async with ScenarioClient(settings, **client_options()) as client:
                 decoded = await download_images(client, ids)
             images, masks = await asyncio.to_thread(tensors.results_to_tensors, decoded)
             progress.update(1.0)

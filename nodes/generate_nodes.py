@@ -33,6 +33,8 @@ from typing import Any
 from ..scenario_api import spec
 from ..scenario_api.client import ScenarioClient
 from ..scenario_api.errors import ScenarioError
+from ..scenario_api.intents import ORIGIN
+from ..scenario_api.ledger import node_origin
 from ..scenario_api.models import ControlNetRequest
 from . import bridge, inputs, plan, tensors
 from .budget import enforce_budget
@@ -40,6 +42,7 @@ from .concurrency import bounded
 from .credentials import resolve_settings
 from .errors import node_errors, prefixed
 from .ids import join_ids
+from .job_ledger import client_options
 from .jobs import FANOUT_LIMIT, run_requests
 from .request_builder import BUDGET_WIDGET, build_request
 from .status import StatusBoard
@@ -146,12 +149,18 @@ class _ScenarioGenerateBase:
             settings = resolve_settings()
             progress = bridge.Progress(unique_id)
             progress.text("checking the request")
-            async with ScenarioClient(settings) as client:
-                requests, notes = await self._prepare(client, settings, base, controls, inits, width, height, progress)
-                if max_creative_units and max_creative_units > 0:
-                    progress.text("asking Scenario for a price quote")
-                    await enforce_budget(client, requests, float(max_creative_units))
-                outcomes = await run_requests(client, requests, StatusBoard(progress, len(requests), notes=notes))
+            origin = ORIGIN.set(node_origin(unique_id, bridge.prompt_id()))  # recorded with each paid request
+            try:
+                async with ScenarioClient(settings, **client_options()) as client:
+                    requests, notes = await self._prepare(
+                        client, settings, base, controls, inits, width, height, progress
+                    )
+                    if max_creative_units and max_creative_units > 0:
+                        progress.text("asking Scenario for a price quote")
+                        await enforce_budget(client, requests, float(max_creative_units))
+                    outcomes = await run_requests(client, requests, StatusBoard(progress, len(requests), notes=notes))
+            finally:
+                ORIGIN.reset(origin)
             decoded = [img for o in outcomes for img in o.images]
             if not decoded:
                 raise ScenarioError(prefixed(f"job(s) {job_ids_text(outcomes)} finished without any image"))

@@ -13,10 +13,14 @@ import re
 
 from ..scenario_api import spec
 from ..scenario_api.errors import ValidationError
+from ..scenario_api.safe_files import json_depth
 
 _SEPARATORS = re.compile(r"[,\n\r;\s]+")
 
 _KIND_WIRE = {"asset": "assetId", "job": "jobId"}
+# Bounds on what is parsed at all: far above any real batch, far below what could stall a prompt.
+MAX_ID_TEXT = 200_000
+MAX_IDS = 2_000
 
 
 def split_ids(text: object) -> list[str]:
@@ -30,13 +34,13 @@ def split_ids(text: object) -> list[str]:
     stripped = text.strip()
     if not stripped:
         return []
-    if stripped.startswith("["):
+    if stripped.startswith("[") and json_depth(stripped, 1) == 1:  # a flat JSON list; nesting is never parsed
         try:
             data = json.loads(stripped)
-        except ValueError:
+        except (ValueError, RecursionError):
             data = None
         if isinstance(data, list):
-            return [str(t).strip() for t in data if str(t).strip()]
+            return [str(t).strip() for t in data if isinstance(t, (str, int)) and str(t).strip()]
     return [t.strip().strip("\"'") for t in _SEPARATORS.split(stripped) if t.strip().strip("\"'")]
 
 
@@ -47,8 +51,12 @@ def parse_ids(text: object, kind: str, input_name: str, *, required: bool = True
     shape for the first bad id, or when ``required`` and nothing was given.
     Duplicates are kept: the caller's order and count matter (batches).
     """
-    tokens = split_ids(text)
     wire = _KIND_WIRE[kind]
+    if isinstance(text, str) and len(text) > MAX_ID_TEXT:
+        raise ValidationError(input_name, text, f"at most {MAX_ID_TEXT} characters of ids", param=input_name)
+    tokens = split_ids(text)
+    if len(tokens) > MAX_IDS:
+        raise ValidationError(input_name, f"{len(tokens)} ids", f"at most {MAX_IDS} ids", param=input_name)
     if not tokens:
         if required:
             shape = spec.id_shape(wire)  # the one description of the id shape

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..scenario_api import ControlNetRequest, Job, imaging
+from ..scenario_api import ControlNetRequest, Job, ScenarioError, imaging
 from .concurrency import bounded
 from .status import StatusBoard
 
@@ -83,6 +83,8 @@ async def run_one(client: Any, request: ControlNetRequest, board: StatusBoard, i
     sub = await client.submit(request)
     job_id = sub.job_id
     body = request.summary()
+    if getattr(sub, "reused", False):
+        log.info("Scenario job %s reused: same request and seed already paid for; nothing submitted", job_id)
     log.info(
         "Scenario job %s submitted (model %s, modality %s, seed %s, %s sample(s), %s x %s, cost %s CU)%s",
         job_id,
@@ -93,7 +95,9 @@ async def run_one(client: Any, request: ControlNetRequest, board: StatusBoard, i
         body.get("width"),
         body.get("height"),
         sub.creative_units if sub.creative_units is not None else "?",
-        " [adopted after a lost reply]" if getattr(sub, "adopted", False) else "",
+        " [adopted after a lost reply]"
+        if getattr(sub, "adopted", False)
+        else (" [reused, not charged again]" if getattr(sub, "reused", False) else ""),
     )
     board.submitted(index, sub.job, sub.creative_units)
 
@@ -109,8 +113,19 @@ async def run_one(client: Any, request: ControlNetRequest, board: StatusBoard, i
     )
     board.observe(index, job)
     board.note(index, "downloading")
-    images = await download_images(client, job.asset_ids)
+    try:
+        images = await download_images(client, job.asset_ids)
+    except ScenarioError as exc:
+        # The job is paid for and finished: say which one, and that queueing again costs nothing (reuse).
+        if exc.job_id is None:
+            exc.job_id = job_id
+        exc.hint = exc.hint or (
+            f"job {job_id} succeeded; queue again to fetch its images (reused, not charged again) or use Fetch Asset"
+        )
+        raise
     board.observe(index, job)
+    if getattr(sub, "reused", False):
+        board.note(index, f"reused job {job_id}")
     log.info(
         "Scenario job %s done: %d image(s), cost %s CU", job_id, len(images), job.cost if job.cost is not None else "?"
     )

@@ -42,6 +42,7 @@ from .concurrency import bounded
 from .credentials import resolve_settings
 from .errors import node_errors, prefixed
 from .ids import join_ids, parse_ids, split_ids
+from .job_ledger import client_options
 from .jobs import FANOUT_LIMIT, poll_interval
 from .status import StatusBoard
 
@@ -159,7 +160,7 @@ class ScenarioPollJob:
             progress = bridge.Progress(unique_id)
             board = StatusBoard(progress, len(ids))
             deadline = asyncio.get_running_loop().time() + max(0, int(timeout_seconds))
-            async with ScenarioClient(settings) as client:
+            async with ScenarioClient(settings, **client_options()) as client:
 
                 async def one(i: int, jid: str) -> Any:
                     return await follow_job(client, jid, board, i, deadline)

@@ -18,6 +18,7 @@ from . import bridge, inputs, plan, tensors
 from .credentials import resolve_settings
 from .errors import node_errors
 from .ids import join_ids
+from .job_ledger import client_options
 
 DEFAULT_NAME = "comfyui-control"
 
@@ -61,7 +62,7 @@ class ScenarioUploadAsset:
             progress.text(f"uploading {len(arrays)} image(s)")
             base = (name or "").strip() or DEFAULT_NAME
             names = [base] if len(arrays) == 1 else [f"{base}-{i + 1}" for i in range(len(arrays))]
-            async with ScenarioClient(settings) as client:
+            async with ScenarioClient(settings, **client_options()) as client:
                 srcs = [plan.Source(array=a) for a in arrays]
                 ids = await plan.resolve_ids(client, settings, srcs, names)
             text = join_ids(ids)

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import glob
+import hashlib
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -27,11 +30,14 @@ from . import declared_inputs, spec
 from .client import INLINE_IMAGE_LIMIT, ScenarioClient
 from .config import Credentials, Settings
 from .errors import ConfigurationError, ImageDecodeError, ScenarioError, ValidationError
-from .imaging import image_size, reencode_png, sniff_mime, to_data_url
+from .imaging import content_hash, image_size, reencode_png, sniff_mime, to_data_url
+from .intents import ORIGIN
+from .ledger import CLI_ORIGIN, Ledger, LedgerError
 from .models import QUEUED_STATUSES, ControlNetRequest, Job, JobStatus
 from .version import __version__
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+LOG = logging.getLogger("scenario_api.cli")
 DEFAULT_SIZE = 512
 
 
@@ -54,8 +60,10 @@ def _request_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--control",
         required=True,
-        metavar="PATH|ASSET_ID",
-        help="control map: an image file (re-encoded as PNG, gray maps as one channel) or an asset id",
+        action="append",
+        metavar="PATH|DIR|GLOB|ASSET_ID",
+        help="control map: an image file (re-encoded as PNG, gray maps as one channel), an asset id, a folder or "
+        "a glob of images (one job per map); repeat the flag for several",
     )
     g.add_argument("--prompt", required=True, help="text prompt")
     g.add_argument("--model", default="flux.1-dev", help="model id (default: flux.1-dev)")
@@ -110,6 +118,16 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
         "--poll-interval", type=float, help="seconds between job polls (default 2, 0.25 with --emulator)"
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log HTTP requests (secrets are never logged)")
+    _ledger_option(parser)
+
+
+def _ledger_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--ledger",
+        metavar="PATH",
+        help="the job ledger file (default $SCENARIO_STATE_DIR/ledger.sqlite3, else "
+        "~/.local/state/scenario-controlnet/ledger.sqlite3; ComfyUI's is <user dir>/scenario/ledger.sqlite3)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -125,6 +143,14 @@ def build_parser() -> argparse.ArgumentParser:
     _request_options(gen)
     gen.add_argument("--out", default="out", help="output directory (default ./out)")
     gen.add_argument("--quote-only", action="store_true", help="print the price in creative units and exit")
+    gen.add_argument(
+        "--no-reuse",
+        action="store_true",
+        help="always submit (and pay), even when the same request and seed already succeeded",
+    )
+    gen.add_argument(
+        "--concurrency", type=int, default=4, help="jobs running at once for several control maps (1-16, default 4)"
+    )
     _common_options(gen)
 
     quote = sub.add_parser("quote", help="print the price of a request (dry run, nothing is charged)")
@@ -147,10 +173,16 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--max-pages", type=int, default=50, help="stop after this many pages (default 50)")
     _common_options(models)
 
-    jobs = sub.add_parser("jobs", help="list recent jobs")
+    jobs = sub.add_parser("jobs", help="list recent jobs (from Scenario, or with --local from the job ledger)")
     jobs.add_argument("--limit", type=int, default=20, help="how many (1-100, default 20)")
     jobs.add_argument("--status", help="only jobs with this status (e.g. in-progress, success)")
+    jobs.add_argument("--local", action="store_true", help="list the job ledger on this machine (no network)")
+    jobs.add_argument("--pending", action="store_true", help="with --local: only unfinished entries")
     _common_options(jobs)
+
+    resume = sub.add_parser("resume", help="finish every unfinished job in the ledger: wait and download")
+    resume.add_argument("--out", default="out", help="output directory (default ./out)")
+    _common_options(resume)
     return parser
 
 
@@ -237,15 +269,24 @@ async def _inline_or_upload(client: ScenarioClient, image: ImageArg, name: str) 
     return await client.image_ref(image.png, name=name)
 
 
-def _write_results(out: Path, job: Job, images: Sequence[bytes]) -> list[Path]:
+def _write_results(
+    out: Path, job: Job, images: Sequence[bytes], *, label: str | None = None, ledger: Ledger | None = None
+) -> list[Path]:
+    """Write ``<job id>_<n>.png`` (or ``<label>_<n>.png`` in a batch); record each file in the ledger."""
     out.mkdir(parents=True, exist_ok=True)
+    record = ledger.by_job(job.job_id) if ledger is not None else None
     written = []
     for i, data in enumerate(images):
         if sniff_mime(data) != "image/png":
             data = reencode_png(data, keep_alpha=True)
-        target = out / f"{job.job_id}_{i}.png"
+        target = out / f"{label or job.job_id}_{i}.png"
         target.write_bytes(data)
         written.append(target)
+        if ledger is not None and record is not None and i < len(job.asset_ids):
+            try:
+                ledger.add_receipt(record.id, job.asset_ids[i], content_hash(data), len(data), str(target))
+            except LedgerError as exc:
+                LOG.warning("%s", exc.message)
     return written
 
 
@@ -289,18 +330,110 @@ def _build_request(
     )
 
 
+@dataclass(frozen=True)
+class ControlInput:
+    """One control map of a run: ``label`` names its outputs in a batch (the file's stem, or the asset id)."""
+
+    label: str
+    image: ImageArg
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+
+
+def _image_files(paths: Sequence[Path]) -> list[Path]:
+    return sorted(p for p in paths if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _expand_controls(values: Sequence[str]) -> list[ControlInput]:
+    """``--control`` values -> maps: a file, an asset id, a folder (its images) or a glob; checked before paying."""
+    found: list[ControlInput] = []
+    for value in values:
+        path = Path(value).expanduser()
+        if path.is_dir():
+            files = _image_files(list(path.iterdir()))
+            if not files:
+                raise InputError(f"--control: the folder {value!r} holds no PNG, JPEG or WebP image")
+        elif any(c in value for c in "*?[") and not path.is_file():
+            files = _image_files([Path(p) for p in glob.glob(str(path))])
+            if not files:
+                raise InputError(f"--control: no PNG, JPEG or WebP image matches {value!r}")
+        else:
+            image = _read_image_arg(value, "--control")
+            found.append(ControlInput(path.stem if image.png is not None else value, image))
+            continue
+        found.extend(ControlInput(f.stem, _read_image_arg(str(f), "--control")) for f in files)
+    seen: dict[str, int] = {}
+    unique: list[ControlInput] = []
+    for item in found:  # two maps called house.png in two folders: house, house-2
+        n = seen.get(item.label, 0) + 1
+        seen[item.label] = n
+        unique.append(item if n == 1 else replace(item, label=f"{item.label}-{n}"))
+    return unique
+
+
+def _batch_seed(args: argparse.Namespace, control: ImageArg) -> int:
+    """A batch map's seed when --seed is omitted: derived from the map and the request, so a re-run is the same
+    request (and, with reuse, costs nothing for what is already done)."""
+    content = content_hash(control.png) if control.png is not None else control.ref
+    key = "\0".join(str(v) for v in (args.prompt, args.model, args.modality, args.init_image or "", content))
+    return int(hashlib.sha256(key.encode("utf-8")).hexdigest()[:8], 16) % (spec.SEED_MAX + 1)
+
+
 async def _cmd_generate(client: ScenarioClient, args: argparse.Namespace, state: RunState) -> int:
-    control = _read_image_arg(args.control, "--control")
+    controls = _expand_controls(args.control)
     init = _read_image_arg(args.init_image, "--init-image") if args.init_image else None
     model = await client.get_model(args.model)
-    request = _build_request(args, control, init, model.family, model.declared if model.custom else None)
-    await client.validate(request)  # every rule checked before anything is uploaded or paid
+    batch = len(controls) > 1 or any(
+        not Path(v).expanduser().is_file() and not spec.ASSET_ID_RE.match(v) for v in args.control
+    )
+    requests = []
+    for item in controls:
+        request = _build_request(args, item.image, init, model.family, model.declared if model.custom else None)
+        if batch and request.seed is None:
+            request = replace(request, seed=_batch_seed(args, item.image))
+        await client.validate(request)  # every map checked before anything is uploaded or paid
+        requests.append(request)
     if args.command == "quote" or getattr(args, "quote_only", False):
-        quote = await client.quote(request)
-        _say(f"price: {quote.creative_units:g} CU" + (f" (discount {quote.discount:g})" if quote.discount else ""))
+        for item, request in zip(controls, requests, strict=True):
+            quote = await client.quote(request)
+            label = f"{item.label}: " if batch else ""
+            _say(
+                f"{label}price: {quote.creative_units:g} CU"
+                + (f" (discount {quote.discount:g})" if quote.discount else "")
+            )
         return EXIT_OK
-    control_ref = await _inline_or_upload(client, control, "cli-control.png")
     init_ref = await _inline_or_upload(client, init, "cli-init.png") if init else None
+    if not batch:
+        return await _generate_one(client, args, state, controls[0], requests[0], init_ref, None)
+    if not 1 <= args.concurrency <= 16:
+        raise InputError("--concurrency must be from 1 to 16")
+    limit = asyncio.Semaphore(args.concurrency)
+
+    async def one(item: ControlInput, request: ControlNetRequest) -> int:
+        async with limit:
+            try:
+                return await _generate_one(client, args, state, item, request, init_ref, item.label)
+            except ScenarioError as exc:
+                _say(f"{item.label}: failed: {exc}")
+                return EXIT_ERROR
+
+    codes = await asyncio.gather(*(one(item, req) for item, req in zip(controls, requests, strict=True)))
+    failed = sum(1 for c in codes if c != EXIT_OK)
+    _say(f"batch: {len(codes) - failed} of {len(codes)} map(s) done" + (f", {failed} failed" if failed else ""))
+    return EXIT_OK if not failed else EXIT_ERROR
+
+
+async def _generate_one(
+    client: ScenarioClient,
+    args: argparse.Namespace,
+    state: RunState,
+    item: ControlInput,
+    request: ControlNetRequest,
+    init_ref: str | None,
+    label: str | None,
+) -> int:
+    control_ref = await _inline_or_upload(client, item.image, "cli-control.png")
     request = replace(
         request,
         control_image=control_ref if control_ref.startswith("data:") else None,
@@ -309,28 +442,39 @@ async def _cmd_generate(client: ScenarioClient, args: argparse.Namespace, state:
     ).with_seed()
     submission = await client.submit(request)
     state.job_id = submission.job_id
-    adopted = " (recovered after a lost reply)" if submission.adopted else ""
-    _say(f"job: {submission.job_id}{adopted}")
-    _say(f"seed: {request.seed}")
+    state.job_ids.append(submission.job_id)
+    how = (
+        " (reused: already paid for, nothing submitted)"
+        if submission.reused
+        else " (recovered after a lost reply)"
+        if submission.adopted
+        else ""
+    )
+    prefix = f"{label}: " if label else ""
+    _say(f"{prefix}job: {submission.job_id}{how}")
+    _say(f"{prefix}seed: {request.seed}")
     if submission.creative_units is not None:
-        _say(f"cost: {submission.creative_units:g} CU")
-    return await _wait_and_save(client, submission.job_id, args, state)
+        _say(f"{prefix}cost: {submission.creative_units:g} CU")
+    return await _wait_and_save(client, submission.job_id, args, state, label=label)
 
 
-async def _wait_and_save(client: ScenarioClient, job_id: str, args: argparse.Namespace, state: RunState) -> int:
+async def _wait_and_save(
+    client: ScenarioClient, job_id: str, args: argparse.Namespace, state: RunState, *, label: str | None = None
+) -> int:
     state.job_id = job_id
-    progress = ProgressLine(sys.stderr, sys.stderr.isatty())
+    progress = ProgressLine(sys.stderr, sys.stderr.isatty() and label is None)
     state.waiting = True
     job = await client.wait_for_job(job_id, on_progress=progress, timeout=args.timeout)
-    state.waiting = False
+    state.waiting = label is not None and state.waiting  # other maps of a batch may still be waiting
     started = time.monotonic()
     images = await client.download_all(job.asset_ids)
     download = time.monotonic() - started
-    for path in _write_results(Path(args.out), job, images):
-        _say(f"wrote {path}")
+    prefix = f"{label}: " if label else ""
+    for path in _write_results(Path(args.out), job, images, label=label, ledger=client.ledger):
+        _say(f"{prefix}wrote {path}")
     if job.cost is not None:
-        _say(f"billed: {job.cost:g} CU")
-    _say(f"timings: {progress.timings(download)}")
+        _say(f"{prefix}billed: {job.cost:g} CU")
+    _say(f"{prefix}timings: {progress.timings(download)}")
     return EXIT_OK
 
 
@@ -371,12 +515,77 @@ async def _cmd_models(client: ScenarioClient, args: argparse.Namespace, state: R
     return EXIT_OK
 
 
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 86400:.0f} d"
+
+
+def _cmd_jobs_local(ledger: Ledger, args: argparse.Namespace) -> int:
+    """``jobs --local [--pending]``: the ledger on this machine; no network, no credentials."""
+    if not 1 <= args.limit <= 1000:
+        raise InputError("--limit must be from 1 to 1000 with --local")
+    records = ledger.pending(limit=args.limit) if args.pending else ledger.recent(limit=args.limit)
+    if not records:
+        _say("no unfinished jobs in the ledger" if args.pending else "the ledger is empty")
+        return EXIT_OK
+    now = time.time()
+    _say(f"{'state':<11} {'job id':<32} {'age':>6}  {'cost':>8}  {'origin':<24} prompt")
+    for r in records:
+        job = r.job_id or (", ".join(r.candidates) if r.candidates else ("(upload)" if r.kind == "upload" else "-"))
+        cost = f"{r.cost:g} CU" if r.cost is not None else "?"
+        prompt = r.prompt if len(r.prompt) <= 40 else r.prompt[:37] + "..."
+        _say(f"{r.state:<11} {job:<32} {_age(r.age(now)):>6}  {cost:>8}  {r.origin[:24]:<24} {prompt}")
+        if r.state == "uncertain" and r.note:
+            _say(f"{'':<11} outcome unknown: {r.note}")
+    _say(f"ledger: {ledger.path}")
+    return EXIT_OK
+
+
+async def _cmd_resume(client: ScenarioClient, args: argparse.Namespace, state: RunState) -> int:
+    """Finish every unfinished ledger entry of a process that is gone: wait for its job and download it."""
+    ledger = client.ledger
+    assert ledger is not None
+    todo = [r for r in ledger.pending() if r.kind == "submit" and r.owner_alive() is not True]
+    if not todo:
+        _say("nothing to resume")
+        return EXIT_OK
+    failures = 0
+    for record in todo:
+        try:
+            job_id = await client.resume_intent(record)
+        except ScenarioError as exc:
+            failures += 1
+            _say(f"entry {record.id}: {exc}")
+            continue
+        if job_id is None:
+            failures += 1
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.first_sent_at or record.created_at))
+            _say(
+                f"entry {record.id}: outcome unknown: sent {when}, prompt {record.prompt!r}, seed {record.seed}, "
+                f"candidates: {', '.join(record.candidates) or 'none'}; check them with Poll Job"
+            )
+            continue
+        _say(f"job: {job_id} (resumed)")
+        try:
+            await _wait_and_save(client, job_id, args, state, label=None)
+        except ScenarioError as exc:
+            failures += 1
+            _say(f"{job_id}: {exc}")
+    return EXIT_OK if not failures else EXIT_ERROR
+
+
 COMMANDS = {
     "generate": _cmd_generate,
     "quote": _cmd_generate,
     "fetch": _cmd_fetch,
     "jobs": _cmd_jobs,
     "models": _cmd_models,
+    "resume": _cmd_resume,
 }
 
 
@@ -389,6 +598,7 @@ class RunState:
 
     job_id: str | None = None
     waiting: bool = False  # True while wait_for_job runs (an interrupt then cancels the job)
+    job_ids: list[str] = field(default_factory=list)  # every job of a batch
 
 
 @contextmanager
@@ -407,10 +617,21 @@ def _settings_for(args: argparse.Namespace) -> Iterator[Settings]:
         emulator.stop()
 
 
+def _open_ledger(args: argparse.Namespace) -> Ledger:
+    return Ledger(Path(args.ledger).expanduser()) if getattr(args, "ledger", None) else Ledger.open_default()
+
+
 async def _run(args: argparse.Namespace, settings: Settings, state: RunState) -> int:
     interval = args.poll_interval if args.poll_interval is not None else (0.25 if args.emulator else 2.0)
-    async with ScenarioClient(settings, poll_interval=interval) as client:
-        return await COMMANDS[args.command](client, args, state)
+    ledger = _open_ledger(args)
+    token = ORIGIN.set(CLI_ORIGIN)
+    try:
+        reuse = not getattr(args, "no_reuse", False) and os.environ.get("SCENARIO_REUSE", "").strip() != "0"
+        async with ScenarioClient(settings, poll_interval=interval, ledger=ledger, reuse=reuse) as client:
+            return await COMMANDS[args.command](client, args, state)
+    finally:
+        ORIGIN.reset(token)
+        ledger.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -425,10 +646,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     state = RunState()
     try:
+        if args.command == "jobs" and args.local:
+            ledger = _open_ledger(args)
+            try:
+                return _cmd_jobs_local(ledger, args)
+            finally:
+                ledger.close()
         with _settings_for(args) as settings:
             return asyncio.run(_run(args, settings, state))
     except KeyboardInterrupt:
-        if state.job_id and state.waiting:
+        if len(state.job_ids) > 1:
+            where = (
+                f" Jobs of this batch: {', '.join(state.job_ids)}; running the same command again collects them "
+                "without paying twice."
+            )
+        elif state.job_id and state.waiting:
             where = f" Scenario was asked to cancel job {state.job_id}."
         elif state.job_id:
             where = f" Job {state.job_id} was not canceled; 'python -m scenario_api fetch {state.job_id}' collects it."

@@ -31,8 +31,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import inspect
+import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -47,16 +49,23 @@ from .errors import (
     DownloadError,
     ExpiredURLError,
     ImageDecodeError,
+    JobCanceledError,
+    JobFailedError,
     NotFoundError,
     OutcomeUnknownError,
+    RateLimitedError,
     ScenarioError,
+    ServerError,
     TransientDownloadError,
     TransportError,
     TruncatedDownloadError,
     ValidationError,
 )
+from .imaging import content_hash as imaging_hash
 from .imaging import from_data_url, sniff_mime, to_data_url
-from .models import Asset, ControlNetRequest, Job, Model, Quote, Submission
+from .intents import Intents, Ticket
+from .ledger import SUBMIT, UPLOAD, Ledger, Record
+from .models import Asset, ControlNetRequest, Job, JobStatus, Model, Quote, Submission
 from .reconcile import CLAIMED_JOBS, MAX_PAGE_SIZE, Reconciler, iso_utc, sent_at
 from .retry import RetryPolicy
 from .spec import precheck_request
@@ -78,6 +87,44 @@ CUSTOM_RECORDS_TTL = 600.0
 CUSTOM_RECORDS = RecordCache(ttl=CUSTOM_RECORDS_TTL)
 
 ProgressCallback = OnUpdate
+
+
+class _Displaced(Exception):
+    """An adopted job was taken back by the run whose own reply named it."""
+
+
+class _FoundBeforeResend(Exception):
+    """The check before a paid resend found the job the earlier send created."""
+
+    def __init__(self, job: Job) -> None:
+        super().__init__(job.job_id)
+        self.job = job
+
+
+def _first_sent(wire: WireState) -> float:
+    """Wall-clock time of the first send: any attempt since may have created the job."""
+    return wire.first_send if wire.first_send is not None else sent_at(wire)
+
+
+def _endpoint_of(path: str) -> str | None:
+    """The endpoint name (as :func:`~.reconcile.input_matches` wants it) of a submit path kept in the ledger."""
+    if path.startswith("/generate/custom/"):
+        return spec.CUSTOM_ENDPOINT
+    name = path.removeprefix("/generate/")
+    return name if name in (spec.TXT2IMG, spec.IMG2IMG) else None
+
+
+def _job_in_reply(data: Any) -> Job | None:
+    """The job of a submit's 2xx answer, or None when the answer holds no usable job id."""
+    if not isinstance(data, Mapping) or not isinstance(data.get("job"), Mapping):
+        return None
+    try:
+        job = Job.from_api(data)
+    except ScenarioError:
+        return None
+    if not job.job_id or not spec.JOB_ID_RE.fullmatch(job.job_id):
+        return None
+    return job
 
 
 class ScenarioClient:
@@ -111,6 +158,8 @@ class ScenarioClient:
         max_download_bytes: int = DEFAULT_MAX_BYTES,
         download_attempts: int = 3,
         download_timeout: httpx.Timeout | float | None = None,
+        ledger: Ledger | None = None,
+        reuse: bool = False,
     ) -> None:
         self.settings = settings if settings is not None else Settings.from_env()
         self._transport = Transport(self.settings, timeout=timeout)  # raises ConfigurationError without a key
@@ -130,7 +179,14 @@ class ScenarioClient:
             kwargs["timeout"] = download_timeout
         self._downloader = Downloader(policy, **kwargs)
         self._models: dict[str, Model] = {}
+        self.ledger = ledger
+        self.reuse = bool(reuse and ledger is not None)
+        self._intents = Intents(self.settings, ledger)
+        self._tickets: dict[str, Ticket] = {}  # job id -> the ticket of this client's submit that holds it
+        self._served: set[int] = set()  # ledger intents whose results this client already served again
+        self._asset_jobs: dict[str, str] = {}  # asset id -> job id, for download receipts
         self._reconciler = Reconciler(
+            intents=self._intents,
             list_jobs=self.list_jobs,
             cancel_job=self.cancel_job,
             clock_offset=lambda: self._transport.clock_offset,
@@ -361,48 +417,234 @@ class ScenarioClient:
         request = request.with_seed()
         model, body = await self._prepare(request, upload=True)
         endpoint, path, match = self._route(request, model, body)
+        fingerprint = self._intents.fingerprint(SUBMIT, path, match)
+        if self.reuse:
+            reused = await self._reuse(request, fingerprint, endpoint, match)
+            if reused is not None:
+                return reused
         what = f"the generation request ({path})"
+        ticket = await self._intents.begin(
+            SUBMIT, path, match, prompt=str(request.prompt or ""), seed=request.seed, fingerprint=fingerprint
+        )
         wire = WireState()
+
+        async def check_before_resend() -> None:
+            # A 429/503 may come from a gateway after Scenario accepted: never resend over a job that exists.
+            await self._check_before_resend(endpoint, match, wire, ticket)
+
         try:
             try:
-                response = await self._transport.paid(
-                    "POST",
-                    path,
-                    what=what,
-                    policy=self.paid_retry,
-                    json=body,
-                    timeout=self._submit_timeout(),
-                    on_wait=on_wait,
-                    wire=wire,
-                )
+                try:
+                    response = await self._transport.paid(
+                        "POST",
+                        path,
+                        what=what,
+                        policy=self.paid_retry,
+                        json=body,
+                        timeout=self._submit_timeout(),
+                        on_wait=on_wait,
+                        wire=wire,
+                        before_resend=check_before_resend,
+                    )
+                finally:
+                    if wire.first_send is not None:
+                        await self._intents.sent(ticket)
+            except _FoundBeforeResend as found:
+                return Submission(job=found.job, creative_units=found.job.cost, adopted=True, request=request)
             except AmbiguousOutcome as exc:
                 LOG.warning("submit outcome unknown (%s); looking for the job instead of resubmitting", exc.cause)
-                return await self._reconciler.adopt(request, endpoint, match, sent_at(wire), exc.cause)
+                sub = await self._reconciler.adopt(request, endpoint, match, _first_sent(wire), exc.cause, ticket)
+                self._tickets[sub.job_id] = ticket
+                return sub
+            except ScenarioError as exc:
+                if wire.answered and isinstance(exc, (RateLimitedError, ServerError)):
+                    # refused to the end (429/503), but such an answer may follow an acceptance: look once
+                    adopted = await self._adopt_if_created(request, endpoint, match, wire, ticket)
+                    if adopted is not None:
+                        return adopted
+                await self._intents.refused(ticket, exc.message)
+                raise
         except asyncio.CancelledError:
             if wire.maybe_sent:
-                await self._reconciler.recover_cancelled_submit(endpoint, match, sent_at(wire))
+                await self._reconciler.recover_cancelled_submit(endpoint, match, _first_sent(wire), ticket)
+            elif wire.answered:
+                await self._intents.uncertain(
+                    ticket, "cancelled while waiting to resend after a 429/503 answer; a job may exist"
+                )
+            else:
+                await self._intents.refused(ticket, "cancelled before the request was sent")
             raise
         status = response.status_code
         if status == DRY_RUN_STATUS:
+            await self._intents.refused(ticket, "answered with a price quote (HTTP 269)")
             raise ScenarioError("Scenario answered the generation request with a price quote (HTTP 269): no job")
         if not 200 <= status < 300:
-            raise api_error(response, what=what)
+            error = api_error(response, what=what)
+            await self._intents.refused(ticket, error.message)
+            raise error
         data = decode_body(response)
-        job = Job.from_api(data if isinstance(data, Mapping) else {})
-        if not job.job_id:
-            raise ScenarioError(
-                f"Scenario accepted the generation request (HTTP {status}) but sent no job id; check your recent "
-                "jobs in the Scenario app before running again"
-            )
-        CLAIMED_JOBS.claim(job.job_id)
+        job = _job_in_reply(data)
+        if job is None:
+            # A 2xx without a usable job (broken JSON, an HTML page, no or a malformed id): the job may exist.
+            cause = f"HTTP {status} answer without a usable job id"
+            LOG.warning("submit answered %s; looking for the job instead of resubmitting", cause)
+            sub = await self._reconciler.adopt(request, endpoint, match, _first_sent(wire), cause, ticket)
+            self._tickets[sub.job_id] = ticket
+            return sub
         cost = data.get("creativeUnitsCost") if isinstance(data, Mapping) else None
+        if isinstance(cost, bool) or not isinstance(cost, (int, float)) or not math.isfinite(cost):
+            cost = job.cost
+        if not await self._intents.claim(ticket, job.job_id, adopted=False, cost=cost):
+            held = ScenarioError(
+                f"Scenario answered the generation request with job {job.job_id}, which another run already "
+                "holds; it was not adopted twice. Check the job with Poll Job",
+                job_id=job.job_id,
+            )
+            await self._intents.uncertain(ticket, held.message, [job.job_id])
+            raise held
+        self._tickets[job.job_id] = ticket
         LOG.info("submitted job %s (seed %s)", job.job_id, request.seed)
         return Submission(
             job=job,
-            creative_units=float(cost) if isinstance(cost, (int, float)) else job.cost,
+            creative_units=float(cost) if cost is not None else None,
             adopted=False,
             request=request,
         )
+
+    async def _check_before_resend(
+        self, endpoint: str, match: Mapping[str, Any], wire: WireState, ticket: Ticket
+    ) -> None:
+        """Before a paid resend: adopt a matching job created since the first send, or refuse to resend blind."""
+        found = await self._reconciler.look_for_job(
+            endpoint, match, _first_sent(wire), attempts=1, interval=0.0, ticket=ticket
+        )
+        if found.job is not None:
+            LOG.warning(
+                "Scenario created job %s although it answered 429/503; adopted it instead of resending",
+                found.job.job_id,
+            )
+            self._tickets[found.job.job_id] = ticket
+            raise _FoundBeforeResend(found.job)
+        if found.lookup_error is not None or found.candidates:
+            why = "the job list could not be read" if found.lookup_error else "several matching jobs exist"
+            raise AmbiguousOutcome(f"a 429/503 answer, and before resending {why}")
+
+    async def _adopt_if_created(
+        self, request: ControlNetRequest, endpoint: str, match: Mapping[str, Any], wire: WireState, ticket: Ticket
+    ) -> Submission | None:
+        try:
+            await self._check_before_resend(endpoint, match, wire, ticket)
+        except _FoundBeforeResend as found:
+            return Submission(job=found.job, creative_units=found.job.cost, adopted=True, request=request)
+        except AmbiguousOutcome as exc:
+            sub = await self._reconciler.adopt(request, endpoint, match, _first_sent(wire), exc.cause, ticket)
+            self._tickets[sub.job_id] = ticket
+            return sub
+        return None
+
+    async def _reuse(
+        self, request: ControlNetRequest, fingerprint: str, endpoint: str, match: Mapping[str, Any]
+    ) -> Submission | None:
+        """Results already paid for: a succeeded job, or one a crashed run left; None to submit anew."""
+        resumed = await self._resume(request, fingerprint, endpoint, match)
+        if resumed is not None:
+            return resumed
+        return await self._reuse_succeeded(request, fingerprint)
+
+    async def _resume(
+        self, request: ControlNetRequest, fingerprint: str, endpoint: str, match: Mapping[str, Any]
+    ) -> Submission | None:
+        """The job of an identical request whose process died before it finished (a crash, kill -9, Ctrl-C)."""
+        for record in await self._intents.resumable(fingerprint):
+            if record.id in self._served:
+                continue
+            self._served.add(record.id)
+            ticket = self._intents.take_over(record)
+            if record.job_id:
+                try:
+                    job = await self.get_job(record.job_id)
+                except NotFoundError:
+                    await self._intents.finished(record.job_id, "failed", reason="the job no longer exists")
+                    continue
+                if job.status in (JobStatus.FAILURE, JobStatus.CANCELED):
+                    await self._intents.finished(
+                        record.job_id, "failed" if job.status == JobStatus.FAILURE else "canceled"
+                    )
+                    continue
+                self._tickets[job.job_id] = ticket
+                LOG.info("resumed job %s, left unfinished by an earlier run; nothing submitted", job.job_id)
+                return Submission(job=job, creative_units=0.0, adopted=True, request=request, reused=True)
+            sent = record.first_sent_at or record.created_at
+            found = await self._reconciler.look_for_job(endpoint, match, sent, attempts=1, interval=0.0, ticket=ticket)
+            if found.job is not None:
+                self._tickets[found.job.job_id] = ticket
+                LOG.info("found job %s of an earlier run's unanswered request; nothing submitted", found.job.job_id)
+                return Submission(job=found.job, creative_units=0.0, adopted=True, request=request, reused=True)
+            if found.lookup_error is not None or found.candidates:
+                raise OutcomeUnknownError(
+                    "Scenario: an earlier run sent this same request and stopped before knowing its outcome, and "
+                    "the job list could not settle it "
+                    f"({'several matching jobs' if found.candidates else 'the job list could not be read'}); "
+                    "nothing was submitted. Check 'python -m scenario_api jobs --local --pending'"
+                )
+            await self._intents.refused(ticket, "no job was found for it when the same request ran again")
+        return None
+
+    async def resume_intent(self, record: Record) -> str | None:
+        """Take over an unfinished ledger intent left by a process that is gone; return its job id, or None.
+
+        An accepted intent already names its job. One that was being sent (or
+        whose outcome was unknown) is looked for in the job list with its stored
+        request, from a few seconds before it was written; the job found is
+        claimed for it. None: no job could be found (the outcome stays unknown).
+        The caller then waits with :meth:`wait_for_job` (a Stop cancels the job).
+        """
+        ticket = self._intents.take_over(record)
+        if record.job_id:
+            self._tickets[record.job_id] = ticket
+            return record.job_id
+        if not record.request:
+            return None
+        endpoint = _endpoint_of(record.endpoint)
+        if endpoint is None or not isinstance(record.request.get("seed"), int):
+            return None
+        found = await self._reconciler.look_for_job(
+            endpoint,
+            record.request,
+            record.first_sent_at or record.created_at,
+            attempts=self.reconcile_attempts,
+            interval=self.reconcile_interval,
+            ticket=ticket,
+        )
+        if found.job is None:
+            await self._intents.uncertain(
+                ticket,
+                "no matching job found when resuming"
+                + (f"; candidates: {', '.join(found.candidates)}" if found.candidates else ""),
+                found.candidates,
+            )
+            return None
+        self._tickets[found.job.job_id] = ticket
+        return found.job.job_id
+
+    async def _reuse_succeeded(self, request: ControlNetRequest, fingerprint: str) -> Submission | None:
+        """An earlier succeeded job with the same fingerprint, whose assets still exist; None to submit anew."""
+        record = await self._intents.reusable(fingerprint, kind=SUBMIT, exclude=self._served)
+        if record is None or not record.job_id:
+            return None
+        try:
+            job = await self.get_job(record.job_id)
+            if job.status != JobStatus.SUCCESS or not job.asset_ids:
+                raise NotFoundError("not a finished job any more")
+            for asset_id in job.asset_ids:
+                await self.get_asset(asset_id)
+        except NotFoundError:
+            LOG.info("job %s can no longer be reused (its results are gone); submitting anew", record.job_id)
+            self._served.add(record.id)
+            return None
+        self._served.add(record.id)
+        LOG.info("reused job %s (same request and seed, already paid for); nothing submitted", job.job_id)
+        return Submission(job=job, creative_units=0.0, adopted=False, request=request, reused=True)
 
     def _submit_timeout(self) -> httpx.Timeout:
         return httpx.Timeout(self.submit_timeout, connect=min(10.0, self.submit_timeout))
@@ -436,7 +678,13 @@ class ScenarioClient:
         if status is not None:
             params["status"] = status
         rows = await self._paged("/jobs", "jobs", params, max_pages=max_pages, what="the job list")
-        return [Job.from_api(row) for row in rows]
+        jobs: list[Job] = []
+        for row in rows:
+            try:
+                jobs.append(Job.from_api(row))
+            except ScenarioError as exc:  # one hostile record must not hide the others
+                LOG.warning("skipped a job record in the job list: %s", exc.message)
+        return jobs
 
     async def _paged(
         self, path: str, key: str, params: Mapping[str, Any], *, max_pages: int, what: str
@@ -483,18 +731,50 @@ class ScenarioClient:
         """
         job_id = spec.check_id("jobId", job_id)
         interval = self.poll_interval if poll_interval is None else max(0.0, poll_interval)
+        ticket = self._tickets.get(job_id)
+
+        async def on_update(job: Job) -> None:
+            if ticket is not None and ticket.adopted and not await self._intents.owns(ticket, job_id):
+                raise _Displaced(job_id)
+            if on_progress is not None:
+                result = on_progress(job)
+                if inspect.isawaitable(result):
+                    await result
+
         try:
-            return await watch_job(
+            job = await watch_job(
                 self,
                 job_id,
-                on_update=on_progress,
+                on_update=on_update,
                 limits=Limits(run_timeout=timeout),
                 next_delay=next_delay or fixed_interval(interval),
                 max_failures=self.max_poll_failures,
             )
         except asyncio.CancelledError:
-            await self._cancel_shielded(job_id)
+            if ticket is None or await self._intents.owns(ticket, job_id):
+                await self._cancel_shielded(job_id)
+                await self._intents.finished(job_id, "canceled", reason="stopped by the caller; a cancel was sent")
+            else:
+                LOG.warning("job %s belongs to another run; it was not cancelled", job_id)
             raise
+        except _Displaced:
+            assert ticket is not None
+            sent = iso_utc(datetime.fromtimestamp(ticket.begun_at, UTC))
+            raise OutcomeUnknownError(
+                f"Scenario: job {job_id}, adopted after a lost reply, turned out to belong to another run (whose "
+                "own reply named it); it was left to that run and not cancelled. The outcome of this request "
+                f"(sent at {sent}, prompt {ticket.prompt!r}, seed {ticket.seed}) is unknown: check your recent jobs "
+                "with Poll Job before running again",
+                job_id=job_id,
+            ) from None
+        except (JobFailedError, JobCanceledError) as exc:
+            state = "failed" if isinstance(exc, JobFailedError) else "canceled"
+            await self._intents.finished(job_id, state, reason=str(exc))
+            raise
+        await self._intents.finished(job_id, "succeeded", asset_ids=job.asset_ids)
+        for asset_id in job.asset_ids:
+            self._asset_jobs[asset_id] = job_id
+        return job
 
     async def cancel_job(self, job_id: str, *, best_effort: bool = True, timeout: float | None = None) -> Job | None:
         """Ask Scenario to cancel a job, once.
@@ -567,7 +847,9 @@ class ScenarioClient:
             if not asset.url:
                 raise DownloadError(f"Asset {asset_id} has no file URL yet (status {asset.status!r})")
             try:
-                return await self._downloader.fetch(asset.url)
+                data = await self._downloader.fetch(asset.url)
+                await self._intents.receipt(self._asset_jobs.get(asset_id), asset_id, data)
+                return data
             except (ExpiredURLError, TruncatedDownloadError, TransientDownloadError) as exc:
                 last = exc
                 LOG.warning("download of %s failed (%s); getting a fresh URL", asset_id, type(exc).__name__)
@@ -607,21 +889,47 @@ class ScenarioClient:
         else:
             raise ValidationError("image", type(data).__name__, "image bytes or a data URL")
         what = f"the upload of '{name.strip()}'"
+        content = from_data_url(url)[0]
+        ticket = await self._intents.begin(
+            UPLOAD,
+            "/assets",
+            {},
+            prompt=name.strip(),
+            fingerprint=self._intents.upload_fingerprint(imaging_hash(content)),
+        )
         try:
-            response = await self._transport.paid(
-                "POST", "/assets", what=what, policy=self.paid_retry, json={"name": name.strip(), "image": url}
-            )
+            try:
+                response = await self._transport.paid(
+                    "POST", "/assets", what=what, policy=self.paid_retry, json={"name": name.strip(), "image": url}
+                )
+            finally:
+                await self._intents.sent(ticket)
         except AmbiguousOutcome as exc:
+            await self._intents.uncertain(ticket, f"upload outcome unknown: {exc.cause}")
             raise OutcomeUnknownError(
                 f"Scenario: the upload of '{name.strip()}' may or may not have created an asset ({exc.cause}). "
                 "Nothing was retried automatically. Uploading again is harmless: at worst it leaves an unused asset",
                 status=exc.status,
             ) from None
+        except ScenarioError as exc:
+            await self._intents.refused(ticket, exc.message)
+            raise
+        except asyncio.CancelledError:
+            await self._intents.uncertain(ticket, "cancelled while the upload was on its way")
+            raise
         if not 200 <= response.status_code < 300:
-            raise api_error(response, what=what)
+            error = api_error(response, what=what)
+            await self._intents.refused(ticket, error.message)
+            raise error
         asset = Asset.from_api(decode_body(response))
-        if not asset.asset_id:
-            raise ScenarioError("Scenario accepted the upload but returned no asset id")
+        if not asset.asset_id or not spec.ASSET_ID_RE.fullmatch(asset.asset_id):
+            await self._intents.uncertain(ticket, f"HTTP {response.status_code} answer without a usable asset id")
+            raise OutcomeUnknownError(
+                f"Scenario answered the upload of '{name.strip()}' (HTTP {response.status_code}) without a usable "
+                "asset id; it may or may not have created an asset. Uploading again is harmless: at worst it "
+                "leaves an unused asset"
+            )
+        await self._intents.uploaded(ticket, asset.asset_id)
         LOG.info("uploaded asset %s (%s)", asset.asset_id, redact(url))
         return asset
 

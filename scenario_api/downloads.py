@@ -14,9 +14,12 @@ oversized file is not.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import math
+import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -44,6 +47,27 @@ __all__ = [
 MAX_REDIRECTS = 2
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 DEFAULT_DOWNLOAD_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+# Total time one file may take, redirects included, on top of the per-read timeout: a host that trickles
+# bytes (each read just under the read timeout) must still end. ``SCENARIO_DOWNLOAD_TIMEOUT`` seconds.
+ENV_DOWNLOAD_DEADLINE = "SCENARIO_DOWNLOAD_TIMEOUT"
+DEFAULT_DOWNLOAD_DEADLINE = 120.0
+
+
+def download_deadline(env: Mapping[str, str] | None = None) -> float:
+    """``SCENARIO_DOWNLOAD_TIMEOUT`` (seconds, finite, > 0), else 120."""
+    text = ((os.environ if env is None else env).get(ENV_DOWNLOAD_DEADLINE) or "").strip()
+    if not text:
+        return DEFAULT_DOWNLOAD_DEADLINE
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value) or value <= 0:
+        LOG.warning("%s must be a number of seconds > 0; using %g", ENV_DOWNLOAD_DEADLINE, DEFAULT_DOWNLOAD_DEADLINE)
+        return DEFAULT_DOWNLOAD_DEADLINE
+    return value
+
+
 _EXPIRED_STATUSES = frozenset({401, 403, 404, 410})
 _TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
@@ -146,7 +170,22 @@ class Downloader:
         await self._pool.aclose()
 
     async def fetch(self, url: str) -> bytes:
-        """The body of ``url``; follows up to :data:`MAX_REDIRECTS` checked redirects."""
+        """The body of ``url``; follows up to :data:`MAX_REDIRECTS` checked redirects.
+
+        The whole fetch has a total deadline (:func:`download_deadline`) on top
+        of the per-read timeout; past it, a :class:`DownloadError` says so.
+        """
+        deadline = download_deadline()
+        try:
+            async with asyncio.timeout(deadline):
+                return await self._fetch(url)
+        except TimeoutError:
+            raise DownloadError(
+                f"The download from {safe_url(url)} did not finish within {deadline:g} s "
+                f"({ENV_DOWNLOAD_DEADLINE}); the file host is too slow"
+            ) from None
+
+    async def _fetch(self, url: str) -> bytes:
         client = self._pool.get()
         current = url
         for _hop in range(MAX_REDIRECTS + 1):

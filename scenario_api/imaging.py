@@ -17,7 +17,6 @@ import base64
 import binascii
 import hashlib
 import io
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -151,6 +150,21 @@ def _to_uint8_gray(image: Image.Image) -> np.ndarray:
     return np.clip(arr, 0, 255).astype(np.uint8)
 
 
+# Decoded-pixel limit (Pillow's own default, 89.5 Mpx, or its current setting): checked on the header, before
+# any pixel is decoded, the same in every thread.
+MAX_DECODED_PIXELS = int(Image.MAX_IMAGE_PIXELS or 89_478_485)
+
+
+class _TooManyPixels(ValueError):
+    pass
+
+
+def _check_pixels(size: tuple[int, int]) -> None:
+    width, height = size
+    if width * height > MAX_DECODED_PIXELS:
+        raise _TooManyPixels(f"{width} x {height} pixels is above the limit of {MAX_DECODED_PIXELS} pixels")
+
+
 def decode_image(data: bytes) -> DecodedImage:
     """Decode PNG/JPEG/WebP (and other Pillow formats) into RGB + optional alpha.
 
@@ -164,15 +178,16 @@ def decode_image(data: bytes) -> DecodedImage:
     if not raw:
         raise ImageDecodeError("No image data: the file or download is empty (0 bytes)")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(raw))
-            image.load()
+        image = Image.open(io.BytesIO(raw))  # reads the header only
+        _check_pixels(image.size)  # our own limit: no process-wide ``warnings`` filter (it races between threads)
+        image.load()
     except UnidentifiedImageError:
         raise ImageDecodeError(
             f"Not an image Pillow can read ({len(raw)} bytes starting {raw[:8].hex()}); expected PNG, JPEG or WebP"
         ) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageDecodeError(f"Image refused as too large to decode safely: {exc}") from None
+    except _TooManyPixels as exc:
         raise ImageDecodeError(f"Image refused as too large to decode safely: {exc}") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageDecodeError(f"Corrupt or truncated image ({len(raw)} bytes): {exc}") from None

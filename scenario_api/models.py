@@ -7,6 +7,7 @@ become ``None``), because the real API's shapes are only partly documented.
 from __future__ import annotations
 
 import math
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -32,7 +33,7 @@ class JobStatus(StrEnum):
     @classmethod
     def parse(cls, value: Any) -> JobStatus | str:
         """The member for a wire status; an unknown text stays a plain ``str`` (reported, never guessed)."""
-        text = str(value or "unknown")
+        text = value[:64] if isinstance(value, str) and value else "unknown"
         try:
             return cls(text)
         except ValueError:
@@ -70,10 +71,54 @@ STATUS_LABELS: dict[str, str] = {
 
 
 def _float(v: Any) -> float | None:
-    try:
-        return None if v is None or isinstance(v, bool) else float(v)
-    except (TypeError, ValueError):
+    """A finite number from a JSON value (numbers or numeric strings), else None."""
+    if v is None or isinstance(v, bool) or not isinstance(v, (int, float, str)):
         return None
+    if isinstance(v, str) and len(v) > 64:
+        return None
+    try:
+        value = float(v)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+MAX_ASSET_IDS = 1000  # far more outputs than any job has; a longer list is not a real job record
+_ASSET_ID_SHAPE = re.compile(r"asset_[A-Za-z0-9_-]{1,128}")
+
+
+def _text(v: Any, limit: int = 2000) -> str | None:
+    """A bounded string from a JSON value (None for anything that is not text or a number)."""
+    if isinstance(v, str):
+        return v if len(v) <= limit else v[: limit - 3] + "..."
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return str(v)
+    return None
+
+
+def _asset_id_list(value: Any, job_id: str) -> tuple[str, ...]:
+    """A job's ``assetIds``: a list of asset ids, or a ScenarioError naming the job."""
+    if value is None:
+        return ()
+    if not isinstance(value, (list, tuple)) or len(value) > MAX_ASSET_IDS:
+        raise ScenarioError(
+            f"Scenario sent job {job_id or '(no id)'} with an unusable assetIds value (a "
+            f"{type(value).__name__}{f' of {len(value)} items' if isinstance(value, (list, tuple)) else ''}); "
+            "collect its results later with Poll Job",
+            job_id=job_id or None,
+        )
+    ids: list[str] = []
+    for item in value:
+        if item is None or item == "":
+            continue
+        if not isinstance(item, str) or not _ASSET_ID_SHAPE.fullmatch(item):
+            raise ScenarioError(
+                f"Scenario sent job {job_id or '(no id)'} with something that is not an asset id in assetIds; "
+                "collect its results later with Poll Job",
+                job_id=job_id or None,
+            )
+        ids.append(item)
+    return tuple(ids)
 
 
 # --------------------------------------------------------------------------- request
@@ -209,26 +254,29 @@ class Job:
             j = {}
         meta = j.get("metadata") if isinstance(j.get("metadata"), Mapping) else {}
         billing = j.get("billing") if isinstance(j.get("billing"), Mapping) else {}
+        raw_id = j.get("jobId") or j.get("id") or ""
+        job_id = raw_id if isinstance(raw_id, str) and len(raw_id) <= 200 else ""
         error = meta.get("error") or j.get("error")
         if isinstance(error, Mapping):
-            error = error.get("message") or error.get("reason") or str(dict(error))
+            error = error.get("message") or error.get("reason") or "an error record"
+        error = _text(error)
         cost = _float(billing.get("cuCost"))
         if cost is None and isinstance(data, Mapping):
             cost = _float(data.get("creativeUnitsCost"))
         history = j.get("statusHistory") if isinstance(j.get("statusHistory"), list) else []
         job_input = meta.get("input")
         return cls(
-            job_id=str(j.get("jobId") or j.get("id") or ""),
+            job_id=job_id,
             status=JobStatus.parse(j.get("status")),
             progress=_float(j.get("progress")),
-            job_type=j.get("jobType"),
-            asset_ids=tuple(str(a) for a in (meta.get("assetIds") or []) if a),
-            error=str(error) if error else None,
-            hint=(meta.get("hint") or j.get("hint")) or None,
+            job_type=_text(j.get("jobType"), 100),
+            asset_ids=_asset_id_list(meta.get("assetIds"), job_id),
+            error=error or None,
+            hint=_text(meta.get("hint") or j.get("hint")) or None,
             input=job_input if isinstance(job_input, Mapping) else {},
             cost=cost,
-            created_at=j.get("createdAt"),
-            updated_at=j.get("updatedAt"),
+            created_at=_text(j.get("createdAt"), 64),
+            updated_at=_text(j.get("updatedAt"), 64),
             status_history=tuple(h for h in history if isinstance(h, Mapping)),
             raw=dict(j),
         )
@@ -254,11 +302,11 @@ class Asset:
             a = {}
         meta = a.get("metadata") if isinstance(a.get("metadata"), Mapping) else {}
         return cls(
-            asset_id=str(a.get("id") or a.get("assetId") or ""),
-            url=a.get("url"),
-            mime_type=a.get("mimeType"),
-            kind=a.get("kind"),
-            status=a.get("status"),
+            asset_id=_text(a.get("id") or a.get("assetId") or "", 200) or "",
+            url=a.get("url") if isinstance(a.get("url"), str) and len(a["url"]) <= 16384 else None,
+            mime_type=_text(a.get("mimeType"), 100),
+            kind=_text(a.get("kind"), 100),
+            status=_text(a.get("status"), 100),
             metadata=dict(meta),
             raw=dict(a),
         )
@@ -333,18 +381,20 @@ class Quote:
         return cls(
             creative_units=float(cost),
             discount=_float(data.get("creativeUnitsDiscount")) or 0.0,
-            details=dict(data.get("costDetails") or {}),
+            details=dict(details) if isinstance(details := data.get("costDetails"), Mapping) else {},
         )
 
 
 @dataclass(frozen=True)
 class Submission:
-    """The answer to a paid submit. ``adopted`` = found in the job list after a lost reply."""
+    """The answer to a paid submit. ``adopted`` = found in the job list after a lost reply;
+    ``reused`` = an earlier job's results served again (nothing was submitted or charged)."""
 
     job: Job
     creative_units: float | None = None
     adopted: bool = False
     request: ControlNetRequest | None = field(default=None, repr=False)
+    reused: bool = False
 
     @property
     def job_id(self) -> str:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
@@ -30,6 +29,7 @@ from typing import Any
 from . import spec
 from .cancellation import finish_shielded
 from .errors import OutcomeUnknownError, ScenarioError, ValidationError
+from .intents import CLAIMED_JOBS, ClaimedJobs, Intents, Ticket
 from .models import ControlNetRequest, Job, Submission
 from .transport import LOG, WireState
 
@@ -224,38 +224,18 @@ def _custom_fields_match(echo: Mapping[str, Any], body: Mapping[str, Any]) -> bo
     return True
 
 
-class ClaimedJobs:
-    """Job ids already handed to a caller in this process; never adopted again.
-
-    Process-wide on purpose: two clients (two nodes, two prompts) may send
-    identical requests with the same seed, and one client's lost reply must
-    not make it adopt the job the other client was given. Guarded by a
-    ``threading.Lock`` (never held across an await), so clients in different
-    event loops or threads share it safely. Only the newest ``limit`` ids are
-    kept: an older job is far outside any reconciliation window anyway.
-    """
-
-    def __init__(self, limit: int = 50_000) -> None:
-        self._ids: dict[str, None] = {}
-        self._lock = threading.Lock()
-        self._limit = limit
-
-    def claim(self, job_id: str) -> bool:
-        """Record ``job_id``; True when no one had claimed it before."""
-        with self._lock:
-            if job_id in self._ids:
-                return False
-            self._ids[job_id] = None
-            while len(self._ids) > self._limit:
-                del self._ids[next(iter(self._ids))]
-            return True
-
-    def __contains__(self, job_id: object) -> bool:
-        with self._lock:
-            return job_id in self._ids
-
-
-CLAIMED_JOBS = ClaimedJobs()
+def created_since(job: Job, since: datetime) -> bool:
+    """Was ``job`` created at or after ``since`` (both in the server's clock)? False when its date is unreadable."""
+    text = job.created_at
+    if not isinstance(text, str) or not text.strip() or len(text) > 64:
+        return False
+    try:
+        created = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=UTC)
+    return created >= since
 
 
 def sent_at(wire: WireState) -> float:
@@ -301,7 +281,9 @@ class Reconciler:
         interval: float,
         skew: float,
         cancel_timeout: float,
+        intents: Intents,
     ) -> None:
+        self.intents = intents
         self._list_jobs = list_jobs
         self._cancel_job = cancel_job
         self._clock_offset = clock_offset
@@ -323,17 +305,22 @@ class Reconciler:
         attempts: int,
         interval: float,
         found: Search | None = None,
+        ticket: Ticket | None = None,
     ) -> Search:
-        """Look for the one unclaimed job matching ``body`` created since the send; claim it.
+        """Look for the one unclaimed job matching ``body`` created since the send; claim it for ``ticket``.
 
-        Only jobs created after the send (server clock) minus ``skew`` are
-        listed. Jobs already claimed in this process are skipped. With several
-        matches none is picked: the next try may see one of them claimed by its
-        rightful owner; after the last try ``candidates`` lists them. ``found``
-        (optional) is filled in place, so a caller that stops waiting still
-        knows what was seen.
+        Only jobs created after the send (server clock) minus ``skew`` count:
+        the window is asked for with ``createdAfter`` and checked again on each
+        job's own ``createdAt`` (a server may ignore the filter; a job without a
+        readable date is never adopted). Jobs held by another run, in this
+        process or (through the ledger) in another one, are skipped. With
+        several matches none is picked: the next try may see one of them
+        claimed by its rightful owner; after the last try ``candidates`` lists
+        them. ``found`` (optional) is filled in place, so a caller that stops
+        waiting still knows what was seen.
         """
         found = found if found is not None else Search()
+        ticket = ticket if ticket is not None else Ticket(kind="submit", fingerprint="")
         for attempt in range(attempts):
             if attempt:
                 await asyncio.sleep(interval)
@@ -349,11 +336,15 @@ class Reconciler:
             found.lookup_error = None
             matches: dict[str, Job] = {}
             for job in jobs:
-                if job.job_id and job.job_id not in CLAIMED_JOBS and input_matches(job, endpoint, body):
+                if not job.job_id or self.intents.is_claimed(job.job_id):
+                    continue
+                if created_since(job, since) and input_matches(job, endpoint, body):
                     matches.setdefault(job.job_id, job)
+            for job_id in await self.intents.claimed_elsewhere(matches):
+                matches.pop(job_id, None)
             if len(matches) == 1:
                 job = next(iter(matches.values()))
-                if CLAIMED_JOBS.claim(job.job_id):
+                if await self.intents.claim(ticket, job.job_id, adopted=True, cost=job.cost):
                     found.job, found.candidates = job, []
                     return found
                 matches = {}
@@ -367,15 +358,29 @@ class Reconciler:
         return found
 
     async def adopt(
-        self, request: ControlNetRequest, endpoint: str, body: Mapping[str, Any], sent: float, cause: str
+        self,
+        request: ControlNetRequest,
+        endpoint: str,
+        body: Mapping[str, Any],
+        sent: float,
+        cause: str,
+        ticket: Ticket | None = None,
     ) -> Submission:
-        """Find the job an ambiguous submit may have created, or raise OutcomeUnknownError."""
-        found = await self.look_for_job(endpoint, body, sent, attempts=self.attempts, interval=self.interval)
+        """Find the job an ambiguous submit may have created, or raise OutcomeUnknownError.
+
+        The ticket's ledger intent ends ``accepted`` (adopted) or ``uncertain``
+        with the candidates, the send time and the cause.
+        """
+        ticket = ticket if ticket is not None else Ticket(kind="submit", fingerprint="")
+        found = await self.look_for_job(
+            endpoint, body, sent, attempts=self.attempts, interval=self.interval, ticket=ticket
+        )
         if found.job is not None:
             LOG.info("adopted job %s after an ambiguous submit (%s)", found.job.job_id, cause)
             return Submission(job=found.job, creative_units=found.job.cost, adopted=True, request=request)
         since_text = iso_utc(self.server_time(sent))
         prompt = _short_prompt(body)
+        await self.intents.uncertain(ticket, f"sent at {since_text}: {cause}", found.candidates)
         if found.candidates:
             ids = ", ".join(found.candidates)
             raise OutcomeUnknownError(
@@ -395,7 +400,9 @@ class Reconciler:
             since=since_text,
         )
 
-    async def recover_cancelled_submit(self, endpoint: str, body: Mapping[str, Any], sent: float) -> None:
+    async def recover_cancelled_submit(
+        self, endpoint: str, body: Mapping[str, Any], sent: float, ticket: Ticket | None = None
+    ) -> None:
         """The submit's task was cancelled after the paid request may have landed: find and cancel the job.
 
         The work runs in its own task (:func:`finish_shielded`): a second (third...)
@@ -405,7 +412,10 @@ class Reconciler:
         raises; the caller re-raises its ``CancelledError``.
         """
         found = Search()
-        outcome = await finish_shielded(self._recover(endpoint, body, sent, found), bound=CANCEL_RECOVERY_SECONDS)
+        ticket = ticket if ticket is not None else Ticket(kind="submit", fingerprint="")
+        outcome = await finish_shielded(
+            self._recover(endpoint, body, sent, found, ticket), bound=CANCEL_RECOVERY_SECONDS
+        )
         if outcome.absorbed:
             LOG.warning(
                 "Scenario: %d further cancellation(s) arrived while a cancelled submit was looking for its job; "
@@ -427,7 +437,9 @@ class Reconciler:
             ", ".join(candidates) or "none found yet",
         )
 
-    async def _recover(self, endpoint: str, body: Mapping[str, Any], sent: float, found: Search) -> None:
+    async def _recover(
+        self, endpoint: str, body: Mapping[str, Any], sent: float, found: Search, ticket: Ticket
+    ) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + CANCEL_RECOVERY_SECONDS
         since_text = iso_utc(self.server_time(sent))
@@ -440,6 +452,7 @@ class Reconciler:
                     attempts=self.attempts,
                     interval=min(self.interval, 1.0),
                     found=found,
+                    ticket=ticket,
                 ),
                 CANCEL_RECOVERY_SECONDS - CANCEL_RECOVERY_CANCEL_SHARE,
             )
@@ -455,7 +468,11 @@ class Reconciler:
                 )
             except Exception as exc:  # noqa: BLE001 - best effort
                 LOG.warning("best-effort cancel of job %s incomplete (%s)", job_id, type(exc).__name__)
+            await self.intents.finished(job_id, "canceled", reason="the caller was cancelled; a cancel was sent")
             return
+        await self.intents.uncertain(
+            ticket, f"sent at {since_text}; the caller was cancelled while it was on the wire", found.candidates
+        )
         if found.candidates:
             LOG.warning(
                 "Scenario: a generation request sent at %s was cancelled while on the wire; several jobs match it "

@@ -230,11 +230,13 @@ class WireState:
     earlier attempts were refused, so only this one can have created a job.
     """
 
-    __slots__ = ("maybe_sent", "last_send")
+    __slots__ = ("maybe_sent", "last_send", "first_send", "answered")
 
     def __init__(self) -> None:
         self.maybe_sent = False
         self.last_send: float | None = None
+        self.first_send: float | None = None  # when the first attempt left: a job may date from then
+        self.answered = False  # some attempt reached the server (a 429/503 may come after acceptance)
 
 
 def server_clock_offset(response: httpx.Response, *, now: float | None = None) -> float | None:
@@ -345,6 +347,7 @@ class Transport:
         timeout: httpx.Timeout | float | None = None,
         on_wait: Callable[[float, str], Awaitable[None] | None] | None = None,
         wire: WireState | None = None,
+        before_resend: Callable[[], Awaitable[None]] | None = None,
     ) -> httpx.Response:
         """Send until ``retry_reason`` has no reason to try again, or ``policy`` runs out.
 
@@ -355,18 +358,26 @@ class Transport:
         Cancelling the caller's task ends the loop at once (a wait, or the send
         in progress). When the loop stops on a network error
         it raises :class:`TransportError`; a response is returned as is.
-        ``wire`` (paid calls) tracks whether the request may have landed.
+        ``wire`` (paid calls) tracks whether the request may have landed;
+        ``before_resend()`` (paid calls) runs before every resend once an
+        attempt reached the server, and may raise to stop the loop.
         """
         attempt = 0
         while True:
             attempt += 1
             outcome: httpx.Response | httpx.TransportError
             if wire is not None:
+                if attempt > 1 and wire.answered and before_resend is not None:
+                    await before_resend()
                 wire.maybe_sent, wire.last_send = True, time.time()
+                if wire.first_send is None:
+                    wire.first_send = wire.last_send
             try:
                 outcome = await self.send(method, path, params=params, json=json, timeout=timeout)
             except httpx.TransportError as exc:
                 outcome = exc
+            if wire is not None and isinstance(outcome, httpx.Response):
+                wire.answered = True
             why = retry_reason(outcome)
             if why is not None and wire is not None:
                 wire.maybe_sent = False  # refused or never connected: nothing was created
@@ -427,6 +438,7 @@ class Transport:
         timeout: httpx.Timeout | float | None = None,
         on_wait: Callable[[float, str], Awaitable[None] | None] | None = None,
         wire: WireState | None = None,
+        before_resend: Callable[[], Awaitable[None]] | None = None,
     ) -> httpx.Response:
         """A request that spends credits or creates something: resent only when it provably created nothing.
 
@@ -437,7 +449,11 @@ class Transport:
         * any other answer is returned as is (the caller maps error statuses).
 
         Pass a :class:`WireState` to learn, when the caller's task is cancelled
-        mid-call, whether the request may have reached Scenario.
+        mid-call, whether the request may have reached Scenario. A gateway may
+        answer 429/503 *after* Scenario accepted: ``before_resend()`` runs
+        before every resend that follows an answer from the server, so the
+        caller can check that no job was created since the first send (and
+        raise to stop, e.g. to adopt the job it found).
         """
         response = await self._with_retries(
             method,
@@ -450,6 +466,7 @@ class Transport:
             timeout=timeout,
             on_wait=on_wait,
             wire=wire,
+            before_resend=before_resend,
         )
         status = response.status_code
         if status in REFUSED_PAID_STATUSES:  # still refused when the attempts ran out

@@ -83,6 +83,16 @@ class UploadService:
         with self._lock:
             return self._asset_ids.get(key)
 
+    def content_hashes(self, settings: Settings) -> dict[str, str]:
+        """Asset id -> content hash of what was uploaded for ``settings``' account and endpoint.
+
+        The job ledger fingerprints a request by its images' content, so a map
+        re-uploaded after a restart (under a new asset id) still matches.
+        """
+        base, account, _ = self.key(settings, "")
+        with self._lock:
+            return {v: k[2] for k, v in self._asset_ids.items() if k[0] == base and k[1] == account}
+
     def forget(self, asset_id: str) -> None:
         """Drop an asset id that Scenario no longer knows (deleted, other project)."""
         with self._lock:
@@ -116,6 +126,9 @@ class UploadService:
                 self.forget(hit)
 
         async def send() -> str:
+            earlier = await _ledger_upload(client, key[2])
+            if earlier is not None:
+                return earlier
             asset = await client.upload_image(image, name)
             if not getattr(asset, "asset_id", None):
                 raise ScenarioError("Scenario answered the upload without an asset id")
@@ -182,6 +195,23 @@ class UploadService:
 
 
 UPLOADS = UploadService()
+
+
+async def _ledger_upload(client: Any, content_hash: str) -> str | None:
+    """An asset id the job ledger remembers for this image on this account (an earlier process uploaded it),
+    if the asset still exists; None otherwise."""
+    intents = getattr(client, "_intents", None)
+    if intents is None or getattr(intents, "ledger", None) is None:
+        return None
+    record = await intents.reusable(intents.upload_fingerprint(content_hash), kind="upload")
+    if record is None or not record.asset_ids:
+        return None
+    asset_id = record.asset_ids[0]
+    try:
+        await client.get_asset(asset_id)
+    except NotFoundError:
+        return None
+    return asset_id
 
 
 async def upload_array(client: _Uploader, arr: np.ndarray, name: str) -> str:

@@ -11,8 +11,9 @@ Fixtures
 - ``env_for_emulator``: the ``emulator`` handle, with SCENARIO_API_URL/KEY/SECRET pointing at it.
 
 Every test also runs with SCENARIO_API_KEY/SECRET set to the test pair, SCENARIO_API_URL
-set to the session emulator (so nothing can reach the real API by accident) and
-SCENARIO_PROJECT_ID unset. Image helpers live in ``tests/helpers.py`` (``from helpers import make_png``).
+set to the session emulator (so nothing can reach the real API by accident),
+SCENARIO_PROJECT_ID unset and SCENARIO_STATE_DIR (the CLI's job ledger) in the test's tmp_path.
+Image helpers live in ``tests/helpers.py`` (``from helpers import make_png``).
 """
 
 from __future__ import annotations
@@ -133,7 +134,9 @@ def emulator_server() -> Iterator[EmulatorHandle]:
 
 
 @pytest.fixture(autouse=True)
-def _scenario_test_env(monkeypatch: pytest.MonkeyPatch, emulator_server: EmulatorHandle) -> None:
+def _scenario_test_env(monkeypatch: pytest.MonkeyPatch, emulator_server: EmulatorHandle, tmp_path: Path) -> None:
+    # The CLI's job ledger lives in a fresh folder per test, never in the home directory.
+    monkeypatch.setenv("SCENARIO_STATE_DIR", str(tmp_path / "scenario-state"))
     monkeypatch.setenv("SCENARIO_API_KEY", TEST_KEY)
     monkeypatch.setenv("SCENARIO_API_SECRET", TEST_SECRET)
     monkeypatch.setenv("SCENARIO_API_URL", emulator_server.url)

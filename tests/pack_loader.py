@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -143,11 +144,13 @@ def pack() -> ModuleType:
 
 
 @pytest.fixture
-def comfy(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeComfy:
+def comfy(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeComfy]:
     """Fake ComfyUI modules in ``sys.modules``; the user directory is an empty temp dir."""
     user_dir = tmp_path / "comfy-user"
     user_dir.mkdir()
-    return FakeComfy(user_dir).install(monkeypatch)
+    yield FakeComfy(user_dir).install(monkeypatch)
+    if PACK_NAME in sys.modules:  # the nodes' job ledger lives in this user dir: close it with the test
+        submodule("nodes.job_ledger").close_all()
 
 
 @pytest.fixture

@@ -20,7 +20,8 @@ from scenario_api.models import Job
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCENARIO_")}
+    # SCENARIO_STATE_DIR stays: the CLI's job ledger goes to the test's folder, never the home directory.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCENARIO_") or k == "SCENARIO_STATE_DIR"}
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env.update(extra)
     return env

@@ -2,7 +2,7 @@
 
 Like Scenario's CDN it needs no Authorization header (it ignores one), checks
 the signature and expiry (403), and serves the PNG with its Content-Length.
-The ``expired_url`` and ``truncated_download`` faults act here, and only on
+The ``expired_url``, ``truncated_download`` and ``trickle_download`` faults act here, and only on
 requests that would otherwise succeed or be refused for expiry.
 """
 
@@ -33,7 +33,10 @@ def handle_file(ctx: Context, req: Request) -> Response:
     if asset is None:
         return Response.error(404, "Not found")
     resp = Response(200, asset.png(), "image/png", {"Cache-Control": "private, max-age=600"})
-    if fault is not None:
+    if fault is not None and fault.kind == "trickle_download":
+        resp.trickle = float(fault.params.get("delay", 0.5))
+        resp.log_extra["fault"] = fault.kind
+    elif fault is not None:
         resp.truncate = True
         resp.log_extra["fault"] = fault.kind
     return resp

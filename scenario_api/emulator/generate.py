@@ -158,6 +158,7 @@ def _create_job(
         error=error,
         hint=hint,
         job_type=job_type,
+        clock_skew=config.clock_skew,
     )
     view = ctx.store.job_view(record.job_id)
     resp = Response.json(200, {"job": view, "creativeUnitsCost": cost})

@@ -57,6 +57,7 @@ class Response:
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
     truncate: bool = False  # send the full Content-Length but only half the body
+    trickle: float = 0.0  # > 0: send the body 256 bytes at a time, this many seconds apart
     log_extra: dict[str, Any] = field(default_factory=dict)  # merged into the request's log entry
 
     @classmethod

@@ -63,6 +63,8 @@ class EmulatorConfig:
     mixed_sizes: bool = False
     credits_status: int = 402
     credits_reason: str = "Not enough creative units to run this generation"
+    ignore_created_after: bool = False  # GET /jobs returns every job, whatever createdAfter says
+    clock_skew: float = 0.0  # seconds the server's clock (Date header, job dates) runs ahead of ours
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -81,7 +83,13 @@ class EmulatorConfig:
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                     raise ValueError(f"{key} must be a number")
                 kw[key] = float(value)
-            elif key in ("short_pages", "mixed_sizes"):
+            elif key == "clock_skew":
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                    raise ValueError("clock_skew must be a number of seconds")
+                if abs(value) > 86400:
+                    raise ValueError("clock_skew must be within one day (86400 s)")
+                kw[key] = float(value)
+            elif key in ("short_pages", "mixed_sizes", "ignore_created_after"):
                 if not isinstance(value, bool):
                     raise ValueError(f"{key} must be true or false")
                 kw[key] = value

@@ -8,6 +8,7 @@ Content-Length (keep-alive stays usable). Nothing here knows about jobs.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import socket
@@ -61,6 +62,9 @@ def fault_response(fault: Fault) -> Response:
     headers: dict[str, str] = {}
     if retry_after is not None:
         headers["Retry-After"] = f"{float(retry_after):g}"
+    if "raw" in fault.params:
+        content_type = fault.params.get("content_type", "text/html; charset=utf-8")
+        return Response(status, fault.params["raw"].encode("utf-8"), content_type, headers)
     if "body" in fault.params:
         body = fault.params["body"]
     elif status == 429:
@@ -78,6 +82,43 @@ def fault_response(fault: Fault) -> Response:
     return Response.json(status, body, headers)
 
 
+GATEWAY_HTML = (
+    b"<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center>"
+    b"<hr><center>emulated gateway</center></body></html>"
+)
+
+
+def broken_response(fault: Fault, resp: Response) -> Response:
+    """A ``broken_body`` fault's spoiled version of a processed 2xx answer (the job exists all the same)."""
+    mode = fault.params["mode"]
+    status = int(fault.params.get("status", resp.status))
+    if mode == "malformed_json":
+        return Response(status, resp.body[: max(1, len(resp.body) // 2)], "application/json", dict(resp.headers))
+    if mode == "html":
+        return Response(status, GATEWAY_HTML, "text/html; charset=utf-8", dict(resp.headers))
+    if mode == "empty":
+        return Response(status, b"", "application/json", dict(resp.headers))
+    if mode == "not_object":
+        return Response.json(status, ["ok"], resp.headers)
+    try:
+        payload = json.loads(resp.body)
+    except ValueError:
+        payload = {}
+    if not isinstance(payload, dict):
+        payload = {}
+    job = payload.get("job")
+    if mode == "no_job":
+        payload.pop("job", None)
+        payload.pop("asset", None)
+    elif isinstance(job, dict):
+        if mode == "no_job_id":
+            job.pop("jobId", None)
+            job.pop("id", None)
+        else:  # bad_job_id
+            job["jobId"] = "job id ../../" + str(job.get("jobId", ""))[-6:]
+    return Response.json(status, payload, resp.headers)
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "ScenarioEmulator/0.1"
@@ -90,6 +131,11 @@ class _Handler(BaseHTTPRequestHandler):
         self._handle()
 
     do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The ``Date`` header, in the emulated server's clock (``clock_skew``)."""
+        now = time.time() if timestamp is None else timestamp
+        return super().date_time_string(now + self.server.ctx.config.clock_skew)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         log.debug("%s %s", self.address_string(), redact_signed_text(format % args))
@@ -155,7 +201,12 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header("Connection", "close")
                 self.close_connection = True
             self.end_headers()
-            if self.command != "HEAD":
+            if self.command != "HEAD" and resp.trickle > 0:
+                for start in range(0, len(body), 256):  # a host that trickles bytes
+                    self.wfile.write(body[start : start + 256])
+                    self.wfile.flush()
+                    time.sleep(resp.trickle)
+            elif self.command != "HEAD":
                 self.wfile.write(body[: len(body) // 2] if resp.truncate else body)
             self.wfile.flush()
             return True
@@ -226,6 +277,13 @@ class _Handler(BaseHTTPRequestHandler):
             ctx.log.update(entry, processed_status=resp.status)
             self._drop()
             return
+        if fault is not None and fault.kind == "status_after_accept":
+            ctx.log.update(entry, processed_status=resp.status)
+            resp = fault_response(fault)
+        elif fault is not None and fault.kind == "broken_body":
+            ctx.log.update(entry, processed_status=resp.status)
+            if 200 <= resp.status < 300:
+                resp = broken_response(fault, resp)
         if slow is not None and slow.params.get("process_first", True):
             time.sleep(float(slow.params["delay"]))
         self._answer(entry, resp)

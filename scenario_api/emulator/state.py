@@ -154,6 +154,7 @@ class Store:
         error: str | None = None,
         hint: str | None = None,
         job_type: str = "controlnet",
+        clock_skew: float = 0.0,
     ) -> JobRecord:
         with self._lock:
             self._seq += 1
@@ -163,7 +164,7 @@ class Store:
             record = JobRecord(
                 seq=self._seq,
                 job_id=job_id,
-                created_wall=time.time(),
+                created_wall=time.time() + clock_skew,  # dates are in the server's clock
                 created_mono=time.monotonic(),
                 timing=timing,
                 input=input_echo,
