@@ -81,6 +81,10 @@ class EmulatorHandle:
     def log(self) -> list[dict[str, Any]]:
         return self._call("GET", "/_emulator/log")
 
+    def state(self) -> dict[str, Any]:
+        """``{"balance", "jobs"}``: jobs counts every job created, even one whose reply is still held back."""
+        return self._call("GET", "/_emulator/state")
+
     def clear_log(self) -> None:
         self._call("DELETE", "/_emulator/log")
 

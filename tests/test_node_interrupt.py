@@ -227,7 +227,8 @@ def test_job_submitted_while_the_prompt_loop_is_torn_down_is_cancelled(node_env,
     async def prompt() -> None:
         asyncio.ensure_future(node.generate(**widgets(width=512, height=512), control_image_id="asset_demo_canny"))
         await wait_until(lambda: len(node_env.requests("GET", "/v1/assets/asset_demo_canny")) == 1)
-        await asyncio.sleep(0.3)  # the submit is on the wire now
+        # the submit is on the wire now: the emulator has created the job and holds back its reply
+        await wait_until(lambda: node_env.state()["jobs"] == 1, timeout=10)
         # returning ends asyncio.run, which cancels the node's tasks and waits for them
 
     asyncio.run(prompt())
@@ -240,14 +241,15 @@ def test_job_submitted_while_the_prompt_loop_is_torn_down_is_cancelled(node_env,
 
 
 async def test_node_cancelled_while_a_sibling_winds_down_cancels_and_awaits_its_jobs(node_env, comfy, pack):
-    # Job 1's submit is refused (400) while job 2's submit is still on the wire: the node cancels job 2, whose
-    # client then looks for the job its request created (the lookup is slow here) to cancel it. If the node
-    # itself is cancelled while job 2 winds down, job 2 must still be awaited (its job gets a Scenario
-    # cancel), never left running on a closing loop.
+    # The first submit to arrive is held on the wire (its job is created, the reply comes late); the second
+    # is refused (400): the node cancels the first, whose client then looks for the job its request created
+    # (the lookup is slow here) to cancel it. If the node itself is cancelled while that job winds down, it
+    # must still be awaited (its job gets a Scenario cancel), never left running on a closing loop. (The
+    # held submit is the first to arrive, so the refusal can never come before the other request was sent.)
     node_env.config(timing=SLOW)
     node_env.faults(
-        {"target": "POST /v1/generate/*", "kind": "status", "status": 400, "query": {"dryRun": None}},
         {"target": "POST /v1/generate/*", "kind": "slow", "delay": 0.8, "query": {"dryRun": None}},
+        {"target": "POST /v1/generate/*", "kind": "status", "status": 400, "query": {"dryRun": None}},
         {"target": "GET /v1/jobs", "kind": "slow", "delay": 0.8, "process_first": False},
     )
     node = pack.NODE_CLASS_MAPPINGS["ScenarioControlNetGenerate"]()
