@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pack_loader import comfy, submodule  # noqa: F401 - `comfy` is a fixture
+from pack_loader import submodule
+
+pytest_plugins = ["pack_loader"]  # fixtures: comfy
 
 web = pytest.importorskip("aiohttp.web")
 test_utils = pytest.importorskip("aiohttp.test_utils")
