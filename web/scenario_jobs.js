@@ -22,7 +22,7 @@ export const FETCH_NODE_TYPE = 'ScenarioFetchAsset'
 export const REFRESH_MS = 5000
 
 /** Ledger states that are still running on Scenario (cancel makes sense). */
-export const RUNNING = Object.freeze(['submitting', 'submitted', 'pending', 'queued', 'warming-up', 'in-progress', 'finalizing', 'running', 'remote', 'uncertain'])
+export const RUNNING = Object.freeze(['submitting', 'accepted', 'submitted', 'pending', 'queued', 'warming-up', 'in-progress', 'finalizing', 'running', 'remote', 'uncertain'])
 
 export function jobsPath(limit = 50) {
   return `${JOBS_ROUTE}?limit=${encodeURIComponent(String(limit))}`
