@@ -140,8 +140,8 @@ function openUrl(url) {
   if (url) window.open(url, '_blank', 'noopener,noreferrer')
 }
 
-function openCredentials() {
-  return openCredentialsDialog({ document, fetchJson })
+function openCredentials(anchor) {
+  return openCredentialsDialog({ document, fetchJson, anchor })
 }
 
 function findNodeById(id) {
@@ -257,9 +257,10 @@ function makeElement() {
   link.rel = 'noopener noreferrer'
   Object.assign(link.style, { fontSize: '11px', flex: '0 0 auto', color: 'var(--link-color, #8ab4f8)' })
   const pickButton = small('models…', 'Pick a Scenario model for model_id (searchable; any id can still be typed)', 'scenario-pick-model')
-  resultRow.append(result, copyButton, link, pickButton)
+  const advancedButton = small('advanced', 'Show or hide the advanced inputs (negative prompt, scheduler, control window, budget)', 'scenario-toggle-advanced')
+  resultRow.append(result, copyButton, link, pickButton, advancedButton)
   el.append(main, note, resultRow)
-  return { el, main, note, result, resultRow, copyButton, link, pickButton }
+  return { el, main, note, result, resultRow, copyButton, link, pickButton, advancedButton }
 }
 
 function render(state) {
@@ -429,8 +430,28 @@ function growToFit(node) {
 function tidy(node) {
   try {
     if (tidyWidgets(node).length) node.setDirtyCanvas?.(true, true)
+    const view = states.get(node)?.view
+    if (view) renderAdvancedButton(node, view)
   } catch (err) {
     console.warn('[Scenario] could not label the widgets:', err)
+  }
+}
+
+function renderAdvancedButton(node, view) {
+  const marked = (node.widgets ?? []).some((w) => w?.advanced === true)
+  view.advancedButton.style.display = marked ? '' : 'none'
+  view.advancedButton.textContent = node.showAdvanced ? 'advanced ▾' : 'advanced ▸'
+}
+
+/** Fit the node's height to its content (hidden advanced widgets leave no gap). */
+function fitHeight(node) {
+  try {
+    const needed = node.computeSize?.()
+    if (!needed || !Array.isArray(node.size)) return
+    node.setSize?.([node.size[0], needed[1]])
+    node.setDirtyCanvas?.(true, true)
+  } catch (err) {
+    console.warn('[Scenario] could not resize the node:', err)
   }
 }
 
@@ -607,6 +628,7 @@ function setupNode(node) {
   tracked.add(node)
   growToFit(node)
   tidy(node)
+  fitHeight(node)
 
   view.pickButton.addEventListener('click', (event) => {
     event.stopPropagation()
@@ -619,6 +641,17 @@ function setupNode(node) {
       loadModels: () => modelListCache.get('controlnet', () => loadModels((path) => fetchJson(path))),
       onPick: (id) => setWidgetValue(node, modelWidget, id)
     })
+  })
+  view.advancedButton.addEventListener('click', (event) => {
+    event.stopPropagation()
+    try {
+      if (typeof node.toggleAdvanced === 'function') node.toggleAdvanced()
+      else node.showAdvanced = !node.showAdvanced
+      fitHeight(node)
+      renderAdvancedButton(node, view)
+    } catch (err) {
+      console.warn('[Scenario] could not toggle the advanced inputs:', err)
+    }
   })
   view.copyButton.addEventListener('click', async (event) => {
     event.stopPropagation()
@@ -645,6 +678,9 @@ function setupNode(node) {
   // Loading a workflow sets widget values without calling their callbacks.
   chainCallback(node, 'onConfigure', () => {
     tidy(node)
+    // A saved size made for every widget shown would leave a gap where the advanced ones hide.
+    const needed = node.computeSize?.()
+    if (needed && Array.isArray(node.size) && node.size[1] > needed[1] + 24) fitHeight(node)
     state.scheduler.schedule()
   })
   chainCallback(node, 'onExecuted', (output) => {
@@ -712,7 +748,7 @@ app.registerExtension({
       type: settingRenderer({
         document,
         fetchJson: (path, opts) => fetchJson(path, opts),
-        openDialog: () => openCredentials()
+        openDialog: (anchor) => openCredentials(anchor)
       }),
       defaultValue: ''
     }

@@ -144,9 +144,9 @@ export function formatUnits(value) {
 
 /** Why the quote priced the size it did, as the server says (`size_basis`). */
 const SIZE_BASIS_TEXT = {
-  map: 'the map\'s size',
-  last_run: 'the last run\'s size',
-  default: 'default size: the real size follows the map'
+  map: 'map size',
+  last_run: 'last run\'s size',
+  default: 'default size, not the map\'s'
 }
 
 /**
@@ -166,7 +166,7 @@ export function formatQuote(answer) {
 /** The quote line with the cost actually billed by the last run next to it. */
 export function quoteWithBilled(quoteText, billed) {
   if (billed == null || !Number.isFinite(Number(billed))) return quoteText
-  const last = `last run billed ${formatUnits(billed)} CU`
+  const last = `billed ${formatUnits(billed)} CU`
   return quoteText ? `${quoteText} · ${last}` : last
 }
 

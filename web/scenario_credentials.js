@@ -77,7 +77,7 @@ export function settingRenderer(env) {
     open.type = 'button'
     open.className = 'scenario-credentials-open'
     open.textContent = 'Set API key…'
-    open.addEventListener('click', () => env.openDialog())
+    open.addEventListener('click', () => env.openDialog(open))
     box.append(line, open)
     Promise.resolve()
       .then(() => env.fetchJson(CREDENTIALS_ROUTE))
@@ -109,7 +109,15 @@ function field(doc, labelText, type, name, hint) {
 }
 
 /**
- * Open the dialog. `env`: {document, fetchJson(path, opts) -> {ok, body}, open(url)}.
+ * Where the dialog goes: inside the modal that holds `anchor` (ComfyUI's
+ * Settings dialog traps focus and pointer events inside itself), else the body.
+ */
+export function dialogContainer(doc, anchor) {
+  return anchor?.closest?.('[role="dialog"]') ?? doc.body
+}
+
+/**
+ * Open the dialog. `env`: {document, fetchJson(path, opts) -> {ok, body}, anchor?}.
  * Returns {element, save, test, clear, close, refresh, message()} (the functions for tests).
  */
 export function openCredentialsDialog(env) {
@@ -123,7 +131,8 @@ export function openCredentialsDialog(env) {
     background: 'rgba(0,0,0,0.45)',
     display: 'flex',
     alignItems: 'center',
-    justifyContent: 'center'
+    justifyContent: 'center',
+    pointerEvents: 'auto'
   })
   const panel = doc.createElement('div')
   panel.className = 'scenario-credentials-dialog'
@@ -190,7 +199,7 @@ export function openCredentialsDialog(env) {
     if (event.key === 'Escape') close()
     event.stopPropagation?.() // keep ComfyUI's keyboard shortcuts out of the fields
   })
-  doc.body.append(overlay)
+  dialogContainer(doc, env.anchor).append(overlay)
   key.input.focus?.()
 
   let closed = false

@@ -57,6 +57,20 @@ test('save posts JSON straight to the route, empties the secret field and keeps 
   assert.equal(dialog.element.parentNode, null)
 })
 
+test('opened from inside a modal (ComfyUI\'s Settings), the dialog goes inside it', async () => {
+  const doc = makeDocument()
+  const modal = doc.createElement('div')
+  modal.setAttribute('role', 'dialog')
+  const button = doc.createElement('button')
+  modal.append(button)
+  doc.body.append(modal)
+  const dialog = openCredentialsDialog({ document: doc, fetchJson: makeFetch({ 'GET /scenario/credentials': () => fileStatus }), anchor: button })
+  await dialog.ready
+  assert.equal(dialog.element.parentNode, modal)
+  assert.equal(dialog.element.style.pointerEvents, 'auto')
+  dialog.close()
+})
+
 test('errors name the field; the environment winning is said', async () => {
   const doc = makeDocument()
   const fetchJson = makeFetch({
@@ -79,12 +93,14 @@ test('errors name the field; the environment winning is said', async () => {
 test('the Settings entry renders a status and a button; it never calls the setter', async () => {
   const doc = makeDocument()
   let opened = 0
-  const render = settingRenderer({ document: doc, fetchJson: makeFetch({ 'GET /scenario/credentials': () => fileStatus }), openDialog: () => { opened += 1 } })
+  const render = settingRenderer({ document: doc, fetchJson: makeFetch({ 'GET /scenario/credentials': () => fileStatus }), openDialog: (a) => { opened += 1; lastAnchor = a } })
+  let lastAnchor = null
   let setterCalls = 0
   const el = render('Scenario API key', () => { setterCalls += 1 }, '', {})
   await settle()
   assert.equal(el.oneByClass('scenario-credentials-line').textContent, 'Key (…0042) saved in ComfyUI\'s user folder')
   el.oneByClass('scenario-credentials-open').click()
   assert.equal(opened, 1)
+  assert.equal(lastAnchor, el.oneByClass('scenario-credentials-open'), 'the button is passed as the anchor')
   assert.equal(setterCalls, 0)
 })

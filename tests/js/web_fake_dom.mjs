@@ -56,6 +56,14 @@ class FakeElement {
     return false
   }
 
+  /** Only the selector form the extension uses: [name="value"]. */
+  closest(selector) {
+    const m = selector.match(/^\[([\w-]+)="([^"]*)"\]$/)
+    if (!m) throw new Error(`unsupported selector ${selector}`)
+    for (let n = this; n && n.getAttribute; n = n.parentNode) if (n.getAttribute(m[1]) === m[2]) return n
+    return null
+  }
+
   setAttribute(name, value) {
     this.attributes[name] = String(value)
   }

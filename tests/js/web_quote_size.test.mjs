@@ -13,20 +13,20 @@ import {
 
 test('the quote line says which size it priced', () => {
   assert.equal(formatQuote({ per_job: 2.5 }), '≈ 2.5 CU per job')
-  assert.equal(formatQuote({ per_job: 2.81, priced_size: [768, 768], size_basis: 'map' }), '≈ 2.81 CU per job at 768×768 (the map\'s size)')
+  assert.equal(formatQuote({ per_job: 2.81, priced_size: [768, 768], size_basis: 'map' }), '≈ 2.81 CU per job at 768×768 (map size)')
   assert.equal(
     formatQuote({ per_job: 2.81, priced_size: [768, 768], size_basis: 'last_run' }),
-    '≈ 2.81 CU per job at 768×768 (the last run\'s size)'
+    '≈ 2.81 CU per job at 768×768 (last run\'s size)'
   )
-  const plain = '≈ 1.25 CU per job at 512×512 (default size: the real size follows the map)'
+  const plain = '≈ 1.25 CU per job at 512×512 (default size, not the map\'s)'
   assert.equal(formatQuote({ per_job: 1.25, priced_size: [512, 512], size_basis: 'default' }), plain)
   assert.equal(formatQuote({ per_job: 1.25, priced_size: [512, 512] }), plain, 'an older server: said plainly')
 })
 
 test('the billed cost of the last run goes next to the quote', () => {
-  assert.equal(quoteWithBilled('≈ 1 CU per job', 2.8125), '≈ 1 CU per job · last run billed 2.81 CU')
+  assert.equal(quoteWithBilled('≈ 1 CU per job', 2.8125), '≈ 1 CU per job · billed 2.81 CU')
   assert.equal(quoteWithBilled('≈ 1 CU per job', null), '≈ 1 CU per job')
-  assert.equal(quoteWithBilled('', 3), 'last run billed 3 CU')
+  assert.equal(quoteWithBilled('', 3), 'billed 3 CU')
 })
 
 test('LoadImage widget values map to ComfyUI\'s /view query', () => {
