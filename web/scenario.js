@@ -420,16 +420,25 @@ async function refresh(node, seq) {
 function growToFit(node) {
   try {
     const needed = node.computeSize?.()
-    if (!needed || !Array.isArray(node.size)) return
+    if (!needed || !(node.size?.length >= 2)) return
     node.setSize?.([Math.max(node.size[0], needed[0]), Math.max(node.size[1], needed[1])])
   } catch (err) {
     console.warn('[Scenario] could not resize the node:', err)
   }
 }
 
+/**
+ * Whether this frontend lays out hidden advanced widgets properly. 1.58 does
+ * (and shows a "show advanced inputs" toggle); 1.27 hides them but still
+ * reserves their rows, leaving a gap, so there the labels alone say it.
+ */
+function supportsAdvanced(node) {
+  return typeof node?.hasAdvancedWidgets === 'function'
+}
+
 function tidy(node) {
   try {
-    if (tidyWidgets(node).length) node.setDirtyCanvas?.(true, true)
+    if (tidyWidgets(node, { markAdvanced: supportsAdvanced(node) }).length) node.setDirtyCanvas?.(true, true)
     const view = states.get(node)?.view
     if (view) renderAdvancedButton(node, view)
   } catch (err) {
@@ -447,7 +456,7 @@ function renderAdvancedButton(node, view) {
 function fitHeight(node) {
   try {
     const needed = node.computeSize?.()
-    if (!needed || !Array.isArray(node.size)) return
+    if (!needed || !(node.size?.length >= 2)) return
     node.setSize?.([node.size[0], needed[1]])
     node.setDirtyCanvas?.(true, true)
   } catch (err) {
@@ -678,9 +687,6 @@ function setupNode(node) {
   // Loading a workflow sets widget values without calling their callbacks.
   chainCallback(node, 'onConfigure', () => {
     tidy(node)
-    // A saved size made for every widget shown would leave a gap where the advanced ones hide.
-    const needed = node.computeSize?.()
-    if (needed && Array.isArray(node.size) && node.size[1] > needed[1] + 24) fitHeight(node)
     state.scheduler.schedule()
   })
   chainCallback(node, 'onExecuted', (output) => {
