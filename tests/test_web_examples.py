@@ -15,6 +15,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "example_workflows").glob("*.json"))
 TITLE = 30  # px above pos: the node's title bar
+MIN_WIDTH = 430  # 1.27's Nodes 2.0 renders every node at least about this wide
 GROWTH = 400  # px a generate node may grow below its saved size (previews, advanced inputs)
 GROWING = {"ScenarioControlNetGenerate", "ScenarioImg2ImgControlNet", "SaveImage", "ScenarioFetchAsset", "PreviewImage"}
 
@@ -34,7 +35,7 @@ def boxes(path: Path) -> list[tuple[int, str, float, float, float, float]]:
         x, y = n["pos"]
         w, h = n["size"]
         grow = GROWTH if n["type"] in GROWING else 0
-        out.append((n["id"], n["type"], x, y - TITLE, x + w, y + h + grow))
+        out.append((n["id"], n["type"], x, y - TITLE, x + max(w, MIN_WIDTH), y + h + grow))
     return out
 
 
