@@ -119,7 +119,7 @@ class RunReport:
         return ids, (sum(costs) if costs else None)
 
     def done(self, job_ids: Sequence[str], asset_ids: Sequence[str], cost: float | None = None) -> dict[str, Any]:
-        """Tell the browser the run succeeded; ``cost`` defaults to what the jobs reported (or were quoted at submit)."""
+        """Tell the browser the run succeeded; ``cost`` defaults to the jobs' own costs (or their quoted ones)."""
         if cost is None:
             cost = self._jobs()[1]
         state = final_state(

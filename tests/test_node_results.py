@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 from helpers import make_array, wait_until
-from PIL import Image
 from pack_loader import image_tensor, submodule
+from PIL import Image
 
 pytest_plugins = ["pack_loader"]  # fixtures: pack, comfy, node_env
 
@@ -131,7 +131,8 @@ async def test_a_failed_job_reports_scenarios_reason_and_hint(node_env, comfy, p
 
 async def test_bad_input_reports_failed_before_anything_is_sent(node_env, comfy, pack):
     node = pack.NODE_CLASS_MAPPINGS["ScenarioControlNetGenerate"]()
-    with pytest.raises(Exception):
+    errors = submodule("scenario_api.errors")
+    with pytest.raises(errors.ValidationError):
         await node.run(**widgets(), unique_id="4")  # no control image at all
     [state] = results(comfy)
     assert state["state"] == "failed" and "control_image" in state["reason"] and state["job_ids"] == []
