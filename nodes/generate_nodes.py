@@ -196,6 +196,10 @@ class _ScenarioGenerateBase:
             asset_ids = join_ids(all_assets)
             costs = [o.job.cost for o in outcomes if o.job.cost is not None]
             billed = sum(costs) if len(costs) == len(outcomes) else None  # else the board's submit-time costs
+            # The job ledger serves an earlier paid result instead of submitting again: say so, and bill nothing.
+            report.reused = bool(outcomes) and all(getattr(o, "reused", False) for o in outcomes)
+            if report.reused:
+                billed = 0.0
             state = report.done([o.job.job_id for o in outcomes], all_assets, billed)
             previews = await save_previews(decoded, report.node)
             return (images, job_ids, asset_ids), ui_payload(previews, state)
