@@ -24,6 +24,7 @@ import { app } from '../../scripts/app.js'
 import { api } from '../../scripts/api.js'
 import {
   DEBOUNCE_MS,
+  FETCH_TYPE,
   SETTING_MODEL_AWARE,
   SETTING_QUOTE,
   TRIGGER_FIELDS,
@@ -41,6 +42,7 @@ import {
   isScenarioNode,
   knownImageSize,
   modelErrorLabel,
+  nodeType,
   parseImageValue,
   quoteWithBilled,
   restrictModalities,
@@ -50,6 +52,7 @@ import {
 import {
   RESULT_EVENT,
   UI_KEY,
+  asCached,
   copyText,
   createResultStore,
   lastRunSize,
@@ -80,6 +83,8 @@ const modelCache = createPromiseCache()
 const modelListCache = createPromiseCache()
 const mapSizeCache = createPromiseCache(10 * 60 * 1000)
 const results = createResultStore()
+/** Nodes ComfyUI served from its cache in the running prompt (their results are reused). */
+const cachedNodes = new Set()
 /** Our nodes that started in the running prompt (for a Stop without a pack event). */
 const startedNodes = new Set()
 let serverStatus = null
@@ -264,6 +269,10 @@ function makeElement() {
 }
 
 function render(state) {
+  if (state.kind === 'fetch') {
+    renderResult(state, results.get(state.node.id))
+    return
+  }
   const { main, note, el } = state.view
   const final = results.get(state.node.id)
   const billed = final && !final.stale && final.state === 'done' ? final.cost : null
@@ -486,7 +495,8 @@ function showResult(id, result) {
   if (!state) return
   startedNodes.delete(String(id))
   render(state)
-  if (result.state === 'done' && lastRunSize(result)) state.scheduler.schedule() // re-price at the real size
+  // re-price at the real size
+  if (state.scheduler && result.state === 'done' && lastRunSize(result)) state.scheduler.schedule()
 }
 
 function onExecuting(id) {
@@ -516,11 +526,24 @@ function listen() {
       console.warn('[Scenario] executing event failed:', err)
     }
   })
+  api.addEventListener('execution_start', () => {
+    cachedNodes.clear()
+  })
+  api.addEventListener('execution_cached', (event) => {
+    try {
+      for (const id of event.detail?.nodes ?? []) cachedNodes.add(String(id))
+    } catch (err) {
+      console.warn('[Scenario] cached event failed:', err)
+    }
+  })
   api.addEventListener('executed', (event) => {
     try {
       const d = event.detail
-      const result = resultFromPayload(d?.output?.[UI_KEY])
-      if (result) showResult(d.display_node ?? d.node, result)
+      const id = d?.display_node ?? d?.node
+      let result = resultFromPayload(d?.output?.[UI_KEY])
+      // ComfyUI re-sends a cached node's last ui: that run did not happen again, nothing was billed.
+      if (result && cachedNodes.has(String(id))) result = asCached(result)
+      if (result) showResult(id, result)
     } catch (err) {
       console.warn('[Scenario] executed event failed:', err)
     }
@@ -610,6 +633,33 @@ function registerJobsTab() {
     }
   })
   return true
+}
+
+/** Fetch Asset: only the result line (asset ids, copy, link); no quote, no picker. */
+function setupFetchNode(node) {
+  const view = makeElement()
+  for (const el of [view.main, view.note, view.pickButton, view.advancedButton]) el.style.display = 'none'
+  const widget = addStatusWidget(node, view.el, () => 1)
+  const state = { kind: 'fetch', node, view, widget, lines: 1, scheduler: null }
+  states.set(node, state)
+  growToFit(node)
+  view.copyButton.addEventListener('click', async (event) => {
+    event.stopPropagation()
+    const text = copyText(results.get(node.id))
+    if (text) view.copyButton.textContent = (await copyToClipboard(text)) ? 'copied' : 'copy failed'
+    setTimeout(() => {
+      view.copyButton.textContent = 'copy ids'
+    }, 1500)
+  })
+  chainCallback(node, 'onExecuted', (output) => {
+    const result = resultFromPayload(output?.[UI_KEY])
+    if (result) showResult(node.id, result)
+  })
+  chainCallback(node, 'onSerialize', (data) => {
+    compactWidgetsValues(node, data)
+  })
+  chainCallback(node, 'onRemoved', () => startedNodes.delete(String(node.id)))
+  renderResult(state, null)
 }
 
 function setupNode(node) {
@@ -784,6 +834,7 @@ app.registerExtension({
   },
   nodeCreated(node) {
     try {
+      if (nodeType(node) === FETCH_TYPE) return setupFetchNode(node)
       if (!isScenarioNode(node)) return
       setupNode(node)
     } catch (err) {

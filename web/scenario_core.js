@@ -15,6 +15,8 @@ export const NODE_TYPES = Object.freeze([
 ])
 
 export const IMG2IMG_TYPE = 'ScenarioImg2ImgControlNet'
+/** Fetch Asset shows only its final state (asset ids, copy, link): no quote. */
+export const FETCH_TYPE = 'ScenarioFetchAsset'
 
 /** Name of the status widget; it is not a node input and is never saved. */
 export const STATUS_WIDGET = 'scenario_quote'

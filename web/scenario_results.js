@@ -81,6 +81,15 @@ export function resultFromPayload(payload) {
   }
 }
 
+/**
+ * A result ComfyUI re-sent from its cache (`execution_cached`): the same
+ * images and ids, but no new job ran and nothing new was billed.
+ */
+export function asCached(result) {
+  if (!result || result.state === 'failed' || result.state === 'canceled') return result
+  return { ...result, state: 'reused', cost: 0, cached: true }
+}
+
 /** The node's ids named in a free text (job_... and asset_...), in order, without duplicates. */
 export function idsInText(text) {
   const found = String(text ?? '').match(/\b(?:job|asset)_[A-Za-z0-9_-]+/g) ?? []
@@ -142,10 +151,13 @@ const LABELS = {
 export function resultText(result) {
   if (!result) return ''
   const parts = [LABELS[result.state] ?? result.state]
-  if (result.state === 'done' && result.cost !== null) parts.push(`${formatCost(result.cost)} CU`)
+  if (result.state === 'done' && result.cost !== null && (result.cost > 0 || !result.jobIds.length)) {
+    parts.push(result.jobIds.length ? `${formatCost(result.cost)} CU` : 'free')
+  }
   if (result.state === 'failed' && result.reason) parts.push(result.reason.length > 80 ? result.reason.slice(0, 79) + '…' : result.reason)
   if (result.jobIds.length === 1) parts.push(shortId(result.jobIds[0]))
   else if (result.jobIds.length > 1) parts.push(`${result.jobIds.length} jobs`)
+  else if (result.assetIds.length) parts.push(result.assetIds.length === 1 ? shortId(result.assetIds[0]) : `${result.assetIds.length} assets`)
   if (result.state === 'canceled' && result.jobIds.length) parts.push('cancel sent')
   return parts.join(' · ')
 }

@@ -101,3 +101,17 @@ test('the store keeps a final state across the end of a run; the pack\'s state b
   assert.equal(store.get(4).stale, false)
   assert.equal(store.get(5), null)
 })
+
+test('a node served from ComfyUI\'s cache reads reused, nothing billed; Fetch Asset reads free with its assets', async () => {
+  const { asCached } = await import('../../web/scenario_results.js')
+  const cached = asCached(resultFromPayload(done))
+  assert.equal(cached.state, 'reused')
+  assert.equal(cached.cost, 0)
+  assert.deepEqual(cached.jobIds, ['job_abc123'], 'the ids stay: they are the run that is reused')
+  assert.match(resultText(cached), /^reused \(no new job, nothing billed\) · job_abc123$/)
+  const failed = resultFromPayload({ state: 'failed', reason: 'x' })
+  assert.equal(asCached(failed), failed)
+  const fetched = resultFromPayload({ state: 'done', cost: 0, job_ids: [], asset_ids: ['asset_demo_pose', 'asset_demo_canny'] })
+  assert.equal(resultText(fetched), 'done · free · 2 assets')
+  assert.equal(resultLink(fetched), assetUrl('asset_demo_pose'))
+})
