@@ -11,7 +11,10 @@ calls):
 * ``GET /scenario/credentials``: :func:`nodes.web_credentials.status`;
 * ``POST /scenario/credentials``: :func:`nodes.web_credentials.save`;
 * ``POST /scenario/credentials/clear``: :func:`nodes.web_credentials.clear`;
-* ``POST /scenario/credentials/test``: :func:`nodes.web_credentials.test_connection`.
+* ``POST /scenario/credentials/test``: :func:`nodes.web_credentials.test_connection`;
+* ``GET /scenario/jobs``: :func:`nodes.web_jobs.recent_jobs` (the Scenario Jobs panel);
+* ``POST /scenario/jobs/{job_id}/cancel``: :func:`nodes.web_jobs.cancel`;
+* ``GET /scenario/assets/{asset_id}/thumbnail``: :func:`nodes.web_jobs.thumbnail` (a small JPEG).
 
 Routes that change anything, or that carry a secret, accept only POST with a
 JSON body (``Content-Type: application/json``, which a cross-site form cannot
@@ -43,7 +46,7 @@ from ..scenario_api import (
     ScenarioTimeoutError,
     ValidationError,
 )
-from . import bridge, web_credentials
+from . import bridge, web_credentials, web_jobs
 from .errors import defuse
 from .web_api import ROUTE_TIMEOUT, model_info, model_list, quote, status
 
@@ -61,6 +64,9 @@ ROUTES = (
     ("POST", ROUTE_PREFIX + "/credentials"),
     ("POST", ROUTE_PREFIX + "/credentials/clear"),
     ("POST", ROUTE_PREFIX + "/credentials/test"),
+    ("GET", ROUTE_PREFIX + "/jobs"),
+    ("POST", ROUTE_PREFIX + "/jobs/{job_id}/cancel"),
+    ("GET", ROUTE_PREFIX + "/assets/{asset_id}/thumbnail"),
 )
 
 # --------------------------------------------------------------------------- errors
@@ -180,6 +186,29 @@ def register_routes(routes: Any) -> None:
             return refusal
         return await _answer(web_credentials.test_connection())
 
+    async def get_jobs(request: Any) -> Any:
+        return await _answer(web_jobs.recent_jobs(request.query.get("limit")))
+
+    async def post_cancel(request: Any) -> Any:
+        _, refusal = await _json_body(request, "the cancel request", empty_ok=True)
+        if refusal is not None:
+            return refusal
+        return await _answer(web_jobs.cancel(request.match_info.get("job_id", "")))
+
+    async def get_thumbnail(request: Any) -> Any:
+        from aiohttp import web
+
+        try:
+            data = await web_jobs.thumbnail(request.match_info.get("asset_id", ""))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            code, body = error_payload(exc)
+            if code == 500:
+                log.exception("Scenario thumbnail route failed")
+            return _json(body, code)
+        return web.Response(body=data, content_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+
     handlers = {
         ROUTES[0]: get_model,
         ROUTES[1]: post_quote,
@@ -189,6 +218,9 @@ def register_routes(routes: Any) -> None:
         ROUTES[5]: post_credentials,
         ROUTES[6]: post_clear,
         ROUTES[7]: post_test,
+        ROUTES[8]: get_jobs,
+        ROUTES[9]: post_cancel,
+        ROUTES[10]: get_thumbnail,
     }
     for (method, path), handler in handlers.items():
         if (method, path) not in present:

@@ -8,6 +8,7 @@
 //                   "model_id", "prompt", "asset_ids": [...],
 //                   "thumbnails": [{"asset_id", "url"}], "error", "cancelable"}]}
 //   POST /scenario/jobs/{job_id}/cancel  -> {"job_id", "status", "cancel_sent"}
+//   GET  /scenario/assets/{asset_id}/thumbnail  -> a small JPEG (the thumbnails' url)
 //
 // Actions per job: add a Scenario Fetch Asset node already filled with the
 // job's asset ids, cancel a running job, copy the ids, open it in Scenario's
