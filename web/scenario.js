@@ -294,7 +294,44 @@ function render(state) {
   el.title = [state.quoteTitle || QUOTE_HELP, ...notes].join('\n') + base
 }
 
+/**
+ * 1.27's Nodes 2.0 renders no DOM widget (and no progress text): there, a
+ * read-only text row mirrors the quote and the final state. Never saved, never
+ * sent with a prompt; other frontends and the classic canvas do not get it.
+ */
+function addTextFallback(node) {
+  try {
+    if (supportsAdvanced(node) || !setting('Comfy.VueNodes.Enabled', false)) return null
+    const w = node.addWidget('text', 'scenario_state', '', () => {}, { serialize: false })
+    w.serialize = false
+    if (w.options) w.options.serialize = false
+    w.disabled = true
+    return w
+  } catch (err) {
+    console.warn('[Scenario] no text fallback:', err)
+    return null
+  }
+}
+
+function mirrorText(state) {
+  const w = state.textWidget
+  if (!w) return
+  const final = results.get(state.node.id)
+  const parts = []
+  if (state.kind !== 'fetch' && state.view.main.textContent) parts.push(state.view.main.textContent)
+  if (final) parts.push(state.view.result.textContent)
+  w.value = parts.join(' | ')
+}
+
 function renderResult(state, final) {
+  try {
+    renderResultLine(state, final)
+  } finally {
+    mirrorText(state)
+  }
+}
+
+function renderResultLine(state, final) {
   const { result, copyButton, link } = state.view
   if (!final) {
     result.textContent = ''
@@ -640,7 +677,8 @@ function setupFetchNode(node) {
   const view = makeElement()
   for (const el of [view.main, view.note, view.pickButton, view.advancedButton]) el.style.display = 'none'
   const widget = addStatusWidget(node, view.el, () => 1)
-  const state = { kind: 'fetch', node, view, widget, lines: 1, scheduler: null }
+  const textWidget = addTextFallback(node)
+  const state = { kind: 'fetch', node, view, widget, textWidget, lines: 1, scheduler: null }
   states.set(node, state)
   growToFit(node)
   view.copyButton.addEventListener('click', async (event) => {
@@ -665,12 +703,14 @@ function setupFetchNode(node) {
 function setupNode(node) {
   const view = makeElement()
   const widget = addStatusWidget(node, view.el, () => states.get(node)?.lines ?? 1)
+  const textWidget = addTextFallback(node)
   const combo = findWidget(node, 'modality')
   const state = {
     node,
     lines: 1,
     view,
     widget,
+    textWidget,
     fullModalities: Array.isArray(combo?.options?.values) ? combo.options.values.slice() : [],
     quoteText: '',
     quoteError: false,

@@ -217,6 +217,10 @@ class Check:
     detail: str = ""
 
 
+STATUS_JS = """(t) => { const n = (app.graph.nodes ?? app.graph._nodes).find(n => n.type === t)
+const el = n?.widgets.find(w => w.name === 'scenario_quote')?.element"""
+
+
 class Run:
     """One frontend x renderer pass; every step appends a Check and saves a screenshot."""
 
@@ -249,6 +253,27 @@ class Run:
     def text(self, selector: str) -> str:
         loc = self.page.locator(selector)
         return loc.first.inner_text() if loc.count() else ""
+
+    def status(self, selector: str, attr: str = "textContent") -> str:
+        """A part of the generate node's status box, read through the node (1.27's Nodes 2.0 does not mount it)."""
+        return self.js(STATUS_JS + f"; return el ? (el.querySelector({selector!r})?.{attr} ?? '') : '' }}", GENERATE)
+
+    def wait_status(self, selector: str, pattern: str, seconds: float, attr: str = "textContent") -> bool:
+        cond = STATUS_JS + f"; return new RegExp({pattern!r}).test(el?.querySelector({selector!r})?.{attr} ?? '') }}"
+        return self.wait_js(cond, seconds, GENERATE)
+
+    def click_status(self, selector: str) -> None:
+        self.js(STATUS_JS + f"; el.querySelector({selector!r}).click() }}", GENERATE)
+
+    def visible_state(self) -> str:
+        """What the user sees: the mounted status box, or 1.27 Nodes 2.0's text row."""
+        return self.js(
+            """(t) => { const n = (app.graph.nodes ?? app.graph._nodes).find(n => n.type === t)
+            const box = n.widgets.find(w => w.name === 'scenario_quote')?.element
+            const row = n.widgets.find(w => w.name === 'scenario_state')
+            return box?.isConnected ? 'status box mounted' : row ? 'text row: ' + row.value : 'not shown' }""",
+            GENERATE,
+        )
 
     def node_focus(self) -> None:
         """Fit every node in the view (both renderers draw from the canvas offset and scale)."""
@@ -348,15 +373,16 @@ class Run:
         self.node_focus()
 
     def see_quote(self) -> None:
-        ok = self.wait_js("() => /CU per job/.test(document.querySelector('.scenario-quote')?.textContent || '')", 30)
-        quote = self.text(".scenario-quote")
+        ok = self.wait_status(".scenario-quote", "CU per job", 30)
+        quote = self.status(".scenario-quote")
         self.check("quote shown", ok, quote)
         self.check("quote priced at the map's size", "768×512" in quote and "map size" in quote, quote)
+        self.check("quote visible on the node", self.visible_state() != "not shown", self.visible_state())
         self.shot("quote")
 
     def pick_model(self) -> None:
         page = self.page
-        page.locator(".scenario-pick-model").first.click()
+        self.click_status(".scenario-pick-model")
         page.wait_for_selector(".scenario-model-picker", timeout=10_000)
         listed = self.wait_js("() => document.querySelectorAll('.scenario-model-row').length > 0", 20)
         page.locator(".scenario-model-search").fill("schnell")
@@ -387,12 +413,13 @@ class Run:
 
     def run_done(self) -> None:
         self.queue()
-        ok = self.wait_js("() => document.querySelector('.scenario-result')?.dataset.state === 'done'", 180)
+        ok = self.wait_status(".scenario-result", "^done$", 180, "dataset.state")
         self.page.wait_for_timeout(1500)
         self.node_focus()
-        result = self.text(".scenario-result")
+        result = self.status(".scenario-result")
+        self.check("final state visible on the node", self.visible_state() != "not shown", self.visible_state())
         self.check("final state: done with cost and job id", ok and "CU" in result and "job_" in result, result)
-        href = self.js("() => document.querySelector('.scenario-job-link')?.href || ''")
+        href = self.status(".scenario-job-link", "href")
         self.check("job link to Scenario's web app", href.startswith("https://app.scenario.com/"), href)
         previews = self.js(
             """(t) => { const n = (app.graph.nodes ?? app.graph._nodes).find(n => n.type === t)
@@ -403,7 +430,7 @@ class Run:
             GENERATE,
         )
         self.check("preview image on the node", previews["imgs"] or previews["dom"], json.dumps(previews))
-        quote = self.text(".scenario-quote")
+        quote = self.status(".scenario-quote")
         self.check("billed cost next to the quote", "billed" in quote, quote)
         self.shot("done")
 
@@ -419,7 +446,7 @@ class Run:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and self.paid_submits() <= before:  # until Scenario accepted the job
             time.sleep(0.3)
-        started = self.wait_js("() => document.querySelector('.scenario-result')?.dataset.state === 'running'", 5)
+        started = self.wait_status(".scenario-result", "^running$", 5, "dataset.state")
         self.page.wait_for_timeout(2500)
         self.shot("running")
         stop = self.page.locator('button[aria-label="Cancel current run"], button[aria-label="Interrupt"]')
@@ -427,9 +454,9 @@ class Run:
             stop.first.click()
         else:
             self.js("() => app.extensionManager.command.execute('Comfy.Interrupt')")
-        ok = self.wait_js("() => document.querySelector('.scenario-result')?.dataset.state === 'canceled'", 60)
+        ok = self.wait_status(".scenario-result", "^canceled$", 60, "dataset.state")
         self.page.wait_for_timeout(1500)
-        result = self.text(".scenario-result")
+        result = self.status(".scenario-result")
         cancels = [e for e in self.s.emulator_log() if e["method"] == "POST" and e["path"].endswith("/action")]
         self.check("Stop: node says canceled", started and ok, result)
         self.check("Stop: remote cancel sent", bool(cancels), f"{len(cancels)} cancel request(s)")
