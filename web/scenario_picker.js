@@ -4,9 +4,12 @@
 // saved workflows keep plain strings). The picker is a small popup that
 // lists the ControlNet-capable models the key can use, from the pack's route
 //
-//   GET /scenario/models?capability=controlnet&public=0|1&page=<token>
-//   -> {"models": [{"id", "name", "type", "custom", "capabilities", "privacy"}],
-//       "nextPaginationToken"?: "<token>"}
+//   GET /scenario/models?scope=mine|public&cursor=<next_cursor>
+//   -> {"models": [{"model_id", "name", "type", "kind", "privacy", "path", "use": ["model_id", "loras"]}],
+//       "next_cursor": "<cursor>" | null}
+//
+// (rows with an "id" and a "nextPaginationToken" are read too). Only rows
+// that go in `model_id` are offered (LoRAs go in the node's LoRA input).
 //
 // and writes the chosen id into the widget. The logic (filtering, ranking,
 // paging) is plain functions; the DOM part takes `document` and a fetch
@@ -17,8 +20,8 @@ export const MAX_SHOWN = 200
 
 /** The query string of the models route. */
 export function modelsPath({ publicModels = false, page = '' } = {}) {
-  const q = new URLSearchParams({ capability: 'controlnet', public: publicModels ? '1' : '0' })
-  if (page) q.set('page', page)
+  const q = new URLSearchParams({ scope: publicModels ? 'public' : 'mine' })
+  if (page) q.set('cursor', page)
   return `${MODELS_ROUTE}?${q.toString()}`
 }
 
@@ -27,18 +30,21 @@ export function normalizeModels(body) {
   const rows = Array.isArray(body?.models) ? body.models : []
   const models = []
   for (const row of rows) {
-    const id = typeof row?.id === 'string' ? row.id.trim() : ''
+    const raw = row?.id ?? row?.model_id
+    const id = typeof raw === 'string' ? raw.trim() : ''
     if (!id) continue
+    if (Array.isArray(row.use) && !row.use.includes('model_id')) continue // a LoRA: not a model_id
     models.push({
       id,
       name: typeof row.name === 'string' && row.name.trim() ? row.name.trim() : id,
       type: typeof row.type === 'string' ? row.type : '',
-      custom: row.custom === true,
+      custom: row.custom === true || row.path === 'custom',
       capabilities: Array.isArray(row.capabilities) ? row.capabilities.map(String) : [],
       privacy: typeof row.privacy === 'string' ? row.privacy : ''
     })
   }
-  const next = typeof body?.nextPaginationToken === 'string' && body.nextPaginationToken ? body.nextPaginationToken : null
+  const token = body?.next_cursor ?? body?.nextPaginationToken
+  const next = token != null && String(token) ? String(token) : null
   return { models, next }
 }
 

@@ -22,17 +22,25 @@ function routes() {
   return makeFetch({
     'GET /scenario/models': ({ path }) => {
       const q = new URL(path, 'http://x').searchParams
-      assert.equal(q.get('capability'), 'controlnet')
-      if (q.get('public') === '0') return { models: PRIVATE }
-      if (!q.get('page')) return { models: PUBLIC_1, nextPaginationToken: 'p2' }
-      return { models: PUBLIC_2 }
+      if (q.get('scope') === 'mine') return { models: PRIVATE, next_cursor: null }
+      assert.equal(q.get('scope'), 'public')
+      if (!q.get('cursor')) return { models: PUBLIC_1, next_cursor: '50' }
+      return { models: PUBLIC_2, next_cursor: null }
     }
   })
 }
 
 test('the route\'s query and answer shape', () => {
-  assert.equal(modelsPath(), '/scenario/models?capability=controlnet&public=0')
-  assert.equal(modelsPath({ publicModels: true, page: 'tok' }), '/scenario/models?capability=controlnet&public=1&page=tok')
+  assert.equal(modelsPath(), '/scenario/models?scope=mine')
+  assert.equal(modelsPath({ publicModels: true, page: '50' }), '/scenario/models?scope=public&cursor=50')
+  // the route's own rows: model_id, and LoRAs (not for model_id) left out
+  const own = normalizeModels({ models: [
+    { model_id: 'flux.1-dev', name: 'Flux', type: 'flux.1', kind: 'base', path: 'legacy', use: ['model_id'] },
+    { model_id: 'model_lora', name: 'A LoRA', type: 'flux.1-lora', kind: 'lora', path: 'lora_input', use: ['loras'] },
+    { model_id: 'model_bfl-flux-1-dev', name: 'Flux custom', type: 'custom', path: 'custom', use: ['model_id'] }
+  ], next_cursor: '100' })
+  assert.deepEqual(own.models.map((m) => [m.id, m.custom]), [['flux.1-dev', false], ['model_bfl-flux-1-dev', true]])
+  assert.equal(own.next, '100')
   const { models, next } = normalizeModels({ models: PUBLIC_2, nextPaginationToken: 'x' })
   assert.deepEqual(models.map((m) => m.id), ['model_bfl-flux-1-dev', 'flux.1-dev'])
   assert.equal(models[0].custom, true)
