@@ -23,6 +23,7 @@ Row shape (the contract with ``web/scenario_jobs.js``)::
 from __future__ import annotations
 
 import asyncio
+import importlib
 import io
 import logging
 import threading
@@ -50,8 +51,8 @@ LedgerFactory = Callable[[], Any]
 
 def default_ledger() -> Any:
     """The nodes' job ledger, or None (no ledger module yet, no user directory, or it cannot be opened)."""
-    try:
-        from . import job_ledger  # the job ledger's ComfyUI side; absent in packs without it
+    try:  # the job ledger's ComfyUI side (nodes/job_ledger.py); absent from packs without it
+        job_ledger = importlib.import_module(".job_ledger", __package__)
     except ImportError:
         return None
     try:
@@ -77,11 +78,7 @@ def check_limit(value: Any) -> int:
 def _iso(seconds: float | None) -> str:
     if seconds is None:
         return ""
-    return (
-        datetime.fromtimestamp(float(seconds), tz=UTC)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z")
-    )
+    return datetime.fromtimestamp(float(seconds), tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _thumbs(asset_ids: Any) -> list[dict[str, str]]:
