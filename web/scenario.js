@@ -161,10 +161,10 @@ function findNodeById(id) {
 async function mapSize(node) {
   const source = findMapSource(node)
   if (!source) return null
-  const known = knownImageSize(source)
-  if (known) return known
   const image = parseImageValue(findWidget(source, 'image')?.value)
   if (!image) return null
+  const known = knownImageSize(source, image)
+  if (known) return known
   const url = api.apiURL(viewPath(image))
   try {
     return await mapSizeCache.get(url, () =>

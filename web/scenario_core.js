@@ -244,12 +244,22 @@ export function findMapSource(node, graph = node?.graph) {
   return null
 }
 
-/** The pixel size of a loaded LoadImage preview ([w, h]) when the frontend already has it, else null. */
-export function knownImageSize(loadNode) {
+/**
+ * The pixel size of a loaded LoadImage preview ([w, h]) when the frontend
+ * already has it, else null. The preview counts only when it shows the file
+ * the `image` widget names now (a preview can lag behind a changed value).
+ */
+export function knownImageSize(loadNode, image = null) {
   const img = Array.isArray(loadNode?.imgs) ? loadNode.imgs[0] : null
   const w = img?.naturalWidth
   const h = img?.naturalHeight
-  return Number.isInteger(w) && Number.isInteger(h) && w > 0 && h > 0 ? [w, h] : null
+  if (!(Number.isInteger(w) && Number.isInteger(h) && w > 0 && h > 0)) return null
+  if (image) {
+    const src = String(img.src ?? '')
+    const name = new URLSearchParams(src.includes('?') ? src.slice(src.indexOf('?') + 1) : '').get('filename')
+    if (name !== image.filename) return null
+  }
+  return [w, h]
 }
 
 /** Shorten a server message for the node; the full text goes in the tooltip. */

@@ -55,6 +55,10 @@ test('the map\'s source is found through Canny and Reroute, not through a resizi
   ])
   assert.equal(findMapSource(gen), load)
   assert.deepEqual(knownImageSize(load), [768, 512])
+  // a preview that still shows another file does not count
+  load.imgs[0].src = '/api/view?filename=example.png&type=input&subfolder='
+  assert.equal(knownImageSize(load, { filename: 'house.png' }), null)
+  assert.deepEqual(knownImageSize(load, { filename: 'example.png' }), [768, 512])
 
   const scale = { id: 5, type: 'ImageScale', inputs: [{ name: 'image', link: 20 }] }
   const gen2 = { id: 6, comfyClass: 'ScenarioControlNetGenerate', inputs: [{ name: 'control_image', link: 21 }] }
