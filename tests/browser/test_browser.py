@@ -292,6 +292,21 @@ class Run:
         )
         self.page.wait_for_timeout(600)
 
+    def closeup(self, name: str) -> None:
+        """A screenshot of the lower part of the generate node (status box, text row, preview)."""
+        self.js(
+            """(t) => { const c = app.canvas, el = c.canvas
+            const n = (app.graph.nodes ?? app.graph._nodes).find(n => n.type === t)
+            c.ds.scale = 0.9
+            c.ds.offset = [el.clientWidth / 2 / 0.9 - n.pos[0] - n.size[0] / 2,
+                           el.clientHeight * 0.75 / 0.9 - n.pos[1] - n.size[1]]
+            c.setDirty(true, true) }""",
+            GENERATE,
+        )
+        self.page.wait_for_timeout(800)
+        self.shot(name)
+        self.node_focus()
+
     def paid_submits(self) -> int:
         return len(
             [
@@ -433,6 +448,7 @@ class Run:
         quote = self.status(".scenario-quote")
         self.check("billed cost next to the quote", "billed" in quote, quote)
         self.shot("done")
+        self.closeup("done-closeup")
 
     def run_and_stop(self) -> None:
         http(self.s.emulator + "/_emulator/config", {"timing": {"running": 60}}, "POST")
@@ -461,6 +477,7 @@ class Run:
         self.check("Stop: node says canceled", started and ok, result)
         self.check("Stop: remote cancel sent", bool(cancels), f"{len(cancels)} cancel request(s)")
         self.shot("canceled")
+        self.closeup("canceled-closeup")
         http(self.s.emulator + "/_emulator/config", {"timing": {"running": 3}}, "POST")
 
     def jobs_panel(self) -> None:
