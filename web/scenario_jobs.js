@@ -196,7 +196,6 @@ export function renderJobsPanel(container, env) {
         img.src = env.apiURL ? env.apiURL(t.url) : t.url
         img.alt = t.asset_id ?? ''
         img.title = t.asset_id ?? ''
-        img.loading = 'lazy'
         Object.assign(img.style, { width: '56px', height: '56px', objectFit: 'cover', borderRadius: '3px', cursor: 'pointer' })
         if (t.asset_id) img.addEventListener('click', () => env.open?.(assetUrl(t.asset_id)))
         thumbs.append(img)

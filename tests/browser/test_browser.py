@@ -487,6 +487,11 @@ class Run:
             "() => [...document.querySelectorAll('.scenario-jobs-row')].map(r => [r.dataset.jobId, r.dataset.state])"
         )
         self.check("jobs panel lists the jobs", ok, json.dumps(rows))
+        thumbs = self.wait_js(
+            "() => [...document.querySelectorAll('.scenario-jobs-row img')].some(i => i.complete && i.naturalWidth > 0)",
+            15,
+        )
+        self.check("jobs panel shows thumbnails", thumbs)
         self.shot("jobs-panel")
         button = self.page.locator(".scenario-jobs-row").get_by_text("Fetch Asset node", exact=True)
         if button.count():
