@@ -375,14 +375,16 @@ class Run:
         self.page.wait_for_timeout(2500)
         # Feed the ready-made edge map straight from LoadImage (no Canny warm-up), so its size is known.
         self.js(
-            """([type, image]) => { const g = app.graph; const nodes = g.nodes ?? g._nodes
+            """([type, image, seedValue]) => { const g = app.graph; const nodes = g.nodes ?? g._nodes
             const load = nodes.find(n => n.type === 'LoadImage'), canny = nodes.find(n => n.type === 'Canny')
             const gen = nodes.find(n => n.type === type)
             if (canny) g.remove(canny)
             load.connect(0, gen, 0)
             const w = load.widgets.find(w => w.name === 'image'); w.value = image; w.callback?.(image)
+            // a seed of its own: the job ledger would (truthfully) reuse an earlier pass's paid result
+            const seed = gen.widgets.find(w => w.name === 'seed'); seed.value = seedValue; seed.callback?.(seedValue)
             g.setDirtyCanvas(true, true) }""",
-            [GENERATE, MAP_IMAGE],
+            [GENERATE, MAP_IMAGE, int(time.time()) % 1_000_000 * 10 + len(self.renderer)],
         )
         self.page.wait_for_timeout(1500)
         self.node_focus()
