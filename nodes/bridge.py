@@ -149,6 +149,64 @@ def user_directory() -> Path | None:
     return Path(value) if value else None
 
 
+PREVIEW_SUBFOLDER = "scenario"
+
+
+def temp_directory() -> Path | None:
+    """ComfyUI's temp directory (wiped at each start; where preview images go), or ``None`` outside ComfyUI."""
+    fp = _module("folder_paths")
+    fn = getattr(fp, "get_temp_directory", None) if fp else None
+    if fn is None:
+        return None
+    try:
+        value = fn()
+    except Exception:
+        return None
+    return Path(value) if value else None
+
+
+def save_previews(files: list[tuple[str, bytes]]) -> list[dict[str, str]]:
+    """Write preview files to ComfyUI's temp dir; return ComfyUI's ``ui.images`` entries for them.
+
+    ``files`` are ``(file name, bytes)``; names are made by the caller and must
+    be plain (no folders). Outside ComfyUI, or if writing fails, returns ``[]``
+    (a preview must never fail a paid generation).
+    """
+    base = temp_directory()
+    if base is None or not files:
+        return []
+    folder = base / PREVIEW_SUBFOLDER
+    out: list[dict[str, str]] = []
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, data in files:
+            if "/" in name or "\\" in name or name.startswith("."):
+                raise ValueError("preview file names must be plain")
+            (folder / name).write_bytes(data)
+            out.append({"filename": name, "subfolder": PREVIEW_SUBFOLDER, "type": "temp"})
+    except Exception as exc:
+        log.warning("Scenario: preview images could not be written (%s)", type(exc).__name__)
+        return []
+    return out
+
+
+def send_event(event: str, data: dict[str, object]) -> bool:
+    """Send a websocket event to the browser that queued the prompt (``PromptServer.send_sync``).
+
+    Returns False outside ComfyUI or when sending failed; never raises.
+    """
+    instance = prompt_server()
+    send = getattr(instance, "send_sync", None) if instance is not None else None
+    if send is None:
+        return False
+    try:
+        send(event, data, getattr(instance, "client_id", None))
+        return True
+    except Exception as exc:
+        log.debug("event %s not sent: %s", event, type(exc).__name__)
+        return False
+
+
 class Progress:
     """A node's progress bar and status text; both silently do nothing without ComfyUI.
 

@@ -22,6 +22,7 @@ from .errors import node_errors, prefixed
 from .ids import parse_ids, split_ids
 from .job_ledger import client_options
 from .jobs import download_images
+from .results import RunReport, save_previews, ui_payload
 
 EMPTY_HINT = (
     "asset ids such as 'asset_abc,asset_def' (comma, new line or JSON list). If they come from Scenario Poll "
@@ -31,7 +32,7 @@ EMPTY_HINT = (
 
 class ScenarioFetchAsset:
     CATEGORY = "Scenario"
-    FUNCTION = "fetch"
+    FUNCTION = "run"
     RETURN_TYPES = ("IMAGE", "MASK")
     RETURN_NAMES = ("images", "masks")
     OUTPUT_TOOLTIPS = (
@@ -73,7 +74,27 @@ class ScenarioFetchAsset:
             return prefixed(str(exc))
         return True
 
+    async def run(self, asset_ids: str, unique_id: str | None = None) -> dict[str, Any]:
+        """ComfyUI's entry point: the outputs plus the ``ui`` payload (previews and the final state)."""
+        result, ui = await self._run(asset_ids, unique_id)
+        return {"ui": ui, "result": result}
+
     async def fetch(self, asset_ids: str, unique_id: str | None = None) -> tuple[Any, Any]:
+        """Download the assets and return ``images`` and ``masks`` only."""
+        result, _ui = await self._run(asset_ids, unique_id)
+        return result
+
+    async def _run(self, asset_ids: str, unique_id: str | None) -> tuple[tuple[Any, Any], dict[str, Any]]:
+        report = RunReport(None if unique_id is None else str(unique_id))
+        try:
+            return await self._fetch(report, asset_ids, unique_id)
+        except BaseException as exc:
+            report.ended(exc)
+            raise
+
+    async def _fetch(
+        self, report: RunReport, asset_ids: str, unique_id: str | None
+    ) -> tuple[tuple[Any, Any], dict[str, Any]]:
         async with node_errors():
             if not split_ids(asset_ids):
                 raise ValidationError("asset_ids", asset_ids, EMPTY_HINT, param="asset_ids")
@@ -86,4 +107,7 @@ class ScenarioFetchAsset:
             images, masks = await asyncio.to_thread(tensors.results_to_tensors, decoded)
             progress.update(1.0)
             progress.text(f"downloaded {len(ids)} asset(s)")
-            return (images, masks)
+            report.sizes = [(img.width, img.height) for img in decoded]
+            state = report.done([], ids, 0.0)  # downloads are free
+            previews = await save_previews(decoded, report.node)
+            return (images, masks), ui_payload(previews, state)

@@ -45,6 +45,7 @@ from .ids import join_ids
 from .job_ledger import client_options
 from .jobs import FANOUT_LIMIT, run_requests
 from .request_builder import BUDGET_WIDGET, build_request
+from .results import RunReport, save_previews, ui_payload
 from .status import StatusBoard
 from .validation import validate_inputs_method
 
@@ -69,7 +70,7 @@ class _ScenarioGenerateBase:
 
     IMG2IMG = False
     CATEGORY = "Scenario"
-    FUNCTION = "generate"
+    FUNCTION = "run"
     RETURN_TYPES = ("IMAGE", "STRING", "STRING")
     RETURN_NAMES = ("images", "job_id", "asset_ids")
     OUTPUT_TOOLTIPS = OUTPUT_TOOLTIPS
@@ -120,8 +121,31 @@ class _ScenarioGenerateBase:
             for i, d in enumerate(drafts)
         ], notes
 
+    async def run(self, unique_id: str | None = None, **widgets: Any) -> dict[str, Any]:
+        """ComfyUI's entry point: the outputs plus the ``ui`` payload (previews and the final state)."""
+        result, ui = await self._run(unique_id, widgets)
+        return {"ui": ui, "result": result}
+
     async def generate(self, unique_id: str | None = None, **widgets: Any) -> tuple[Any, str, str]:
-        """Run the node: ``widgets`` are the inputs declared in ``INPUT_TYPES`` (see ``request_builder``)."""
+        """Run the node and return its outputs only (``images``, ``job_id``, ``asset_ids``)."""
+        result, _ui = await self._run(unique_id, widgets)
+        return result
+
+    async def _run(self, unique_id: str | None, widgets: dict[str, Any]) -> tuple[tuple[Any, str, str], dict[str, Any]]:
+        """Run the node: ``widgets`` are the inputs declared in ``INPUT_TYPES`` (see ``request_builder``).
+
+        Whatever happens, the browser is told how the run ended (``results``).
+        """
+        report = RunReport(None if unique_id is None else str(unique_id))
+        try:
+            return await self._generate(report, unique_id, widgets)
+        except BaseException as exc:
+            report.ended(exc)
+            raise
+
+    async def _generate(
+        self, report: RunReport, unique_id: str | None, widgets: dict[str, Any]
+    ) -> tuple[tuple[Any, str, str], dict[str, Any]]:
         async with node_errors():
             base = build_request(widgets, img2img=self.IMG2IMG)
             controls = await plan.sources(
@@ -158,7 +182,9 @@ class _ScenarioGenerateBase:
                     if max_creative_units and max_creative_units > 0:
                         progress.text("asking Scenario for a price quote")
                         await enforce_budget(client, requests, float(max_creative_units))
-                    outcomes = await run_requests(client, requests, StatusBoard(progress, len(requests), notes=notes))
+                    report.sizes = [(r.width, r.height) for r in requests if r.width and r.height]
+                    report.board = StatusBoard(progress, len(requests), notes=notes)
+                    outcomes = await run_requests(client, requests, report.board)
             finally:
                 ORIGIN.reset(origin)
             decoded = [img for o in outcomes for img in o.images]
@@ -166,8 +192,17 @@ class _ScenarioGenerateBase:
                 raise ScenarioError(prefixed(f"job(s) {job_ids_text(outcomes)} finished without any image"))
             images, _masks = await asyncio.to_thread(tensors.results_to_tensors, decoded)
             job_ids = job_ids_text(outcomes)
-            asset_ids = join_ids([a for o in outcomes for a in o.job.asset_ids])
-            return (images, job_ids, asset_ids)
+            all_assets = [a for o in outcomes for a in o.job.asset_ids]
+            asset_ids = join_ids(all_assets)
+            costs = [o.job.cost for o in outcomes if o.job.cost is not None]
+            billed = sum(costs) if len(costs) == len(outcomes) else None  # else the board's submit-time costs
+            # The job ledger serves an earlier paid result instead of submitting again: say so, and bill nothing.
+            report.reused = bool(outcomes) and all(getattr(o, "reused", False) for o in outcomes)
+            if report.reused:
+                billed = 0.0
+            state = report.done([o.job.job_id for o in outcomes], all_assets, billed)
+            previews = await save_previews(decoded, report.node)
+            return (images, job_ids, asset_ids), ui_payload(previews, state)
 
 
 class ScenarioControlNetGenerate(_ScenarioGenerateBase):

@@ -64,6 +64,7 @@ class JobOutcome:
 
     job: Job
     images: list[imaging.DecodedImage]
+    reused: bool = False  # an earlier paid result served again (the job ledger): nothing billed this time
 
 
 async def download_images(client: Any, asset_ids: Sequence[str]) -> list[imaging.DecodedImage]:
@@ -129,7 +130,7 @@ async def run_one(client: Any, request: ControlNetRequest, board: StatusBoard, i
     log.info(
         "Scenario job %s done: %d image(s), cost %s CU", job_id, len(images), job.cost if job.cost is not None else "?"
     )
-    return JobOutcome(job=job, images=images)
+    return JobOutcome(job=job, images=images, reused=bool(getattr(sub, "reused", False)))
 
 
 async def run_requests(client: Any, requests: Sequence[ControlNetRequest], board: StatusBoard) -> list[JobOutcome]:

@@ -1,13 +1,24 @@
 """HTTP routes for the pack's frontend extension (web/scenario.js): the aiohttp wiring.
 
-Four read-only routes, registered on ComfyUI's server under ``/scenario/``
-(ComfyUI also serves them under ``/api/scenario/``, which is what the
-frontend's ``api.fetchApi`` calls):
+Registered on ComfyUI's server under ``/scenario/`` (ComfyUI also serves
+them under ``/api/scenario/``, which is what the frontend's ``api.fetchApi``
+calls):
 
 * ``GET /scenario/models/{model_id}``: :func:`nodes.web_api.model_info`;
 * ``GET /scenario/models``: :func:`nodes.web_api.model_list` (the model picker);
 * ``POST /scenario/quote``: :func:`nodes.web_api.quote` (a free dry run);
-* ``GET /scenario/status``: :func:`nodes.web_api.status`.
+* ``GET /scenario/status``: :func:`nodes.web_api.status`;
+* ``GET /scenario/credentials``: :func:`nodes.web_credentials.status`;
+* ``POST /scenario/credentials``: :func:`nodes.web_credentials.save`;
+* ``POST /scenario/credentials/clear``: :func:`nodes.web_credentials.clear`;
+* ``POST /scenario/credentials/test``: :func:`nodes.web_credentials.test_connection`;
+* ``GET /scenario/jobs``: :func:`nodes.web_jobs.recent_jobs` (the Scenario Jobs panel);
+* ``POST /scenario/jobs/{job_id}/cancel``: :func:`nodes.web_jobs.cancel`;
+* ``GET /scenario/assets/{asset_id}/thumbnail``: :func:`nodes.web_jobs.thumbnail` (a small JPEG).
+
+Routes that change anything, or that carry a secret, accept only POST with a
+JSON body (``Content-Type: application/json``, which a cross-site form cannot
+send without the browser asking first); aiohttp answers 405 to other methods.
 
 The answers are computed in :mod:`nodes.web_api`; this module only maps
 them, and every failure, to JSON. Errors are answered as ``{"error":
@@ -18,6 +29,7 @@ with a 4xx/5xx status.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable
 from typing import Any
@@ -34,7 +46,7 @@ from ..scenario_api import (
     ScenarioTimeoutError,
     ValidationError,
 )
-from . import bridge
+from . import bridge, web_credentials, web_jobs
 from .errors import defuse
 from .web_api import ROUTE_TIMEOUT, model_info, model_list, quote, status
 
@@ -48,6 +60,13 @@ ROUTES = (
     ("POST", ROUTE_PREFIX + "/quote"),
     ("GET", ROUTE_PREFIX + "/status"),
     ("GET", ROUTE_PREFIX + "/models"),
+    ("GET", ROUTE_PREFIX + "/credentials"),
+    ("POST", ROUTE_PREFIX + "/credentials"),
+    ("POST", ROUTE_PREFIX + "/credentials/clear"),
+    ("POST", ROUTE_PREFIX + "/credentials/test"),
+    ("GET", ROUTE_PREFIX + "/jobs"),
+    ("POST", ROUTE_PREFIX + "/jobs/{job_id}/cancel"),
+    ("GET", ROUTE_PREFIX + "/assets/{asset_id}/thumbnail"),
 )
 
 # --------------------------------------------------------------------------- errors
@@ -146,7 +165,63 @@ def register_routes(routes: Any) -> None:
     async def get_models(request: Any) -> Any:
         return await _answer(model_list(dict(request.query)))
 
-    handlers = {ROUTES[0]: get_model, ROUTES[1]: post_quote, ROUTES[2]: get_status, ROUTES[3]: get_models}
+    async def get_credentials(request: Any) -> Any:
+        return await _answer(_call(web_credentials.status))
+
+    async def post_credentials(request: Any) -> Any:
+        payload, refusal = await _json_body(request, "the credentials")
+        if refusal is not None:
+            return refusal
+        return await _answer(_call(web_credentials.save, payload))
+
+    async def post_clear(request: Any) -> Any:
+        _, refusal = await _json_body(request, "the clear request", empty_ok=True)
+        if refusal is not None:
+            return refusal
+        return await _answer(_call(web_credentials.clear))
+
+    async def post_test(request: Any) -> Any:
+        _, refusal = await _json_body(request, "the test request", empty_ok=True)
+        if refusal is not None:
+            return refusal
+        return await _answer(web_credentials.test_connection())
+
+    async def get_jobs(request: Any) -> Any:
+        return await _answer(web_jobs.recent_jobs(request.query.get("limit")))
+
+    async def post_cancel(request: Any) -> Any:
+        _, refusal = await _json_body(request, "the cancel request", empty_ok=True)
+        if refusal is not None:
+            return refusal
+        return await _answer(web_jobs.cancel(request.match_info.get("job_id", "")))
+
+    async def get_thumbnail(request: Any) -> Any:
+        from aiohttp import web
+
+        try:
+            data = await web_jobs.thumbnail(request.match_info.get("asset_id", ""))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            code, body = error_payload(exc)
+            if code == 500:
+                log.exception("Scenario thumbnail route failed")
+            return _json(body, code)
+        return web.Response(body=data, content_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+
+    handlers = {
+        ROUTES[0]: get_model,
+        ROUTES[1]: post_quote,
+        ROUTES[2]: get_status,
+        ROUTES[3]: get_models,
+        ROUTES[4]: get_credentials,
+        ROUTES[5]: post_credentials,
+        ROUTES[6]: post_clear,
+        ROUTES[7]: post_test,
+        ROUTES[8]: get_jobs,
+        ROUTES[9]: post_cancel,
+        ROUTES[10]: get_thumbnail,
+    }
     for (method, path), handler in handlers.items():
         if (method, path) not in present:
             routes.route(method, path)(handler)
@@ -154,6 +229,41 @@ def register_routes(routes: Any) -> None:
 
 async def _as_awaitable(value: dict[str, Any]) -> dict[str, Any]:
     return value
+
+
+async def _call(fn: Any, *args: Any) -> dict[str, Any]:
+    """Run a synchronous answer inside :func:`_answer` (so its errors become JSON too)."""
+    return fn(*args)
+
+
+def _refuse(status_code: int, text: str) -> Any:
+    return _json({"error": "Scenario: " + text, "code": "validation", "field": "body"}, status_code)
+
+
+async def _json_body(request: Any, what: str, *, empty_ok: bool = False) -> tuple[Any, Any]:
+    """``(payload, None)`` for a JSON object body, else ``(None, error response)``.
+
+    Requires ``Content-Type: application/json`` even for an empty body (a
+    cross-site form cannot set it without a CORS preflight, which ComfyUI
+    does not grant); never echoes the body (it may hold a secret).
+    ``empty_ok`` accepts an empty body as ``{}``.
+    """
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        return None, _refuse(413, f"request body above {MAX_BODY_BYTES} bytes")
+    raw = await request.read()
+    if len(raw) > MAX_BODY_BYTES:
+        return None, _refuse(413, f"request body above {MAX_BODY_BYTES} bytes")
+    if (request.content_type or "").lower() != "application/json":
+        return None, _refuse(415, f"{what} must be sent as JSON (Content-Type: application/json)")
+    if empty_ok and not raw.strip():
+        return {}, None
+    try:
+        payload = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None, _refuse(400, f"{what} must be a JSON object")
+    if not isinstance(payload, dict):
+        return None, _refuse(400, f"{what} must be a JSON object")
+    return payload, None
 
 
 def try_register() -> bool:

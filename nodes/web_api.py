@@ -45,6 +45,7 @@ from ..scenario_api.errors import ConfigurationError, ValidationError
 from ..scenario_api.imaging import encode_png
 from ..scenario_api.models import ControlNetRequest
 from ..scenario_api.retry import RetryPolicy
+from . import plan
 from .credentials import resolve_settings
 from .request_builder import SOURCE_WIDGETS, WIDGETS, build_request
 
@@ -290,7 +291,9 @@ def quote_request(payload: Any) -> tuple[ControlNetRequest, int]:
     * the control map (and the init image when ``img2img``) is
       :data:`PLACEHOLDER_IMAGE`;
     * width/height 0 (derived from the control image on the node) are priced
-      at :data:`QUOTE_SIZE`.
+      at :data:`QUOTE_SIZE` here; :func:`quote` prices the map's real size
+      instead when the browser sends it (``map_size``), else the last run's
+      (``run_size``).
     """
     if not isinstance(payload, Mapping):
         raise ValidationError("body", payload, "a JSON object holding the node's widget values", param="body")
@@ -321,18 +324,58 @@ async def quote(payload: Any, *, settings_factory: SettingsFactory | None = None
     naming the widget.
     """
     request, batch = quote_request(payload)
+    follows_map = any(payload.get(k) in (None, 0) for k in ("width", "height"))
+    map_size = _size_hint(payload, "map_size")
+    run_size = _size_hint(payload, "run_size")
+    basis = SIZE_DEFAULT
 
     async def ask(client: ScenarioClient) -> Any:
+        nonlocal request, basis
+        if follows_map and (map_size is not None or run_size is not None):
+            width, height = int(payload.get("width") or 0), int(payload.get("height") or 0)
+            if map_size is not None:
+                # The map's real size, derived exactly as the node derives it for this model's family.
+                model = await client.get_model(request.model_id)  # cached by the client; the quote needs it too
+                w, h = plan.output_size(width, height, map_size, model.family)
+                basis = SIZE_MAP
+            else:
+                assert run_size is not None
+                w, h = (run_size[0] if width == 0 else width), (run_size[1] if height == 0 else height)
+                basis = SIZE_LAST_RUN
+            request = replace(request, width=w, height=h)
         return await client.quote(request)
 
     price = await _with_client(settings_factory, ask)
     per_job = float(price.creative_units)
     log.debug("Scenario quote for %s: %s CU per job x %d", request.model_id, per_job, batch)
     answer: dict[str, Any] = {"creative_units": round(per_job * batch, 6), "per_job": per_job, "jobs": batch}
-    if any(payload.get(k) in (None, 0) for k in ("width", "height")):
-        # The real size follows the control image, which the browser doesn't know: say what was priced.
+    if follows_map:
+        # The real size follows the control image: say which size was priced, and why that one.
         answer["priced_size"] = [request.width, request.height]
+        answer["size_basis"] = basis
     return answer
+
+
+SIZE_MAP, SIZE_LAST_RUN, SIZE_DEFAULT = "map", "last_run", "default"
+MAX_HINT_SIDE = 16384
+
+
+def _size_hint(payload: Mapping[str, Any], name: str) -> tuple[int, int] | None:
+    """``map_size`` (the control map's pixels, when the browser knows them) or ``run_size`` (the last run's
+    output size): ``[width, height]`` of positive integers, or absent."""
+    value = payload.get(name)
+    if value is None:
+        return None
+    ok = (
+        isinstance(value, (list, tuple))
+        and len(value) == 2
+        and all(not isinstance(v, bool) and isinstance(v, int) and 1 <= v <= MAX_HINT_SIDE for v in value)
+    )
+    if not ok:
+        raise ValidationError(
+            name, value, f"[width, height]: two integers from 1 to {MAX_HINT_SIDE}, or absent", param=name
+        )
+    return int(value[0]), int(value[1])
 
 
 # --------------------------------------------------------------------------- status

@@ -1,5 +1,8 @@
 """Client configuration: base URL, credentials and project, from the environment.
 
+Keys come from ``SCENARIO_API_KEY`` / ``SCENARIO_API_SECRET``, else from the
+official SDK's ``SCENARIO_SDK_API_KEY`` / ``SCENARIO_SDK_API_SECRET``.
+
 Credentials are held in a :class:`Credentials` object whose ``repr``/``str``
 never show the secret, so a settings object can be logged or put in an
 exception without leaking anything.
@@ -10,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import NoReturn
@@ -23,6 +27,18 @@ ENV_URL = "SCENARIO_API_URL"
 ENV_KEY = "SCENARIO_API_KEY"
 ENV_SECRET = "SCENARIO_API_SECRET"
 ENV_PROJECT = "SCENARIO_PROJECT_ID"
+# The official Python SDK's names (scenario-sdk ``_client.py``), honoured after ours.
+ENV_SDK_KEY = "SCENARIO_SDK_API_KEY"
+ENV_SDK_SECRET = "SCENARIO_SDK_API_SECRET"
+# Key pairs looked up in the environment, in order; a pair counts only when both halves are set.
+ENV_KEY_PAIRS = ((ENV_KEY, ENV_SECRET), (ENV_SDK_KEY, ENV_SDK_SECRET))
+
+# What a key and a secret typed into a form may look like (checked before they are stored).
+# Scenario keys look like ``api_...``; the rule stays loose on purpose (letters, digits, '.', '_',
+# '-'), but a ':' would break HTTP Basic and whitespace or control characters are paste accidents.
+KEY_PATTERN = re.compile(r"[A-Za-z0-9._-]+")
+KEY_LENGTH = (4, 256)
+SECRET_LENGTH = (4, 1024)
 
 # Scenario's signed CDN hosts; the configured API host is added at run time so
 # the emulator's file route is reachable too.
@@ -120,6 +136,47 @@ def normalise_base_url(url: str) -> str:
     return url
 
 
+def env_key_pair(env: Mapping[str, str] | None = None) -> tuple[str, str, str] | None:
+    """``(key, secret, key_variable_name)`` of the first complete pair in :data:`ENV_KEY_PAIRS`, else ``None``.
+
+    Halves of different pairs are never mixed: a ``SCENARIO_API_KEY`` with only a
+    ``SCENARIO_SDK_API_SECRET`` is no pair at all.
+    """
+    env = os.environ if env is None else env
+    for key_name, secret_name in ENV_KEY_PAIRS:
+        key, secret = (env.get(key_name) or "").strip(), (env.get(secret_name) or "").strip()
+        if key and secret:
+            return key, secret, key_name
+    return None
+
+
+def check_key_pair(api_key: object, api_secret: object) -> tuple[str, str]:
+    """The stripped key and secret typed into a form, or a :class:`ValidationError` naming the field.
+
+    Error texts describe what is allowed, never what was typed (it may be a secret).
+    """
+    key = api_key.strip() if isinstance(api_key, str) else None
+    lo, hi = KEY_LENGTH
+    if not key or not lo <= len(key) <= hi or not KEY_PATTERN.fullmatch(key):
+        raise ValidationError(
+            "apiKey",
+            "<hidden>",
+            f"the Scenario API key as shown in the web app: {lo} to {hi} letters, digits, '.', '_' or '-' "
+            "(no ':' and no spaces), e.g. api_...",
+            param="api_key",
+        )
+    secret = api_secret.strip() if isinstance(api_secret, str) else None
+    lo, hi = SECRET_LENGTH
+    if not secret or not lo <= len(secret) <= hi or any(ord(c) < 33 or ord(c) == 127 for c in secret):
+        raise ValidationError(
+            "apiSecret",
+            "<hidden>",
+            f"the API secret shown once when the key was created: {lo} to {hi} characters, no spaces",
+            param="api_secret",
+        )
+    return key, secret
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the client needs to reach Scenario."""
@@ -139,8 +196,8 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, require_credentials: bool = False) -> Settings:
         env = os.environ if env is None else env
-        key, secret = env.get(ENV_KEY, ""), env.get(ENV_SECRET, "")
-        creds = Credentials(key, secret) if key.strip() and secret.strip() else None
+        pair = env_key_pair(env)
+        creds = Credentials(pair[0], pair[1]) if pair is not None else None
         if creds is None and require_credentials:
             raise ConfigurationError(MISSING_CREDENTIALS_HELP)
         return cls(

@@ -70,7 +70,9 @@ class FakeComfy:
         self.interrupted = False
         self.bar_updates: list[tuple[str | None, float, float]] = []
         self.texts: list[tuple[str, str]] = []
+        self.events: list[tuple[str, object, object]] = []  # PromptServer.send_sync(event, data, sid)
         self.user_dir = user_dir
+        self.temp_dir: Path | None = None  # folder_paths.get_temp_directory(); previews are written there
         fake = self
 
         class InterruptProcessingException(Exception):
@@ -106,8 +108,13 @@ class FakeComfy:
         utils.ProgressBar = ProgressBar  # type: ignore[attr-defined]
 
         class _Instance:
+            client_id = "fake-client"
+
             def send_progress_text(self, text: str, node_id: str, sid: object = None) -> None:
                 fake.texts.append((str(node_id), text))
+
+            def send_sync(self, event: str, data: object, sid: object = None) -> None:
+                fake.events.append((event, data, sid))
 
         class PromptServer:
             instance = _Instance()
@@ -117,6 +124,7 @@ class FakeComfy:
 
         folder_paths = ModuleType("folder_paths")
         folder_paths.get_user_directory = lambda: str(fake.user_dir) if fake.user_dir else None  # type: ignore[attr-defined]
+        folder_paths.get_temp_directory = lambda: str(fake.temp_dir) if fake.temp_dir else None  # type: ignore[attr-defined]
 
         comfy = ModuleType("comfy")
         comfy.model_management = mm  # type: ignore[attr-defined]

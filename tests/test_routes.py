@@ -27,6 +27,8 @@ pytest_plugins = ["pack_loader"]  # fixtures: pack, comfy, node_env
 ROOT = Path(__file__).resolve().parents[1]
 WEB = ROOT / "web"
 OUR_NODE_TYPES = {"ScenarioControlNetGenerate", "ScenarioImg2ImgControlNet"}
+# The jobs panel adds Fetch Asset nodes (it never hooks them).
+NAMED_NODE_TYPES = OUR_NODE_TYPES | {"ScenarioFetchAsset"}
 TEST_SECRET = "test-secret-value-123"
 
 
@@ -370,7 +372,7 @@ def test_try_register_on_a_prompt_server(routes: Any, comfy: Any) -> None:
     assert routes.try_register() is True
     assert {(r.method, r.path) for r in table} == set(routes.ROUTES)
     assert routes.try_register() is True
-    assert len(table) == len(routes.ROUTES) == 4  # idempotent: a second registration adds nothing
+    assert len(table) == len(routes.ROUTES)  # idempotent: a second registration adds nothing
 
 
 def test_try_register_never_raises(routes: Any, comfy: Any) -> None:
@@ -419,22 +421,27 @@ def test_web_extension_files_exist() -> None:
 def test_js_names_only_our_node_types() -> None:
     text = "\n".join(p.read_text() for p in js_files())
     named = set(re.findall(r"['\"`](Scenario[A-Z][A-Za-z0-9]*)['\"`]", text))
-    assert named == OUR_NODE_TYPES
+    assert named == NAMED_NODE_TYPES
     # no generic hooks that would reach every node type of every pack
     assert "LGraphNode.prototype" not in text and "beforeRegisterNodeDef" not in text
 
 
 def test_js_routes_match_the_server() -> None:
-    text = (WEB / "scenario.js").read_text()
-    for path in ("/scenario/models/", "/scenario/quote", "/scenario/status"):
+    text = "\n".join(p.read_text() for p in js_files())
+    for path in ("/scenario/models/", "/scenario/quote", "/scenario/status", "/scenario/credentials"):
         assert path in text
     routes = submodule("nodes.routes")
-    assert {p for _, p in routes.ROUTES} == {
+    assert {p for _, p in routes.ROUTES} >= {
         "/scenario/models/{model_id}",
         "/scenario/quote",
         "/scenario/status",
         "/scenario/models",  # issue 8: the model picker's list (its UI is issue 10)
+        "/scenario/credentials",
+        "/scenario/credentials/clear",
+        "/scenario/credentials/test",
     }
+    for _, path in routes.ROUTES:  # every server route is used by the extension
+        assert path.split("{")[0].rstrip("/") in text, path
 
 
 def test_settings_locale_matches_the_extension() -> None:

@@ -15,6 +15,8 @@ export const NODE_TYPES = Object.freeze([
 ])
 
 export const IMG2IMG_TYPE = 'ScenarioImg2ImgControlNet'
+/** Fetch Asset shows only its final state (asset ids, copy, link): no quote. */
+export const FETCH_TYPE = 'ScenarioFetchAsset'
 
 /** Name of the status widget; it is not a node input and is never saved. */
 export const STATUS_WIDGET = 'scenario_quote'
@@ -23,9 +25,10 @@ export const SETTING_QUOTE = 'Scenario.Quote.Enabled'
 export const SETTING_MODEL_AWARE = 'Scenario.ModelAware.Enabled'
 
 export const DEBOUNCE_MS = 800
-/** Pixel height of one text line of the status widget (it shows one or two). */
+/** Pixel height of one text line of the status widget (it shows one to MAX_LINES). */
 export const LINE_HEIGHT = 16
 export const MODEL_CACHE_MS = 5 * 60 * 1000
+export const MAX_LINES = 4
 
 /** Widget values sent to POST /scenario/quote (the generate node's own names). */
 export const QUOTE_FIELDS = Object.freeze([
@@ -141,12 +144,122 @@ export function formatUnits(value) {
   return String(Math.round(n * 100) / 100)
 }
 
-/** The one-line text of a quote answer. */
+/** Why the quote priced the size it did, as the server says (`size_basis`). */
+const SIZE_BASIS_TEXT = {
+  map: 'map size',
+  last_run: 'last run\'s size',
+  default: 'default size, not the map\'s'
+}
+
+/**
+ * The one-line text of a quote answer. When width/height are 0 the size
+ * follows the control map: the server prices the map's size when the
+ * frontend could tell it (`size_basis: 'map'`), else the last run's size,
+ * else a default size, and the line says which.
+ */
 export function formatQuote(answer) {
   const text = `≈ ${formatUnits(answer?.per_job)} CU per job`
   const size = answer?.priced_size
-  // width/height 0 follow the control image, unknown here: say which size the price is for.
-  return Array.isArray(size) ? `${text} at ${size[0]}×${size[1]} (size follows the map)` : text
+  if (!Array.isArray(size)) return text
+  const basis = SIZE_BASIS_TEXT[answer?.size_basis] ?? SIZE_BASIS_TEXT.default
+  return `${text} at ${size[0]}×${size[1]} (${basis})`
+}
+
+/** The quote line with the cost actually billed by the last run next to it. */
+export function quoteWithBilled(quoteText, billed) {
+  if (billed == null || !Number.isFinite(Number(billed))) return quoteText
+  const last = `billed ${formatUnits(billed)} CU`
+  return quoteText ? `${quoteText} · ${last}` : last
+}
+
+/** Node types whose output image keeps the size of their input (followed to find the map's source). */
+export const PASS_THROUGH_TYPES = Object.freeze(['Reroute', 'Canny'])
+export const LOAD_IMAGE_TYPE = 'LoadImage'
+
+/**
+ * Parse a LoadImage `image` widget value ("sub/dir/name.png [input]") into
+ * the query of ComfyUI's /view route, or null.
+ */
+export function parseImageValue(value) {
+  let text = String(value ?? '').trim()
+  if (!text) return null
+  let type = 'input'
+  const m = text.match(/^(.*?)\s*\[(input|output|temp)\]$/)
+  if (m) {
+    text = m[1]
+    type = m[2]
+  }
+  const cut = text.lastIndexOf('/')
+  const filename = cut >= 0 ? text.slice(cut + 1) : text
+  const subfolder = cut >= 0 ? text.slice(0, cut) : ''
+  if (!filename) return null
+  return { filename, subfolder, type }
+}
+
+/** ComfyUI's /view path for a parsed image value. */
+export function viewPath(image) {
+  const q = new URLSearchParams({ filename: image.filename, type: image.type, subfolder: image.subfolder })
+  return `/view?${q.toString()}`
+}
+
+function linkById(graph, id) {
+  if (id == null || !graph) return null
+  if (typeof graph.getLink === 'function') {
+    const hit = graph.getLink(id)
+    if (hit) return hit
+  }
+  const links = graph.links ?? graph._links
+  if (!links) return null
+  if (typeof links.get === 'function') return links.get(id) ?? links.get(Number(id)) ?? null
+  return links[id] ?? null
+}
+
+function nodeById(graph, id) {
+  if (id == null || !graph) return null
+  return graph.getNodeById?.(id) ?? (graph._nodes_by_id ? graph._nodes_by_id[id] : null) ?? null
+}
+
+/** The node feeding input `name` of `node` (null when not linked). */
+export function upstreamNode(node, name, graph = node?.graph) {
+  const input = (node?.inputs ?? []).find((i) => i && i.name === name)
+  if (!input || input.link == null) return null
+  const link = linkById(graph, input.link)
+  const originId = link?.origin_id ?? (Array.isArray(link) ? link[1] : undefined)
+  return nodeById(graph, originId)
+}
+
+/**
+ * The LoadImage node whose picture reaches `control_image` of `node` with
+ * its size unchanged (directly, or through Reroute / Canny), or null.
+ */
+export function findMapSource(node, graph = node?.graph) {
+  let current = upstreamNode(node, 'control_image', graph)
+  for (let hops = 0; current && hops < 8; hops++) {
+    const type = nodeType(current)
+    if (type === LOAD_IMAGE_TYPE) return current
+    if (!PASS_THROUGH_TYPES.includes(type)) return null
+    const first = (current.inputs ?? []).find((i) => i && i.link != null)
+    current = first ? upstreamNode(current, first.name, graph) : null
+  }
+  return null
+}
+
+/**
+ * The pixel size of a loaded LoadImage preview ([w, h]) when the frontend
+ * already has it, else null. The preview counts only when it shows the file
+ * the `image` widget names now (a preview can lag behind a changed value).
+ */
+export function knownImageSize(loadNode, image = null) {
+  const img = Array.isArray(loadNode?.imgs) ? loadNode.imgs[0] : null
+  const w = img?.naturalWidth
+  const h = img?.naturalHeight
+  if (!(Number.isInteger(w) && Number.isInteger(h) && w > 0 && h > 0)) return null
+  if (image) {
+    const src = String(img.src ?? '')
+    const name = new URLSearchParams(src.includes('?') ? src.slice(src.indexOf('?') + 1) : '').get('filename')
+    if (name !== image.filename) return null
+  }
+  return [w, h]
 }
 
 /** Shorten a server message for the node; the full text goes in the tooltip. */
@@ -234,7 +347,7 @@ export function compactWidgetsValues(node, data) {
  * many text lines it shows (1 or 2), for its height. Returns the widget.
  */
 export function addStatusWidget(node, element, lineCount = () => 1) {
-  const height = () => 10 + LINE_HEIGHT * Math.max(1, Math.min(2, lineCount()))
+  const height = () => 10 + LINE_HEIGHT * Math.max(1, Math.min(MAX_LINES, lineCount()))
   const options = {
     serialize: false,
     hideOnZoom: false,
@@ -242,6 +355,7 @@ export function addStatusWidget(node, element, lineCount = () => 1) {
     setValue: () => {},
     getMinHeight: height,
     getMaxHeight: height,
+    hideInPanel: true,
     margin: 4
   }
   const widget = node.addDOMWidget(STATUS_WIDGET, 'scenario-status', element, options)

@@ -58,15 +58,20 @@ function lastQuoteBody() {
   return JSON.parse(quotes.at(-1).opts.body)
 }
 
-test('registers one extension with its two settings under Scenario', () => {
+test('registers one extension with its settings under Scenario', () => {
   assert.equal(ext.name, 'Scenario.ControlNet')
   assert.deepEqual(
-    ext.settings.map((s) => [s.id, s.type, s.defaultValue]),
+    ext.settings.slice(0, 2).map((s) => [s.id, s.type, s.defaultValue]),
     [
       [core.SETTING_QUOTE, 'boolean', true],
       [core.SETTING_MODEL_AWARE, 'boolean', true]
     ]
   )
+  // The API key entry is a custom renderer (a button opening a dialog): its value is never set.
+  assert.equal(ext.settings[2].id, 'Scenario.Credentials.Dialog')
+  assert.equal(typeof ext.settings[2].type, 'function')
+  assert.equal(ext.settings[2].defaultValue, '')
+  assert.equal(ext.settings.length, 3)
   for (const s of ext.settings) assert.equal(s.category[0], 'Scenario')
 })
 

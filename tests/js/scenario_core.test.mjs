@@ -30,7 +30,11 @@ test('quote texts', () => {
   assert.equal(core.formatQuote({ per_job: 2.5 }), '≈ 2.5 CU per job')
   assert.equal(
     core.formatQuote({ per_job: 1.25, priced_size: [512, 512] }),
-    '≈ 1.25 CU per job at 512×512 (size follows the map)'
+    '≈ 1.25 CU per job at 512×512 (default size, not the map\'s)'
+  )
+  assert.equal(
+    core.formatQuote({ per_job: 2.81, priced_size: [768, 768], size_basis: 'map' }),
+    '≈ 2.81 CU per job at 768×768 (map size)'
   )
   assert.equal(core.formatQuote({}), '≈ ? CU per job')
   assert.equal(core.formatUnits(3), '3')
@@ -94,7 +98,8 @@ test('the status widget is added last and marked unsaved twice', () => {
   assert.equal(w.element, el)
   assert.equal(w.serialize, false)
   assert.equal(w.options.serialize, false)
-  assert.equal(w.options.getMinHeight(), 10 + 2 * core.LINE_HEIGHT, 'at most two lines high')
+  assert.equal(w.options.getMinHeight(), 10 + core.MAX_LINES * core.LINE_HEIGHT, 'at most MAX_LINES lines high')
+  assert.equal(w.options.hideInPanel, true, 'kept out of the right-side panel')
   assert.deepEqual(serializeValues(node), before)
 })
 

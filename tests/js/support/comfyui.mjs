@@ -50,9 +50,12 @@ function element() {
     textContent: '',
     title: '',
     className: '',
+    dataset: {},
     append(...children) {
       this.children.push(...children)
-    }
+    },
+    addEventListener() {},
+    setAttribute() {}
   }
 }
 globalThis.document = { createElement: () => element() }
