@@ -59,6 +59,8 @@ async def test_stop_during_fan_out_cancels_every_job(node_env, comfy, pack):
     control = image_tensor(make_array(64, 64), make_array(64, 64, "checker"))
     task = asyncio.ensure_future(node.generate(**widgets(), control_image=control))
     await wait_until(lambda: len(submits(node_env)) == 2)
+    # both jobs are being watched (each got its first status poll): Stop lands while they run
+    await wait_until(lambda: len({e["path"] for e in node_env.requests("GET", "/v1/jobs/job_*")}) == 2, timeout=10)
     comfy.interrupted = True
     with pytest.raises(comfy.InterruptProcessingException):
         await asyncio.wait_for(task, 5)
