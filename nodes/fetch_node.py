@@ -15,13 +15,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from ..scenario_api import ScenarioClient, ValidationError
+from ..scenario_api import ValidationError
 from . import bridge, inputs, tensors
 from .credentials import resolve_settings
 from .errors import node_errors, prefixed
 from .ids import parse_ids, split_ids
-from .job_ledger import client_options
-from .jobs import download_images
+from .jobs import download_files
+from .sessions import shared_client
 
 EMPTY_HINT = (
     "asset ids such as 'asset_abc,asset_def' (comma, new line or JSON list). If they come from Scenario Poll "
@@ -81,9 +81,10 @@ class ScenarioFetchAsset:
             settings = resolve_settings()
             progress = bridge.Progress(unique_id)
             progress.text(f"downloading {len(ids)} asset(s)")
-            async with ScenarioClient(settings, **client_options()) as client:
-                decoded = await download_images(client, ids)
-            images, masks = await asyncio.to_thread(tensors.results_to_tensors, decoded)
+            async with shared_client(settings) as client:
+                files = await download_files(client, ids)
+            images, masks = await asyncio.to_thread(tensors.decode_to_tensors, files)
+            del files
             progress.update(1.0)
             progress.text(f"downloaded {len(ids)} asset(s)")
             return (images, masks)

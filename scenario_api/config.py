@@ -23,6 +23,7 @@ ENV_URL = "SCENARIO_API_URL"
 ENV_KEY = "SCENARIO_API_KEY"
 ENV_SECRET = "SCENARIO_API_SECRET"
 ENV_PROJECT = "SCENARIO_PROJECT_ID"
+ENV_TEAM = "SCENARIO_TEAM_ID"  # optional: where to read the parallel-jobs limits (else the key's own team, "me")
 
 # Scenario's signed CDN hosts; the configured API host is added at run time so
 # the emulator's file route is reachable too.
@@ -127,14 +128,16 @@ class Settings:
     base_url: str = DEFAULT_BASE_URL
     credentials: Credentials | None = field(default=None, repr=True)
     project_id: str | None = None
+    team_id: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_url", normalise_base_url(self.base_url))
-        if self.project_id:
-            try:
-                check_id("projectId", self.project_id, ENV_PROJECT)
-            except ValidationError as exc:
-                raise ConfigurationError(str(exc)) from None
+        for value, env_name in ((self.project_id, ENV_PROJECT), (self.team_id, ENV_TEAM)):
+            if value:
+                try:
+                    check_id("projectId", value, env_name)  # the same id shape: letters, digits, '_' and '-'
+                except ValidationError as exc:
+                    raise ConfigurationError(str(exc)) from None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, require_credentials: bool = False) -> Settings:
@@ -147,6 +150,7 @@ class Settings:
             base_url=env.get(ENV_URL) or DEFAULT_BASE_URL,
             credentials=creds,
             project_id=(env.get(ENV_PROJECT) or "").strip() or None,
+            team_id=(env.get(ENV_TEAM) or "").strip() or None,
         )
 
     def require_credentials(self) -> Credentials:
