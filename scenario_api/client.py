@@ -505,29 +505,40 @@ class ScenarioClient:
         process is over it, the slot is given back and taken again before the
         resend.
         """
-        model = await self.get_model(spec.check_id("modelId", request.model_id))
-        kind = CUSTOM if model.custom else INFERENCE
-        await self._learn_team_limits()
-        limiter = self.limiter(kind)
-        if limiter.limit is not None and limiter.active >= limiter.limit:
-            await _notify_wait(on_wait, 0.0, "waiting for a free Scenario slot")
-        held = [await _take(limiter, self.slot_wait)]
+        held: list[Slot | None] = [None]
+
+        async def take_slot(model: Model) -> None:
+            """Called by :meth:`_submit` once the request is valid, before anything is paid."""
+            limiter = self.limiter(CUSTOM if model.custom else INFERENCE)
+            await self._learn_team_limits()
+            if limiter.limit is not None and limiter.active >= limiter.limit:
+                await _notify_wait(on_wait, 0.0, "waiting for a free Scenario slot")
+            held[0] = await _take(limiter, self.slot_wait)
+
+            async def before_retry(response: httpx.Response) -> bool:
+                if response.status_code != 429:
+                    return False
+                limiter.learn(_action_limit(response), "429")
+                if limiter.limit is None or limiter.active <= limiter.limit:
+                    return False  # the slots are taken elsewhere (another program, the web app): wait as told
+                if held[0] is not None:
+                    held[0].give_back()
+                await _notify_wait(on_wait, 0.0, "waiting for a free Scenario slot")
+                held[0] = await _take(limiter, self.slot_wait)
+                return True
+
+            retry_hook[0] = before_retry
+
+        retry_hook: list[Callable[[httpx.Response], Awaitable[bool]] | None] = [None]
 
         async def before_retry(response: httpx.Response) -> bool:
-            if response.status_code != 429:
-                return False
-            limiter.learn(_action_limit(response), "429")
-            if limiter.limit is None or limiter.active <= limiter.limit:
-                return False  # the slots are taken elsewhere (another program, the web app): wait as told
-            held[0].give_back()
-            await _notify_wait(on_wait, 0.0, "waiting for a free Scenario slot")
-            held[0] = await _take(limiter, self.slot_wait)
-            return True
+            return await retry_hook[0](response) if retry_hook[0] is not None else False
 
         try:
-            sub = await self._submit(request, on_wait=on_wait, before_retry=before_retry)
+            sub = await self._submit(request, on_wait=on_wait, before_retry=before_retry, take_slot=take_slot)
         except BaseException:
-            held[0].give_back()  # no job (or one recovered and cancelled): the slot is free again
+            if held[0] is not None:
+                held[0].give_back()  # no job (or one recovered and cancelled): the slot is free again
             raise
         self._follow(sub.job, held[0])
         return sub
@@ -538,6 +549,7 @@ class ScenarioClient:
         *,
         on_wait: Callable[[float, str], Awaitable[None] | None] | None = None,
         before_retry: Callable[[httpx.Response], Awaitable[bool]] | None = None,
+        take_slot: Callable[[Model], Awaitable[None]] | None = None,
     ) -> Submission:
         """Start a paid generation and return its job (see the module doc for the retry rules).
 
@@ -558,6 +570,8 @@ class ScenarioClient:
         request = request.with_seed()
         model, body = await self._prepare(request, upload=True)
         endpoint, path, match = self._route(request, model, body)
+        if take_slot is not None:
+            await take_slot(model)  # valid: wait for a parallel-job slot before anything is paid
         fingerprint = self._intents.fingerprint(SUBMIT, path, match)
         if self.reuse:
             reused = await self._reuse(request, fingerprint, endpoint, match)
@@ -788,11 +802,13 @@ class ScenarioClient:
         LOG.info("reused job %s (same request and seed, already paid for); nothing submitted", job.job_id)
         return Submission(job=job, creative_units=0.0, adopted=False, request=request, reused=True)
 
-    def _follow(self, job: Job, slot: Slot) -> None:
+    def _follow(self, job: Job, slot: Slot | None) -> None:
         """Remember a new job's slot and when its submit answer arrived (the ETA schedule's clock offset)."""
         if len(self._submitted) > 1000:
             self._submitted.pop(next(iter(self._submitted)))
         self._submitted[job.job_id] = (time.monotonic(), job.created_at)
+        if slot is None:
+            return
         old = self._slots.get(job.job_id)
         self._slots[job.job_id] = slot
         if old is not None and old is not slot:
