@@ -35,7 +35,7 @@ from .jobs import poll_policy
 __all__ = ["shared_client", "open_clients"]
 
 _lock = threading.Lock()
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str, str], _Entry]]
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, ...], _Entry]]
 _clients = weakref.WeakKeyDictionary()
 
 
@@ -50,7 +50,7 @@ def _key(settings: Settings) -> tuple[str, str, str]:
     return (settings.base_url, creds.account_id if creds is not None else "", settings.project_id or "")
 
 
-async def _keep_open(client: ScenarioClient, key: tuple[str, str, str]) -> AsyncIterator[None]:
+async def _keep_open(client: ScenarioClient, key: tuple[str, ...]) -> AsyncIterator[None]:
     try:
         yield
     finally:
@@ -64,7 +64,8 @@ async def _keep_open(client: ScenarioClient, key: tuple[str, str, str]) -> Async
 
 async def _client(settings: Settings) -> ScenarioClient:
     loop = asyncio.get_running_loop()
-    key = _key(settings)
+    options = client_options()  # the job ledger and reuse setting: a reopened ledger gets its own client
+    key = (*_key(settings), str(id(options.get("ledger"))), str(bool(options.get("reuse"))))
     with _lock:
         entries = _clients.setdefault(loop, {})
         entry = entries.get(key)
@@ -74,7 +75,7 @@ async def _client(settings: Settings) -> ScenarioClient:
     if not opener:
         return await asyncio.shield(entry.ready)
     try:
-        client = ScenarioClient(settings, poll_policy=poll_policy(), **client_options())
+        client = ScenarioClient(settings, poll_policy=poll_policy(), **options)
         await client.__aenter__()
         keeper = _keep_open(client, key)
         await keeper.__anext__()  # started: the loop now finalises it at shutdown
