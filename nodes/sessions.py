@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import threading
 import weakref
 from collections.abc import AsyncIterator
@@ -46,8 +47,10 @@ class _Entry:
 
 
 def _key(settings: Settings) -> tuple[str, str, str]:
+    """Base URL, a digest of the whole key pair (a changed secret gets a new client; no secret kept), project."""
     creds = settings.credentials
-    return (settings.base_url, creds.account_id if creds is not None else "", settings.project_id or "")
+    pair = hashlib.sha256(creds.authorization_header().encode()).hexdigest() if creds is not None else ""
+    return (settings.base_url, pair, settings.project_id or "")
 
 
 async def _keep_open(client: ScenarioClient, key: tuple[str, ...]) -> AsyncIterator[None]:
