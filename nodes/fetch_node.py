@@ -15,14 +15,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from ..scenario_api import ScenarioClient, ValidationError
+from ..scenario_api import ValidationError
 from . import bridge, inputs, tensors
 from .credentials import resolve_settings
 from .errors import node_errors, prefixed
 from .ids import parse_ids, split_ids
-from .job_ledger import client_options
-from .jobs import download_images
-from .results import RunReport, save_previews, ui_payload
+from .jobs import download_files
+from .results import RunReport, file_sizes, save_previews, ui_payload
+from .sessions import shared_client
 
 EMPTY_HINT = (
     "asset ids such as 'asset_abc,asset_def' (comma, new line or JSON list). If they come from Scenario Poll "
@@ -102,12 +102,13 @@ class ScenarioFetchAsset:
             settings = resolve_settings()
             progress = bridge.Progress(unique_id)
             progress.text(f"downloading {len(ids)} asset(s)")
-            async with ScenarioClient(settings, **client_options()) as client:
-                decoded = await download_images(client, ids)
-            images, masks = await asyncio.to_thread(tensors.results_to_tensors, decoded)
+            async with shared_client(settings) as client:
+                files = await download_files(client, ids)
+            images, masks = await asyncio.to_thread(tensors.decode_to_tensors, files)
             progress.update(1.0)
             progress.text(f"downloaded {len(ids)} asset(s)")
-            report.sizes = [(img.width, img.height) for img in decoded]
+            report.sizes = file_sizes(files)
             state = report.done([], ids, 0.0)  # downloads are free
-            previews = await save_previews(decoded, report.node)
+            previews = await save_previews(files, report.node)
+            del files
             return (images, masks), ui_payload(previews, state)

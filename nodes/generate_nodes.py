@@ -42,10 +42,10 @@ from .concurrency import bounded
 from .credentials import resolve_settings
 from .errors import node_errors, prefixed
 from .ids import join_ids
-from .job_ledger import client_options
 from .jobs import FANOUT_LIMIT, run_requests
 from .request_builder import BUDGET_WIDGET, build_request
 from .results import RunReport, save_previews, ui_payload
+from .sessions import shared_client
 from .status import StatusBoard
 from .validation import validate_inputs_method
 
@@ -100,7 +100,10 @@ class _ScenarioGenerateBase:
         types = await client.referenced_types(base, model)  # LoRA types: free reads
         declared = model.declared if model.family == spec.CUSTOM else None
         spec.check_request(plan.draft(base, width, height, img2img), model, model_types=types)
-        sizes = await bounded(FANOUT_LIMIT, controls, lambda _, src: plan.source_size(client, src))
+        if int(width or 0) > 0 and int(height or 0) > 0:  # an explicit size needs no asset look-up
+            sizes: list[tuple[int, int] | None] = [None] * len(controls)
+        else:
+            sizes = await bounded(FANOUT_LIMIT, controls, lambda _, src: plan.source_size(client, src))
         drafts = []
         for size in sizes:
             w, h = plan.output_size(width, height, size, model.family, declared)
@@ -175,7 +178,7 @@ class _ScenarioGenerateBase:
             progress.text("checking the request")
             origin = ORIGIN.set(node_origin(unique_id, bridge.prompt_id()))  # recorded with each paid request
             try:
-                async with ScenarioClient(settings, **client_options()) as client:
+                async with shared_client(settings) as client:
                     requests, notes = await self._prepare(
                         client, settings, base, controls, inits, width, height, progress
                     )
@@ -187,10 +190,10 @@ class _ScenarioGenerateBase:
                     outcomes = await run_requests(client, requests, report.board)
             finally:
                 ORIGIN.reset(origin)
-            decoded = [img for o in outcomes for img in o.images]
-            if not decoded:
+            files = [data for o in outcomes for data in o.files]
+            if not files:
                 raise ScenarioError(prefixed(f"job(s) {job_ids_text(outcomes)} finished without any image"))
-            images, _masks = await asyncio.to_thread(tensors.results_to_tensors, decoded)
+            images, _masks = await asyncio.to_thread(tensors.decode_to_tensors, files)
             job_ids = job_ids_text(outcomes)
             all_assets = [a for o in outcomes for a in o.job.asset_ids]
             asset_ids = join_ids(all_assets)
@@ -201,7 +204,7 @@ class _ScenarioGenerateBase:
             if report.reused:
                 billed = 0.0
             state = report.done([o.job.job_id for o in outcomes], all_assets, billed)
-            previews = await save_previews(decoded, report.node)
+            previews = await save_previews(files, report.node)
             return (images, job_ids, asset_ids), ui_payload(previews, state)
 
 

@@ -1,7 +1,7 @@
 """Running Scenario jobs for a node: submit, follow, download, decode.
 
 One routine serves the generate nodes (:func:`run_requests`); the recovery
-nodes share its downloads (:func:`download_images`):
+nodes share its downloads (:func:`download_files`):
 
 * the job id is logged at INFO the moment Scenario returns it, before any
   waiting, so a crash or restart never loses paid work (recover it with
@@ -10,35 +10,41 @@ nodes share its downloads (:func:`download_images`):
   ComfyUI's Stop into it): the client then sends one shielded, best-effort
   cancel for a running job, and a submit that may be on the wire finds the
   job it created and cancels it (or logs what to check);
-* fan-out: several requests run concurrently, at most :data:`FANOUT_LIMIT`
-  at a time (``concurrency.bounded``); the first failure cancels the others
-  (and so their Scenario jobs), waits for them, and is the error the node
-  reports. Results keep request order.
+* fan-out: every request of a node runs at once; the client's per-account
+  limiter (``scenario_api.limits``, sized from the team limits or the 429's
+  ``actionLimit``) queues the jobs above the account's parallel limit, so a
+  batch of B maps runs B jobs at once when the account allows it. The first
+  failure cancels the others (and so their Scenario jobs), waits for them,
+  and is the error the node reports. Results keep request order. Free reads
+  and uploads stay bounded by :data:`FANOUT_LIMIT`;
+* results stay as downloaded file bytes until the node decodes the whole
+  batch straight into its tensors (``tensors.decode_to_tensors``, in a
+  worker thread).
 
 Timing knobs (environment, read per run; mainly for tests and local
-emulators): ``SCENARIO_POLL_INTERVAL`` seconds between job polls (default 2),
+emulators): ``SCENARIO_POLL_INTERVAL`` seconds between job polls (unset:
+the ETA-aware schedule of ``scenario_api.pacing``, whose durations
+``SCENARIO_POLL_SCALE`` multiplies),
 ``SCENARIO_JOB_TIMEOUT`` seconds a generate node waits once the job left the
 queue (default 1800; queue time is not counted).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..scenario_api import ControlNetRequest, Job, ScenarioError, imaging
+from ..scenario_api import ControlNetRequest, Job, PollPolicy, ScenarioError
 from .concurrency import bounded
 from .status import StatusBoard
 
 log = logging.getLogger("scenario_controlnet")
 
-FANOUT_LIMIT = 4
+FANOUT_LIMIT = 4  # free reads and uploads at once; jobs are limited per account by the client
 DOWNLOAD_LIMIT = 4
-DEFAULT_POLL_INTERVAL = 2.0
 DEFAULT_JOB_TIMEOUT = 1800.0
 
 
@@ -50,8 +56,18 @@ def _env_seconds(name: str, default: float, minimum: float) -> float:
     return max(minimum, value)
 
 
-def poll_interval() -> float:
-    return _env_seconds("SCENARIO_POLL_INTERVAL", DEFAULT_POLL_INTERVAL, 0.02)
+def poll_interval() -> float | None:
+    """A fixed interval from ``SCENARIO_POLL_INTERVAL``, or None: the ETA-aware schedule."""
+    if not os.environ.get("SCENARIO_POLL_INTERVAL", "").strip():
+        return None
+    value = _env_seconds("SCENARIO_POLL_INTERVAL", -1.0, 0.02)
+    return None if value < 0 else value
+
+
+def poll_policy() -> PollPolicy:
+    """The ETA schedule's constants, every duration times ``SCENARIO_POLL_SCALE`` (default 1; emulators, benches)."""
+    scale = _env_seconds("SCENARIO_POLL_SCALE", 1.0, 1e-4)
+    return PollPolicy() if scale == 1.0 else PollPolicy().scaled(scale)
 
 
 def job_timeout() -> float:
@@ -60,19 +76,18 @@ def job_timeout() -> float:
 
 @dataclass(frozen=True)
 class JobOutcome:
-    """A finished job and its decoded images (in asset order)."""
+    """A finished job and its downloaded image files (in asset order), not decoded yet."""
 
     job: Job
-    images: list[imaging.DecodedImage]
+    files: list[bytes]
     reused: bool = False  # an earlier paid result served again (the job ledger): nothing billed this time
 
 
-async def download_images(client: Any, asset_ids: Sequence[str]) -> list[imaging.DecodedImage]:
-    """Download assets concurrently (credential-free, via the client) and decode them, in order."""
+async def download_files(client: Any, asset_ids: Sequence[str]) -> list[bytes]:
+    """Download assets concurrently (credential-free, via the client), in order; no decoding."""
 
-    async def one(_: int, asset_id: str) -> imaging.DecodedImage:
-        data = await client.download_asset(asset_id)
-        return await asyncio.to_thread(imaging.decode_image, data)
+    async def one(_: int, asset_id: str) -> bytes:
+        return bytes(await client.download_asset(asset_id))
 
     return await bounded(DOWNLOAD_LIMIT, list(asset_ids), one)
 
@@ -115,7 +130,7 @@ async def run_one(client: Any, request: ControlNetRequest, board: StatusBoard, i
     board.observe(index, job)
     board.note(index, "downloading")
     try:
-        images = await download_images(client, job.asset_ids)
+        files = await download_files(client, job.asset_ids)
     except ScenarioError as exc:
         # The job is paid for and finished: say which one, and that queueing again costs nothing (reuse).
         if exc.job_id is None:
@@ -128,17 +143,17 @@ async def run_one(client: Any, request: ControlNetRequest, board: StatusBoard, i
     if getattr(sub, "reused", False):
         board.note(index, f"reused job {job_id}")
     log.info(
-        "Scenario job %s done: %d image(s), cost %s CU", job_id, len(images), job.cost if job.cost is not None else "?"
+        "Scenario job %s done: %d image(s), cost %s CU", job_id, len(files), job.cost if job.cost is not None else "?"
     )
-    return JobOutcome(job=job, images=images, reused=bool(getattr(sub, "reused", False)))
+    return JobOutcome(job=job, files=files, reused=bool(getattr(sub, "reused", False)))
 
 
 async def run_requests(client: Any, requests: Sequence[ControlNetRequest], board: StatusBoard) -> list[JobOutcome]:
-    """Run every request as its own job (bounded fan-out); outcomes in request order."""
+    """Run every request as its own job, all at once (the account's limiter queues the excess); in request order."""
 
     async def one(i: int, req: ControlNetRequest) -> JobOutcome:
         return await run_one(client, req, board, i)
 
-    outcomes = await bounded(FANOUT_LIMIT, list(requests), one)
+    outcomes = await bounded(max(1, len(requests)), list(requests), one)
     board.refresh(force=True)
     return outcomes

@@ -31,7 +31,6 @@ from ..scenario_api import (
     Job,
     JobStatus,
     Limits,
-    ScenarioClient,
     ValidationError,
     fixed_interval,
     outcome_error,
@@ -42,8 +41,8 @@ from .concurrency import bounded
 from .credentials import resolve_settings
 from .errors import node_errors, prefixed
 from .ids import join_ids, parse_ids, split_ids
-from .job_ledger import client_options
 from .jobs import FANOUT_LIMIT, poll_interval
+from .sessions import shared_client
 from .status import StatusBoard
 
 log = logging.getLogger("scenario_controlnet")
@@ -74,15 +73,20 @@ async def follow_job(client: Any, job_id: str, board: StatusBoard, index: int, u
     jobs are in), and a Stop (task cancellation) just ends the wait: only the
     client's ``wait_for_job`` cancels a job it is cancelled on.
     """
-    return await watch_job(
+    interval = poll_interval()
+    schedule = client.schedule(job_id) if interval is None else None
+    job = await watch_job(
         client,
         job_id,
         on_update=lambda job: board.observe(index, job),
         limits=Limits(until=until),
-        next_delay=fixed_interval(poll_interval()),
+        next_delay=schedule if schedule is not None else fixed_interval(interval or 0.0),
         max_failures=client.max_poll_failures,
         raise_on_outcome=False,
     )
+    if schedule is not None:
+        schedule(job)  # a finished job teaches the schedule its phase lengths
+    return job
 
 
 class ScenarioPollJob:
@@ -160,7 +164,7 @@ class ScenarioPollJob:
             progress = bridge.Progress(unique_id)
             board = StatusBoard(progress, len(ids))
             deadline = asyncio.get_running_loop().time() + max(0, int(timeout_seconds))
-            async with ScenarioClient(settings, **client_options()) as client:
+            async with shared_client(settings) as client:
 
                 async def one(i: int, jid: str) -> Any:
                     return await follow_job(client, jid, board, i, deadline)

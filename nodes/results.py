@@ -68,31 +68,38 @@ def final_state(
     return out
 
 
-def _preview_png(image: imaging.DecodedImage) -> bytes:
-    from PIL import Image  # ComfyUI ships Pillow; only needed when a preview is written
+def file_sizes(files: Sequence[bytes]) -> list[tuple[int, int]]:
+    """``(width, height)`` of each image file, read from its header only (nothing decoded)."""
+    from PIL import Image  # ComfyUI ships Pillow
 
-    buf = io.BytesIO()
-    Image.fromarray(image.rgb).save(buf, format="PNG", compress_level=1)  # fast: a preview, not an output
-    return buf.getvalue()
+    sizes = []
+    for data in files:
+        try:
+            with Image.open(io.BytesIO(data)) as img:
+                sizes.append((int(img.width), int(img.height)))
+        except Exception:  # noqa: BLE001 - sizes only feed the status line; a bad file fails the decode anyway
+            continue
+    return sizes
 
 
-async def save_previews(images: Sequence[imaging.DecodedImage], node: str | None) -> list[dict[str, str]]:
-    """ComfyUI ``ui.images`` entries for ``images`` (written to the temp folder), or ``[]`` outside ComfyUI."""
-    if not images or bridge.temp_directory() is None:
+_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
+
+
+async def save_previews(files: Sequence[bytes], node: str | None) -> list[dict[str, str]]:
+    """ComfyUI ``ui.images`` entries for the downloaded image ``files`` (written as they are to the temp folder).
+
+    The files are Scenario's own PNG/JPEG/WebP bytes, so nothing is re-encoded. Outside ComfyUI: ``[]``.
+    """
+    if not files or bridge.temp_directory() is None:
         return []
-    shown = list(images)[:MAX_PREVIEWS]
+    shown = list(files)[:MAX_PREVIEWS]
     stem = f"scenario_{node or 'node'}_{uuid.uuid4().hex[:10]}"
     stem = "".join(c if c.isalnum() or c in "_-" else "_" for c in stem)
-
-    def encode() -> list[tuple[str, bytes]]:
-        return [(f"{stem}_{i:03d}.png", _preview_png(img)) for i, img in enumerate(shown)]
-
-    try:
-        files = await asyncio.to_thread(encode)
-    except Exception as exc:  # a preview must never fail a paid generation
-        log.warning("Scenario: previews could not be encoded (%s)", type(exc).__name__)
-        return []
-    return await asyncio.to_thread(bridge.save_previews, files)
+    named = [
+        (f"{stem}_{i:03d}.{_EXTENSIONS.get(imaging.sniff_mime(data) or '', 'png')}", data)
+        for i, data in enumerate(shown)
+    ]
+    return await asyncio.to_thread(bridge.save_previews, named)
 
 
 def _is_cancel(exc: BaseException) -> bool:

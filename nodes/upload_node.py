@@ -13,12 +13,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from ..scenario_api import ScenarioClient
 from . import bridge, inputs, plan, tensors
 from .credentials import resolve_settings
 from .errors import node_errors
 from .ids import join_ids
-from .job_ledger import client_options
+from .sessions import shared_client
 
 DEFAULT_NAME = "comfyui-control"
 
@@ -62,7 +61,7 @@ class ScenarioUploadAsset:
             progress.text(f"uploading {len(arrays)} image(s)")
             base = (name or "").strip() or DEFAULT_NAME
             names = [base] if len(arrays) == 1 else [f"{base}-{i + 1}" for i in range(len(arrays))]
-            async with ScenarioClient(settings, **client_options()) as client:
+            async with shared_client(settings) as client:
                 srcs = [plan.Source(array=a) for a in arrays]
                 ids = await plan.resolve_ids(client, settings, srcs, names)
             text = join_ids(ids)

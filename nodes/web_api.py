@@ -24,7 +24,6 @@ never appear in an answer or a log line.
 from __future__ import annotations
 
 import asyncio
-import base64
 import copy
 import logging
 import os
@@ -34,15 +33,12 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
-import numpy as np
-
 from ..scenario_api import declared_inputs, spec
 from ..scenario_api.client import ScenarioClient
 from ..scenario_api.config import DEFAULT_BASE_URL, ENV_URL, Settings, normalise_base_url
 from ..scenario_api.downloads import is_loopback as host_is_loopback  # the protocol layer's URL helpers
 from ..scenario_api.downloads import safe_url
 from ..scenario_api.errors import ConfigurationError, ValidationError
-from ..scenario_api.imaging import encode_png
 from ..scenario_api.models import ControlNetRequest
 from ..scenario_api.retry import RetryPolicy
 from . import plan
@@ -67,10 +63,12 @@ ROUTE_RETRY = RetryPolicy(max_attempts=3, base=0.5, cap=4.0, max_wait=8.0)
 # Scenario prices a dry run from the model, the sizes, the steps and the
 # number of samples; the control map's content does not change the price. The
 # dry run still needs a valid map (and, for img2img, an init image), so a tiny
-# gray PNG stands in: no upload, and a small request body.
-PLACEHOLDER_IMAGE = "data:image/png;base64," + base64.b64encode(
-    encode_png(np.full((8, 8), 128, dtype=np.uint8))
-).decode("ascii")
+# gray PNG stands in: no upload, and a small request body. It is written out
+# here (an 8 x 8 mid-gray PNG) so that importing the pack encodes nothing.
+PLACEHOLDER_IMAGE = (
+    "data:image/png;base64,"
+    "iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAAAAADhZOFXAAAAEklEQVR4AWNsYIAAJijNQB4DACYIAJA3RdEXAAAAAElFTkSuQmCC"
+)
 
 # --------------------------------------------------------------------------- settings and client
 

@@ -56,6 +56,7 @@ from .errors import (
     TruncatedDownloadError,
     ValidationError,
 )
+from .limits import AccountLimiter, limiter_for
 from .models import (
     STATUS_LABELS,
     TERMINAL_STATUSES,
@@ -67,6 +68,7 @@ from .models import (
     Quote,
     Submission,
 )
+from .pacing import EtaSchedule, PollPolicy
 from .retry import RetryPolicy
 from .uploads import UPLOADS, UploadService, upload_array
 from .version import __version__
@@ -74,6 +76,10 @@ from .watch import Limits, fixed_interval, outcome_error, watch_job
 
 __all__ = [
     "__version__",
+    "AccountLimiter",
+    "limiter_for",
+    "EtaSchedule",
+    "PollPolicy",
     "spec",
     "imaging",
     "ScenarioClient",

@@ -30,7 +30,17 @@ from . import declared_inputs, spec
 from .client import INLINE_IMAGE_LIMIT, ScenarioClient
 from .config import Credentials, Settings
 from .errors import ConfigurationError, ImageDecodeError, ScenarioError, ValidationError
-from .imaging import content_hash, image_size, reencode_png, sniff_mime, to_data_url
+from .imaging import (
+    IMAGE_FORMATS,
+    LOSSY_DEFAULT_QUALITY,
+    content_hash,
+    decode_image,
+    encode_image,
+    image_size,
+    reencode_png,
+    sniff_mime,
+    to_data_url,
+)
 from .intents import ORIGIN
 from .ledger import CLI_ORIGIN, Ledger, LedgerError
 from .models import QUEUED_STATUSES, ControlNetRequest, Job, JobStatus
@@ -82,6 +92,15 @@ def _request_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--scheduler", help="scheduler (Stable Diffusion models only)")
     g.add_argument("--init-image", metavar="PATH|ASSET_ID", help="init image: makes the request img2img")
     g.add_argument("--strength", type=_fraction, help="img2img strength (0.01-1; default 0.75)")
+    g.add_argument(
+        "--init-format",
+        choices=IMAGE_FORMATS,
+        default="png",
+        help="how an init image file is sent: png (lossless, default) or the opt-in lossy jpeg / webp",
+    )
+    g.add_argument(
+        "--init-quality", type=int, default=None, help=f"jpeg/webp quality 1-100 (default {LOSSY_DEFAULT_QUALITY})"
+    )
     g.add_argument("--control-start", type=_fraction, help="Flux: fraction of steps where control starts")
     g.add_argument("--control-end", type=_fraction, help="Flux: fraction of steps where control ends")
     g.add_argument(
@@ -115,7 +134,9 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
         help="seconds a job may run after leaving the queue (default 600; queue time not counted)",
     )
     parser.add_argument(
-        "--poll-interval", type=float, help="seconds between job polls (default 2, 0.25 with --emulator)"
+        "--poll-interval",
+        type=float,
+        help="fixed seconds between job polls (default: an ETA-aware schedule from the job's own progress)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log HTTP requests (secrets are never logged)")
     _ledger_option(parser)
@@ -249,14 +270,25 @@ class ImageArg:
     png: bytes | None
 
 
-def _read_image_arg(value: str, flag: str) -> ImageArg:
+def _read_image_arg(value: str, flag: str, fmt: str = "png", quality: int | None = None) -> ImageArg:
+    """A file (sent as PNG, or as JPEG/WebP when ``fmt`` asks: init images only) or an asset id."""
     path = Path(value).expanduser()
     if path.is_file():
         try:
-            png = reencode_png(path.read_bytes())
-        except (ImageDecodeError, OSError) as exc:
+            raw = path.read_bytes()
+            if fmt == "png":
+                data, mime = reencode_png(raw), "image/png"
+            else:
+                started = time.perf_counter()
+                encoded = encode_image(decode_image(raw).rgb, format=fmt, quality=quality)
+                data, mime = encoded.data, encoded.mime
+                _say(
+                    f"{flag}: sent as {fmt.upper()} q{quality or LOSSY_DEFAULT_QUALITY}: {len(data) / 1024:.0f} KiB "
+                    f"(file {len(raw) / 1024:.0f} KiB), encoded in {(time.perf_counter() - started) * 1000:.0f} ms"
+                )
+        except (ImageDecodeError, OSError, ValueError) as exc:
             raise InputError(f"{flag}: cannot use {value!r}: {exc}") from None
-        return ImageArg(to_data_url(png), image_size(png), png)
+        return ImageArg(to_data_url(data, mime), image_size(data), data)
     if spec.ASSET_ID_RE.match(value):
         return ImageArg(value, None, None)
     raise InputError(f"{flag}: {value!r} is neither an existing image file nor an asset id like 'asset_…'")
@@ -382,7 +414,11 @@ def _batch_seed(args: argparse.Namespace, control: ImageArg) -> int:
 
 async def _cmd_generate(client: ScenarioClient, args: argparse.Namespace, state: RunState) -> int:
     controls = _expand_controls(args.control)
-    init = _read_image_arg(args.init_image, "--init-image") if args.init_image else None
+    init = (
+        _read_image_arg(args.init_image, "--init-image", args.init_format, args.init_quality)
+        if args.init_image
+        else None
+    )
     model = await client.get_model(args.model)
     batch = len(controls) > 1 or any(
         not Path(v).expanduser().is_file() and not spec.ASSET_ID_RE.match(v) for v in args.control
@@ -622,7 +658,7 @@ def _open_ledger(args: argparse.Namespace) -> Ledger:
 
 
 async def _run(args: argparse.Namespace, settings: Settings, state: RunState) -> int:
-    interval = args.poll_interval if args.poll_interval is not None else (0.25 if args.emulator else 2.0)
+    interval = args.poll_interval  # None: the client's ETA-aware schedule
     ledger = _open_ledger(args)
     token = ORIGIN.set(CLI_ORIGIN)
     try:

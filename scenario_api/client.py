@@ -30,9 +30,13 @@ uploaded through the one upload service (:mod:`.uploads`).
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import inspect
+import json
 import math
+import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -65,11 +69,22 @@ from .imaging import content_hash as imaging_hash
 from .imaging import from_data_url, sniff_mime, to_data_url
 from .intents import Intents, Ticket
 from .ledger import SUBMIT, UPLOAD, Ledger, Record
+from .limits import CUSTOM, INFERENCE, AccountLimiter, Slot, limiter_for
 from .models import Asset, ControlNetRequest, Job, JobStatus, Model, Quote, Submission
+from .pacing import EtaSchedule, PollPolicy
 from .reconcile import CLAIMED_JOBS, MAX_PAGE_SIZE, Reconciler, iso_utc, sent_at
 from .retry import RetryPolicy
 from .spec import precheck_request
-from .transport import DEFAULT_TIMEOUT, LOG, Transport, WireState, api_error, decode_body, redact
+from .transport import (
+    DEFAULT_TIMEOUT,
+    LOG,
+    Redacted,
+    Transport,
+    WireState,
+    api_error,
+    decode_body,
+    shared_ssl_context,
+)
 from .uploads import UPLOADS
 from .watch import Limits, NextDelay, OnUpdate, fixed_interval, watch_job
 
@@ -149,7 +164,9 @@ class ScenarioClient:
         submit_timeout: float = 60.0,
         retry: RetryPolicy | None = None,
         paid_retry: RetryPolicy | None = None,
-        poll_interval: float = 2.0,
+        poll_interval: float | None = None,
+        poll_policy: PollPolicy | None = None,
+        slot_wait: float = 900.0,
         cancel_timeout: float = 5.0,
         reconcile_attempts: int = 4,
         reconcile_interval: float = 2.0,
@@ -166,7 +183,8 @@ class ScenarioClient:
         self.retry = retry or RetryPolicy()
         self.paid_retry = paid_retry or self.retry
         self.submit_timeout = submit_timeout
-        self.poll_interval = poll_interval
+        self.poll_interval = poll_interval  # None: the ETA-aware schedule (pacing.EtaSchedule)
+        self.poll_policy = poll_policy or PollPolicy()
         self.cancel_timeout = cancel_timeout
         self.reconcile_attempts = max(1, reconcile_attempts)
         self.reconcile_interval = reconcile_interval
@@ -185,6 +203,12 @@ class ScenarioClient:
         self._tickets: dict[str, Ticket] = {}  # job id -> the ticket of this client's submit that holds it
         self._served: set[int] = set()  # ledger intents whose results this client already served again
         self._asset_jobs: dict[str, str] = {}  # asset id -> job id, for download receipts
+        self._model_lookups: dict[str, list[Any]] = {}  # model id -> [shared look-up task, callers waiting]
+        self._submitted: dict[str, tuple[float, str | None]] = {}  # job id -> (local time of the answer, createdAt)
+        self._slots: dict[str, Slot] = {}  # job id -> its parallel-job slot, held until the job is followed to its end
+        self.slot_wait = slot_wait
+        weakref.finalize(self, _give_back_all, self._slots)  # a client dropped unclosed never keeps slots
+        self._limits_probe: asyncio.Lock | None = None
         self._reconciler = Reconciler(
             intents=self._intents,
             list_jobs=self.list_jobs,
@@ -203,6 +227,7 @@ class ScenarioClient:
     # ------------------------------------------------------------------ lifecycle
 
     async def __aenter__(self) -> ScenarioClient:
+        await asyncio.to_thread(shared_ssl_context)  # the CA bundle loads once, off the event loop
         self._transport.bind()
         return self
 
@@ -211,10 +236,64 @@ class ScenarioClient:
 
     async def aclose(self) -> None:
         """Close both connection pools (API and downloads). Safe to call twice."""
+        for job_id in list(self._slots):
+            self._release_slot(job_id)
         try:
             await self._transport.aclose()
         finally:
             await self._downloader.aclose()
+
+    # ------------------------------------------------------------------ parallel-job limits
+
+    @property
+    def account(self) -> str:
+        """A stable, secret-free key of the account: API base URL and the key's id."""
+        creds = self.settings.credentials
+        return f"{self.settings.base_url}|{creds.account_id if creds else ''}"
+
+    def limiter(self, kind: str = INFERENCE) -> AccountLimiter:
+        """This account's process-wide limiter of parallel jobs (``INFERENCE`` or ``CUSTOM``)."""
+        return limiter_for(self.account, kind)
+
+    async def team_limits(self) -> Mapping[str, Any] | None:
+        """``GET /teams/{teamId}/limits`` (``settings.team_id``, else ``me``): the ``limits`` object, or None.
+
+        None when the key may not read it (403), the route or team is unknown
+        (404/400), or the network fails: the limits are then learned from the
+        first 429's ``details.actionLimit``.
+        """
+        team = self.settings.team_id or "me"
+        try:
+            response = await self._transport.read(
+                "GET", f"/teams/{spec.check_id('projectId', team)}/limits", what="the team limits", policy=self.retry
+            )
+        except (ScenarioError, ValidationError) as exc:
+            LOG.info("team limits not readable (%s); parallel limits will be learned from 429 answers", exc)
+            return None
+        data = decode_body(response)
+        limits = data.get("limits") if isinstance(data, Mapping) else None
+        return limits if isinstance(limits, Mapping) else None
+
+    async def _learn_team_limits(self) -> None:
+        """Read the team limits once per account and process (concurrent submits of this client wait for it)."""
+        inference = self.limiter(INFERENCE)
+        if inference.probed:
+            return
+        if self._limits_probe is None:
+            self._limits_probe = asyncio.Lock()
+        async with self._limits_probe:
+            if inference.probed:
+                return
+            limits = await self.team_limits()
+            inference.probed = True
+            if limits:
+                inference.learn(_positive_int(limits.get("parallelInferences")), "team limits")
+                self.limiter(CUSTOM).learn(_positive_int(limits.get("parallelCustomJobs")), "team limits")
+
+    def _release_slot(self, job_id: str) -> None:
+        slot = self._slots.pop(job_id, None)
+        if slot is not None:
+            slot.give_back()
 
     # ------------------------------------------------------------------ models
 
@@ -225,6 +304,25 @@ class ScenarioClient:
         if cached is not None:
             self._models[model_id] = cached
             return cached
+        entry = self._model_lookups.get(model_id)
+        if entry is None or entry[0].done():  # nobody asks yet: start the one look-up the others will share
+            entry = [asyncio.ensure_future(self._lookup_model(model_id)), 0]
+            self._model_lookups[model_id] = entry
+        lookup = entry[0]
+        entry[1] += 1
+        try:
+            return await asyncio.shield(lookup)  # one caller's cancellation never cancels the others' look-up
+        finally:
+            entry[1] -= 1
+            if entry[1] == 0:  # the last one waiting: drop the look-up (cancel it if it still runs)
+                if self._model_lookups.get(model_id) is entry:
+                    del self._model_lookups[model_id]
+                if not lookup.done():
+                    lookup.cancel()
+                elif not lookup.cancelled():
+                    lookup.exception()  # retrieved: each caller re-raises it itself
+
+    async def _lookup_model(self, model_id: str) -> Model:
         response = await self._transport.read(
             "GET", f"/models/{model_id}", what=f"model '{model_id}'", policy=self.retry
         )
@@ -398,6 +496,61 @@ class ScenarioClient:
         *,
         on_wait: Callable[[float, str], Awaitable[None] | None] | None = None,
     ) -> Submission:
+        """Start a paid generation and return its job (see :meth:`_submit`), within the account's parallel limit.
+
+        A slot of the account's limiter (``scenario_api.limits``) is taken
+        first: above the limit the submit waits here, politely, instead of
+        being refused. The slot is held until :meth:`wait_for_job` sees the job
+        end. A 429 teaches the limit (``details.actionLimit``); when this
+        process is over it, the slot is given back and taken again before the
+        resend.
+        """
+        held: list[Slot | None] = [None]
+
+        async def take_slot(model: Model) -> None:
+            """Called by :meth:`_submit` once the request is valid, before anything is paid."""
+            limiter = self.limiter(CUSTOM if model.custom else INFERENCE)
+            await self._learn_team_limits()
+            if limiter.limit is not None and limiter.active >= limiter.limit:
+                await _notify_wait(on_wait, 0.0, "waiting for a free Scenario slot")
+            held[0] = await _take(limiter, self.slot_wait)
+
+            async def before_retry(response: httpx.Response) -> bool:
+                if response.status_code != 429:
+                    return False
+                limiter.learn(_action_limit(response), "429")
+                if limiter.limit is None or limiter.active <= limiter.limit:
+                    return False  # the slots are taken elsewhere (another program, the web app): wait as told
+                if held[0] is not None:
+                    held[0].give_back()
+                await _notify_wait(on_wait, 0.0, "waiting for a free Scenario slot")
+                held[0] = await _take(limiter, self.slot_wait)
+                return True
+
+            retry_hook[0] = before_retry
+
+        retry_hook: list[Callable[[httpx.Response], Awaitable[bool]] | None] = [None]
+
+        async def before_retry(response: httpx.Response) -> bool:
+            return await retry_hook[0](response) if retry_hook[0] is not None else False
+
+        try:
+            sub = await self._submit(request, on_wait=on_wait, before_retry=before_retry, take_slot=take_slot)
+        except BaseException:
+            if held[0] is not None:
+                held[0].give_back()  # no job (or one recovered and cancelled): the slot is free again
+            raise
+        self._follow(sub.job, held[0])
+        return sub
+
+    async def _submit(
+        self,
+        request: ControlNetRequest,
+        *,
+        on_wait: Callable[[float, str], Awaitable[None] | None] | None = None,
+        before_retry: Callable[[httpx.Response], Awaitable[bool]] | None = None,
+        take_slot: Callable[[Model], Awaitable[None]] | None = None,
+    ) -> Submission:
         """Start a paid generation and return its job (see the module doc for the retry rules).
 
         ``on_wait(seconds, why)`` is called before waiting out a 429/503 or a
@@ -417,6 +570,8 @@ class ScenarioClient:
         request = request.with_seed()
         model, body = await self._prepare(request, upload=True)
         endpoint, path, match = self._route(request, model, body)
+        if take_slot is not None:
+            await take_slot(model)  # valid: wait for a parallel-job slot before anything is paid
         fingerprint = self._intents.fingerprint(SUBMIT, path, match)
         if self.reuse:
             reused = await self._reuse(request, fingerprint, endpoint, match)
@@ -445,6 +600,7 @@ class ScenarioClient:
                         on_wait=on_wait,
                         wire=wire,
                         before_resend=check_before_resend,
+                        before_retry=before_retry,
                     )
                 finally:
                     if wire.first_send is not None:
@@ -646,6 +802,23 @@ class ScenarioClient:
         LOG.info("reused job %s (same request and seed, already paid for); nothing submitted", job.job_id)
         return Submission(job=job, creative_units=0.0, adopted=False, request=request, reused=True)
 
+    def _follow(self, job: Job, slot: Slot | None) -> None:
+        """Remember a new job's slot and when its submit answer arrived (the ETA schedule's clock offset)."""
+        if len(self._submitted) > 1000:
+            self._submitted.pop(next(iter(self._submitted)))
+        self._submitted[job.job_id] = (time.monotonic(), job.created_at)
+        if slot is None:
+            return
+        old = self._slots.get(job.job_id)
+        self._slots[job.job_id] = slot
+        if old is not None and old is not slot:
+            old.give_back()
+
+    def schedule(self, job_id: str) -> EtaSchedule:
+        """The ETA-aware poll schedule for a job (submitted by this client or not), with this client's policy."""
+        submitted_at, created_at = self._submitted.get(job_id, (None, None))
+        return EtaSchedule(self.poll_policy, submitted_at=submitted_at, created_at=created_at)
+
     def _submit_timeout(self) -> httpx.Timeout:
         return httpx.Timeout(self.submit_timeout, connect=min(10.0, self.submit_timeout))
 
@@ -741,16 +914,26 @@ class ScenarioClient:
                 if inspect.isawaitable(result):
                     await result
 
+        first_delay = 0.0
+        if next_delay is None and interval is None:
+            schedule = self.schedule(job_id)
+            next_delay = schedule
+            if job_id in self._submitted:
+                first_delay = schedule.first_delay()
         try:
             job = await watch_job(
                 self,
                 job_id,
                 on_update=on_update,
                 limits=Limits(run_timeout=timeout),
-                next_delay=next_delay or fixed_interval(interval),
+                next_delay=next_delay or fixed_interval(interval or 0.0),
                 max_failures=self.max_poll_failures,
+                first_delay=first_delay,
             )
+            if isinstance(next_delay, EtaSchedule):
+                next_delay(job)  # the finished job teaches the schedule its phase lengths (HISTORY)
         except asyncio.CancelledError:
+            self._release_slot(job_id)
             if ticket is None or await self._intents.owns(ticket, job_id):
                 await self._cancel_shielded(job_id)
                 await self._intents.finished(job_id, "canceled", reason="stopped by the caller; a cancel was sent")
@@ -771,6 +954,8 @@ class ScenarioClient:
             state = "failed" if isinstance(exc, JobFailedError) else "canceled"
             await self._intents.finished(job_id, state, reason=str(exc))
             raise
+        finally:
+            self._release_slot(job_id)  # the job ended (or we stopped following it): its slot is free
         await self._intents.finished(job_id, "succeeded", asset_ids=job.asset_ids)
         for asset_id in job.asset_ids:
             self._asset_jobs[asset_id] = job_id
@@ -798,7 +983,7 @@ class ScenarioClient:
                 f"Could not send the cancel for job {job_id}: {type(exc).__name__}", job_id=job_id
             ) from None
         if response.status_code == 400:
-            LOG.info("job %s not cancellable: %s", job_id, redact(decode_body(response)))
+            LOG.info("job %s not cancellable: %s", job_id, Redacted(decode_body(response)))
             return None
         if response.status_code >= 300:
             error = api_error(response, what=f"canceling job {job_id}", job_id=job_id)
@@ -885,22 +1070,34 @@ class ScenarioClient:
             mime = sniff_mime(bytes(data))
             if mime is None:
                 raise ValidationError("image", f"<{len(data)} bytes>", "PNG, JPEG or WebP image bytes")
-            url = to_data_url(bytes(data), mime)
+            url = None
         else:
             raise ValidationError("image", type(data).__name__, "image bytes or a data URL")
+        payload: dict[str, Any] | None = {"name": name.strip(), "image": url} if url is not None else None
+        content: bytes | None = None
+        if url is None:
+            assert not isinstance(data, str) and mime is not None  # bytes were given and sniffed above
+            raw_image = bytes(data)
+            # base64 and JSON of megabytes are CPU work: built in a worker thread, in pieces short enough
+            # that the event loop (the prompt's other nodes) never waits long for the GIL
+            content = await asyncio.to_thread(_upload_body, name.strip(), raw_image, mime)
+        else:
+            raw_image = from_data_url(url)[0]
         what = f"the upload of '{name.strip()}'"
-        content = from_data_url(url)[0]
+        digest = (
+            await asyncio.to_thread(imaging_hash, raw_image) if len(raw_image) > 1 << 18 else imaging_hash(raw_image)
+        )
         ticket = await self._intents.begin(
             UPLOAD,
             "/assets",
             {},
             prompt=name.strip(),
-            fingerprint=self._intents.upload_fingerprint(imaging_hash(content)),
+            fingerprint=self._intents.upload_fingerprint(digest),
         )
         try:
             try:
                 response = await self._transport.paid(
-                    "POST", "/assets", what=what, policy=self.paid_retry, json={"name": name.strip(), "image": url}
+                    "POST", "/assets", what=what, policy=self.paid_retry, json=payload, content=content
                 )
             finally:
                 await self._intents.sent(ticket)
@@ -930,7 +1127,7 @@ class ScenarioClient:
                 "leaves an unused asset"
             )
         await self._intents.uploaded(ticket, asset.asset_id)
-        LOG.info("uploaded asset %s (%s)", asset.asset_id, redact(url))
+        LOG.info("uploaded asset %s (%s)", asset.asset_id, Redacted(url if url is not None else raw_image))
         return asset
 
     async def image_ref(self, png: bytes, *, name: str = "control.png") -> str:
@@ -976,3 +1173,49 @@ class ScenarioClient:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
+
+
+def _positive_int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _action_limit(response: httpx.Response) -> int | None:
+    """``details.actionLimit`` of a 429 body (Scenario's parallel-jobs ceiling), if any."""
+    try:
+        data = response.json()
+    except ValueError:
+        return None
+    details = data.get("details") if isinstance(data, Mapping) else None
+    return _positive_int(details.get("actionLimit")) if isinstance(details, Mapping) else None
+
+
+async def _take(limiter: AccountLimiter, timeout: float) -> Slot:
+    if not await limiter.acquire(timeout):
+        LOG.warning("no free Scenario slot after %.0f s of waiting; submitting anyway (%r)", timeout, limiter)
+    return Slot(limiter)
+
+
+def _give_back_all(slots: dict[str, Slot]) -> None:
+    for slot in list(slots.values()):
+        slot.give_back()
+    slots.clear()
+
+
+async def _notify_wait(
+    on_wait: Callable[[float, str], Awaitable[None] | None] | None, seconds: float, why: str
+) -> None:
+    if on_wait is not None:
+        result = on_wait(seconds, why)
+        if inspect.isawaitable(result):
+            await result
+
+
+_B64_PIECE = 3 * 2**18  # bytes per base64 piece (a multiple of 3): about a millisecond of work each
+
+
+def _upload_body(name: str, data: bytes, mime: str) -> bytes:
+    """``{"name": ..., "image": "data:<mime>;base64,..."}`` as JSON bytes (base64 needs no JSON escaping)."""
+    parts = [b'{"name":', json.dumps(name).encode("utf-8"), b',"image":"data:', mime.encode("ascii"), b";base64,"]
+    parts.extend(base64.b64encode(data[i : i + _B64_PIECE]) for i in range(0, len(data), _B64_PIECE))
+    parts.append(b'"}')
+    return b"".join(parts)

@@ -39,6 +39,7 @@ ENV_KEY_PAIRS = ((ENV_KEY, ENV_SECRET), (ENV_SDK_KEY, ENV_SDK_SECRET))
 KEY_PATTERN = re.compile(r"[A-Za-z0-9._-]+")
 KEY_LENGTH = (4, 256)
 SECRET_LENGTH = (4, 1024)
+ENV_TEAM = "SCENARIO_TEAM_ID"  # optional: where to read the parallel-jobs limits (else the key's own team, "me")
 
 # Scenario's signed CDN hosts; the configured API host is added at run time so
 # the emulator's file route is reachable too.
@@ -184,14 +185,16 @@ class Settings:
     base_url: str = DEFAULT_BASE_URL
     credentials: Credentials | None = field(default=None, repr=True)
     project_id: str | None = None
+    team_id: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_url", normalise_base_url(self.base_url))
-        if self.project_id:
-            try:
-                check_id("projectId", self.project_id, ENV_PROJECT)
-            except ValidationError as exc:
-                raise ConfigurationError(str(exc)) from None
+        for value, env_name in ((self.project_id, ENV_PROJECT), (self.team_id, ENV_TEAM)):
+            if value:
+                try:
+                    check_id("projectId", value, env_name)  # the same id shape: letters, digits, '_' and '-'
+                except ValidationError as exc:
+                    raise ConfigurationError(str(exc)) from None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, require_credentials: bool = False) -> Settings:
@@ -204,6 +207,7 @@ class Settings:
             base_url=env.get(ENV_URL) or DEFAULT_BASE_URL,
             credentials=creds,
             project_id=(env.get(ENV_PROJECT) or "").strip() or None,
+            team_id=(env.get(ENV_TEAM) or "").strip() or None,
         )
 
     def require_credentials(self) -> Credentials:

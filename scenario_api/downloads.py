@@ -31,7 +31,7 @@ from .errors import (
     TransientDownloadError,
     TruncatedDownloadError,
 )
-from .transport import LOG, USER_AGENT, LoopBoundClient, install_log_redaction
+from .transport import LOG, USER_AGENT, LoopBoundClient, install_log_redaction, shared_ssl_context
 
 __all__ = [
     "MAX_REDIRECTS",
@@ -160,6 +160,7 @@ class Downloader:
     def _make_client(self) -> httpx.AsyncClient:
         install_log_redaction()
         return httpx.AsyncClient(
+            verify=shared_ssl_context(),
             headers={"Accept": "image/*, */*;q=0.5", "User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
             timeout=self._timeout,
             follow_redirects=False,

@@ -23,6 +23,8 @@ import hashlib
 import logging
 import math
 import re
+import ssl
+import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -54,6 +56,8 @@ __all__ = [
     "Transport",
     "WireState",
     "server_clock_offset",
+    "Redacted",
+    "shared_ssl_context",
 ]
 
 LOG = logging.getLogger("scenario_api")
@@ -72,6 +76,25 @@ def describe_blob(data: str | bytes) -> str:
     raw = data.encode("utf-8", "replace") if isinstance(data, str) else data
     unit = "chars" if isinstance(data, str) else "bytes"
     return f"<{len(data)} {unit} sha256:{hashlib.sha256(raw).hexdigest()[:12]}>"
+
+
+class Redacted:
+    """``redact(value)`` computed only when a log line is actually written (``str()``), never before.
+
+    Hashing a multi-megabyte data URL for a log line nobody reads costs the
+    event loop tens of milliseconds: pass ``Redacted(value)`` as a logging
+    argument instead of ``redact(value)``.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: Any) -> None:
+        self._value = value
+
+    def __str__(self) -> str:
+        return str(redact(self._value))
+
+    __repr__ = __str__
 
 
 def redact(value: Any, *, key: str | None = None) -> Any:
@@ -259,6 +282,24 @@ def server_clock_offset(response: httpx.Response, *, now: float | None = None) -
     return offset if math.isfinite(offset) else None
 
 
+_SSL_LOCK = threading.Lock()
+_SSL_CONTEXT: ssl.SSLContext | None = None
+
+
+def shared_ssl_context() -> ssl.SSLContext:
+    """One TLS context (the CA bundle loaded once) for every connection pool of the process.
+
+    Loading the CA bundle takes tens of milliseconds; a pool opened per
+    prompt would otherwise spend them on the event loop each time. An
+    ``SSLContext`` holds no loop state and is safe to share between threads.
+    """
+    global _SSL_CONTEXT
+    with _SSL_LOCK:
+        if _SSL_CONTEXT is None:
+            _SSL_CONTEXT = httpx.create_ssl_context()
+        return _SSL_CONTEXT
+
+
 class Transport:
     """Authenticated requests to the Scenario API, with read and paid retry rules.
 
@@ -281,6 +322,7 @@ class Transport:
     def _make_client(self) -> httpx.AsyncClient:
         install_log_redaction()
         return httpx.AsyncClient(
+            verify=shared_ssl_context(),
             base_url=self._settings.base_url + "/",
             headers={"Accept": "application/json", "User-Agent": USER_AGENT},
             timeout=self._timeout,
@@ -304,8 +346,12 @@ class Transport:
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         timeout: httpx.Timeout | float | None = None,
+        content: bytes | None = None,
     ) -> httpx.Response:
-        """One request, no retries. ``path`` is relative to the base URL (``/jobs/…``)."""
+        """One request, no retries. ``path`` is relative to the base URL (``/jobs/…``).
+
+        ``content`` is a JSON body already encoded (big uploads encode theirs in a worker thread).
+        """
         if not path.startswith("/") or "://" in path or path.startswith("//"):
             raise ValueError(f"API paths must be relative to the base URL, got {path!r}")  # auth stays on the API
         client = self._pool.get()
@@ -316,6 +362,9 @@ class Transport:
         kwargs: dict[str, Any] = {"params": query or None, "headers": headers}
         if json is not None:
             kwargs["json"] = json
+        elif content is not None:
+            kwargs["content"] = content
+            headers["Content-Type"] = "application/json"
         if timeout is not None:
             kwargs["timeout"] = timeout
         started = time.monotonic()
@@ -348,6 +397,8 @@ class Transport:
         on_wait: Callable[[float, str], Awaitable[None] | None] | None = None,
         wire: WireState | None = None,
         before_resend: Callable[[], Awaitable[None]] | None = None,
+        before_retry: Callable[[httpx.Response], Awaitable[bool]] | None = None,
+        content: bytes | None = None,
     ) -> httpx.Response:
         """Send until ``retry_reason`` has no reason to try again, or ``policy`` runs out.
 
@@ -361,6 +412,9 @@ class Transport:
         ``wire`` (paid calls) tracks whether the request may have landed;
         ``before_resend()`` (paid calls) runs before every resend once an
         attempt reached the server, and may raise to stop the loop.
+        ``before_retry(response)`` runs before resending after a refusal; when
+        it returns True it has waited itself (e.g. for a free parallel-job
+        slot) and the computed pause is skipped.
         """
         attempt = 0
         while True:
@@ -373,7 +427,7 @@ class Transport:
                 if wire.first_send is None:
                     wire.first_send = wire.last_send
             try:
-                outcome = await self.send(method, path, params=params, json=json, timeout=timeout)
+                outcome = await self.send(method, path, params=params, json=json, timeout=timeout, content=content)
             except httpx.TransportError as exc:
                 outcome = exc
             if wire is not None and isinstance(outcome, httpx.Response):
@@ -382,7 +436,10 @@ class Transport:
             if why is not None and wire is not None:
                 wire.maybe_sent = False  # refused or never connected: nothing was created
             if why is not None and policy.should_retry(attempt):
-                delay = policy.delay_for(attempt, outcome if isinstance(outcome, httpx.Response) else None)
+                response = outcome if isinstance(outcome, httpx.Response) else None
+                if before_retry is not None and response is not None and await before_retry(response):
+                    continue
+                delay = policy.delay_for(attempt, response)
                 await _notify(on_wait, delay, why)
                 await self._pause(delay, what, attempt)
                 continue
@@ -433,12 +490,14 @@ class Transport:
         *,
         what: str,
         policy: RetryPolicy,
-        json: Any,
+        json: Any = None,
         params: Mapping[str, Any] | None = None,
         timeout: httpx.Timeout | float | None = None,
         on_wait: Callable[[float, str], Awaitable[None] | None] | None = None,
         wire: WireState | None = None,
         before_resend: Callable[[], Awaitable[None]] | None = None,
+        before_retry: Callable[[httpx.Response], Awaitable[bool]] | None = None,
+        content: bytes | None = None,
     ) -> httpx.Response:
         """A request that spends credits or creates something: resent only when it provably created nothing.
 
@@ -467,6 +526,8 @@ class Transport:
             on_wait=on_wait,
             wire=wire,
             before_resend=before_resend,
+            before_retry=before_retry,
+            content=content,
         )
         status = response.status_code
         if status in REFUSED_PAID_STATUSES:  # still refused when the attempts ran out

@@ -112,9 +112,17 @@ class UploadService:
 
     # ------------------------------------------------------------------ uploading
 
-    async def asset_id(self, client: _Uploader, image: bytes, name: str) -> str:
-        """The asset id of ``image`` (PNG/JPEG/WebP bytes) on ``client``'s account, uploading it at most once."""
-        key = self.key(client.settings, imaging.content_hash(image))
+    async def asset_id(self, client: _Uploader, image: bytes, name: str, *, digest: str | None = None) -> str:
+        """The asset id of ``image`` (PNG/JPEG/WebP bytes) on ``client``'s account, uploading it at most once.
+
+        ``digest`` is ``imaging.content_hash(image)`` when the caller computed
+        it already (in a worker thread: hashing megabytes on the event loop
+        would stall every other node of the prompt).
+        """
+        if digest is None:
+            digest = await asyncio.to_thread(imaging.content_hash, image) if len(image) > 1 << 18 else None
+            digest = digest or imaging.content_hash(image)
+        key = self.key(client.settings, digest)
         hit = self.cached(key)
         if hit is not None:
             # A free read proves the asset still exists (deleted in the web app, or a reset emulator);
@@ -220,5 +228,10 @@ async def upload_array(client: _Uploader, arr: np.ndarray, name: str) -> str:
     Encoding runs in a worker thread: a large batch would otherwise stall the
     event loop (and sibling nodes).
     """
-    png = await asyncio.to_thread(imaging.encode_png, arr, gray_if_equal=True)
-    return await UPLOADS.asset_id(client, png, name)
+    png, digest = await asyncio.to_thread(_encode_and_hash, arr)
+    return await UPLOADS.asset_id(client, png, name, digest=digest)
+
+
+def _encode_and_hash(arr: np.ndarray) -> tuple[bytes, str]:
+    png = imaging.encode_png(arr, gray_if_equal=True)
+    return png, imaging.content_hash(png)

@@ -10,8 +10,9 @@ a parameter, not a copy of the loop:
   stuck job) and raises :class:`ScenarioTimeoutError` (the job is *not*
   cancelled); ``until`` is a deadline (``loop.time()``) after which the job is
   returned as it is (an observer's "not finished yet");
-* ``next_delay(job, polls)`` picks the pause before the next poll (default: a
-  fixed interval); an ETA-aware schedule plugs in here;
+* ``next_delay(job, polls)`` picks the pause before the next poll: a fixed
+  interval, or the ETA-aware :class:`~.pacing.EtaSchedule` (the client's
+  default), which also gives the ``first_delay`` before the first poll;
 * a poll that fails transiently (network, 5xx, 429 after the read retries) is
   tolerated ``max_failures - 1`` times in a row.
 
@@ -99,6 +100,7 @@ async def watch_job(
     next_delay: NextDelay,
     max_failures: int = 3,
     raise_on_outcome: bool = True,
+    first_delay: float = 0.0,
 ) -> Job:
     """Poll ``job_id`` until it ends or a limit is reached; return the last job seen.
 
@@ -106,9 +108,13 @@ async def watch_job(
     raises :func:`outcome_error`'s error; without it the terminal job is
     returned and the caller decides (Poll Job collects several first). An
     unknown status always raises: the loop cannot tell whether it will end.
+    ``first_delay`` seconds pass before the first poll (a job just submitted
+    is certainly still queued: asking would cost a request and tell nothing).
     """
     limits = limits if limits is not None else Limits()
     loop = asyncio.get_running_loop()
+    if first_delay > 0:
+        await asyncio.sleep(_bounded_nap(loop, first_delay, limits.until))
     running_since: float | None = None
     failures = 0
     polls = 0

@@ -151,6 +151,22 @@ def _scenario_test_env(monkeypatch: pytest.MonkeyPatch, emulator_server: Emulato
             module.CUSTOM_RECORDS.clear()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_account_state() -> Iterator[None]:
+    """Parallel-job limits and learned job timings are process-wide: each test starts from nothing."""
+    from scenario_api import limits, pacing
+
+    def forget() -> None:
+        for prefix in ("scenario_api", "scenario_controlnet_pack.scenario_api"):  # the tests' and the pack's copy
+            lim, pac = sys.modules.get(f"{prefix}.limits", limits), sys.modules.get(f"{prefix}.pacing", pacing)
+            lim.forget_limiters()
+            pac.HISTORY.clear()
+
+    forget()
+    yield
+    forget()
+
+
 @pytest.fixture
 def emulator(emulator_server: EmulatorHandle) -> EmulatorHandle:
     emulator_server.reset()

@@ -243,3 +243,20 @@ def test_progress_line_modes():
     line(Job(job_id="job_1", status="success", progress=1.0))
     assert tty.getvalue().count("\r") == 2 and tty.getvalue().endswith("\n")
     assert "queued" in line.timings(1.0) and "download 1.0 s" in line.timings(1.0)
+
+
+def test_init_image_file_can_be_sent_as_opt_in_lossy_jpeg(env_for_emulator, tmp_path, capsys):
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(make_png(96, 64, "gradient", mode="RGB"))
+    args = ["generate", "--control", "asset_demo_pose", "--init-image", str(photo), "--modality", "pose"]
+    args += ["--prompt", "dancer", "--out", str(tmp_path / "o"), "--poll-interval", "0.05"]
+    assert cli.main(args + ["--init-format", "jpeg", "--init-quality", "80"]) == 0
+    assert "sent as JPEG q80" in capsys.readouterr().out
+    (paid,) = env_for_emulator.requests("POST", "/v1/generate/controlnet-img2img")
+    from scenario_api.emulator.logbook import data_url_marker
+    from scenario_api.imaging import decode_image, encode_image, to_data_url
+
+    jpeg = encode_image(decode_image(photo.read_bytes()).rgb, format="jpeg", quality=80)
+    assert paid["body"]["image"] == data_url_marker(to_data_url(jpeg.data, "image/jpeg"))  # sent as that JPEG
+    assert cli.main(args + ["--init-format", "webp", "--init-quality", "0"]) == 2  # bad quality: nothing sent
+    assert len(env_for_emulator.requests("POST", "/v1/generate/controlnet-img2img")) == 1

@@ -177,9 +177,9 @@ async def test_stop_mid_wait_cancels_the_job_and_records_it(node_env, comfy, pac
 
 async def test_reply_lost_and_no_job_found_is_outcome_unknown_with_the_details(node_env, comfy, pack, monkeypatch):
     errors = submodule("scenario_api.errors")
-    generate_nodes = submodule("nodes.generate_nodes")
-    options = generate_nodes.client_options
-    monkeypatch.setattr(generate_nodes, "client_options", lambda: {**options(), "reconcile_interval": 0.05})
+    sessions = submodule("nodes.sessions")  # where the prompt's shared client is built
+    options = sessions.client_options
+    monkeypatch.setattr(sessions, "client_options", lambda: {**options(), "reconcile_interval": 0.05})
     node_env.faults(
         {"target": SUBMIT, "query": PAID, "kind": "status", "status": 502},  # ambiguous, and nothing was created
     )

@@ -13,9 +13,11 @@ from scenario_api.errors import ImageDecodeError
 from scenario_api.imaging import (
     content_hash,
     decode_image,
+    encode_image,
     encode_png,
     from_data_url,
     image_size,
+    png_level,
     reencode_png,
     sniff_mime,
     split_alpha,
@@ -221,3 +223,85 @@ def test_content_hash_and_sniff():
     assert sniff_mime(b"\xff\xd8\xff\xe0rest") == "image/jpeg"
     assert sniff_mime(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "image/webp"
     assert sniff_mime(base64.b64decode("R0lGODlh")) is None
+
+
+# --------------------------------------------------------------------------- speed rules (issue 9)
+
+
+def _level_of(png: bytes) -> int:
+    """The zlib level hint in the IDAT stream's header (FLEVEL bits: 0 fastest, 1 fast, 2 default, 3 best)."""
+    at = png.index(b"IDAT") + 4
+    return png[at + 1] >> 6
+
+
+def test_png_level_follows_the_content():
+    gray = np.random.default_rng(2).integers(0, 256, size=(32, 32), dtype=np.uint8)
+    assert png_level("L") == 1 and png_level("RGB") == 3
+    assert _level_of(encode_png(gray)) == 0  # zlib level 1 -> FLEVEL 0 ("fastest")
+    assert _level_of(encode_png(_rng_image(32, 32, 3))) == 1  # level 3 -> FLEVEL 1 ("fast"), never level 6
+    assert _level_of(encode_png(gray, compress_level=9)) == 3
+    with pytest.raises(ValueError, match="compress_level"):
+        encode_png(gray, compress_level=10)
+
+
+def test_encode_image_lossless_by_default_and_lossy_on_request():
+    arr = _rng_image(40, 48, 3, seed=3)
+    png = encode_image(arr)
+    assert png.mime == "image/png" and np.array_equal(decode_image(png.data).rgb, arr)
+    smooth = np.repeat(np.linspace(0, 255, 48, dtype=np.uint8)[None, :, None], 40, axis=0).repeat(3, axis=2)
+    smooth[:, :, 0] //= 2
+    jpeg = encode_image(smooth, format="jpeg", quality=90)
+    assert jpeg.mime == "image/jpeg" and sniff_mime(jpeg.data) == "image/jpeg"
+    assert np.abs(decode_image(jpeg.data).rgb.astype(int) - smooth).mean() < 3
+    webp = encode_image(smooth, format="webp", quality=80)
+    assert webp.mime == "image/webp" and decode_image(webp.data).rgb.shape == (40, 48, 3)
+    assert encode_image(smooth, format="JPG").mime == "image/jpeg"
+    assert encode_image(smooth, format="jpeg", quality=50).data == encode_image(smooth, format="jpeg", quality=50).data
+    for kwargs, word in (({"format": "gif"}, "format"), ({"format": "jpeg", "quality": 0}, "quality")):
+        with pytest.raises(ValueError, match=word):
+            encode_image(smooth, **kwargs)
+    with pytest.raises(ValueError, match="lossless"):
+        encode_image(smooth, format="png", quality=80)
+
+
+def test_lossy_webp_keeps_alpha_and_jpeg_drops_it():
+    arr = _rng_image(16, 16, 4, seed=4)
+    arr[:, :, 3] = 100
+    assert decode_image(encode_image(arr, format="webp", quality=90).data).alpha is not None
+    assert decode_image(encode_image(arr, format="jpeg").data).alpha is None
+
+
+def test_reencode_leaves_a_suitable_png_untouched_and_fixes_the_rest():
+    rgb_png = _pil_bytes(Image.fromarray(_rng_image(12, 10, 3)), compress_level=9)
+    assert reencode_png(rgb_png) == rgb_png  # already an RGB PNG: no decode, no encode
+    rgba = _rng_image(12, 10, 4)
+    rgba_png = _pil_bytes(Image.fromarray(rgba))
+    assert reencode_png(rgba_png, keep_alpha=True) == rgba_png
+    assert _mode_of(reencode_png(rgba_png)) == "RGB"  # alpha dropped: a new file
+    sixteen = _pil_bytes(Image.fromarray(np.array([[0, 32896]], dtype=np.uint16)))
+    assert _mode_of(reencode_png(sixteen)) == "L"
+    with pytest.raises(ImageDecodeError):
+        reencode_png(rgb_png[: len(rgb_png) // 2])  # a damaged PNG is not passed through
+
+
+def test_decode_keeps_gray_as_one_channel_view_and_splits_rgba_without_copies():
+    gray = np.random.default_rng(5).integers(0, 256, size=(9, 7), dtype=np.uint8)
+    decoded = decode_image(encode_png(gray))
+    assert decoded.rgb.shape == (9, 7, 3) and decoded.rgb.strides[2] == 0  # broadcast, not replicated
+    assert np.array_equal(decoded.rgb[:, :, 2], gray)
+    rgba = _rng_image(9, 7, 4)
+    rgba[0, 0, 3] = 3
+    decoded = decode_image(encode_png(rgba))
+    assert np.may_share_memory(decoded.rgb, decoded.alpha)  # two views of one buffer (interleaved, no overlap)
+    assert np.array_equal(decoded.rgb, rgba[:, :, :3]) and np.array_equal(decoded.alpha, rgba[:, :, 3])
+
+
+def test_binary_maps_become_exact_one_bit_pngs():
+    edges = (np.random.default_rng(6).random((33, 47)) > 0.9).astype(np.uint8) * 255
+    png = encode_png(np.repeat(edges[:, :, None], 3, axis=2))
+    assert _mode_of(png) == "1"
+    assert np.array_equal(decode_image(png).rgb[:, :, 0], edges)  # lossless: 255 -> 1 -> 255
+    assert _mode_of(encode_png(edges, bilevel_if_binary=False)) == "L"
+    almost = edges.copy()
+    almost[0, 0] = 128
+    assert _mode_of(encode_png(almost)) == "L"

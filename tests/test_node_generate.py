@@ -321,7 +321,7 @@ async def test_tensor_conversions_run_off_the_event_loop(node_env, comfy, pack, 
     # thread, never on the loop other nodes' jobs share. Results stay the same.
     tensors = submodule("nodes.tensors")
     loop_thread = threading.get_ident()
-    seen: dict[str, list[int]] = {"image_to_arrays": [], "results_to_tensors": []}
+    seen: dict[str, list[int]] = {"image_to_arrays": [], "decode_to_tensors": []}
 
     def spy(name):
         real = getattr(tensors, name)
@@ -341,5 +341,5 @@ async def test_tensor_conversions_run_off_the_event_loop(node_env, comfy, pack, 
     assert torch.equal(fetched, images) and float(masks.min()) == 1.0
     (uploaded,) = await pack.NODE_CLASS_MAPPINGS["ScenarioUploadAsset"]().upload(control, "spy")
     assert len(uploaded.split(",")) == 2
-    assert len(seen["image_to_arrays"]) == 2 and len(seen["results_to_tensors"]) == 2
-    assert loop_thread not in seen["image_to_arrays"] + seen["results_to_tensors"]
+    assert len(seen["image_to_arrays"]) == 2 and len(seen["decode_to_tensors"]) == 2
+    assert loop_thread not in seen["image_to_arrays"] + seen["decode_to_tensors"]

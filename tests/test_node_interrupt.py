@@ -228,7 +228,7 @@ def test_job_submitted_while_the_prompt_loop_is_torn_down_is_cancelled(node_env,
 
     async def prompt() -> None:
         asyncio.ensure_future(node.generate(**widgets(width=512, height=512), control_image_id="asset_demo_canny"))
-        await wait_until(lambda: len(node_env.requests("GET", "/v1/assets/asset_demo_canny")) == 1)
+        await wait_until(lambda: len(submits(node_env)) == 1)  # the submit reached the emulator (no size read)
         # the submit is on the wire now: the emulator has created the job and holds back its reply
         await wait_until(lambda: node_env.state()["jobs"] == 1, timeout=10)
         # returning ends asyncio.run, which cancels the node's tasks and waits for them
@@ -257,7 +257,8 @@ async def test_node_cancelled_while_a_sibling_winds_down_cancels_and_awaits_its_
     node = pack.NODE_CLASS_MAPPINGS["ScenarioControlNetGenerate"]()
     before = asyncio.all_tasks()
     task = asyncio.ensure_future(
-        node.generate(**widgets(width=512, height=512), control_image_id="asset_demo_canny,asset_demo_pose")
+        # sizes from the assets (0): their look-ups warm one connection per job, so both submits leave together
+        node.generate(**widgets(width=0, height=0), control_image_id="asset_demo_canny,asset_demo_pose")
     )
     await wait_until(lambda: 400 in [e["status"] for e in submits(node_env)])
     await asyncio.sleep(0.1)  # job 2 is winding down: its submit's job lookup is still in flight

@@ -95,3 +95,50 @@ def test_tall_and_wide_results_give_the_max_of_each_side(tensors):
 def test_no_results_is_an_error(tensors):
     with pytest.raises(ValueError):
         tensors.results_to_tensors([])
+
+
+# --------------------------------------------------------------------------- lean paths (issue 9)
+
+
+def _png(arr: np.ndarray) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_gray_rgb_images_come_out_as_one_channel(tensors):
+    t = torch.rand(2, 4, 6, 1).expand(2, 4, 6, 3).clone()
+    t[1, 0, 0, 2] = 0.0 if float(t[1, 0, 0, 0]) > 0.5 else 1.0  # item 1 is not gray any more
+    gray, colour = tensors.image_to_arrays(t, "control_image")
+    assert gray.shape == (4, 6) and colour.shape == (4, 6, 3)
+    assert gray.tolist() == torch.round(t[0, :, :, 0] * 255).to(torch.uint8).tolist()
+
+
+def test_decode_to_tensors_matches_results_to_tensors(tensors, pack):
+    imaging = submodule("scenario_api.imaging")
+    rng = np.random.default_rng(9)
+    rgb = rng.integers(0, 256, size=(6, 8, 3), dtype=np.uint8)
+    rgba = rng.integers(0, 256, size=(2, 4, 4), dtype=np.uint8)
+    gray = rng.integers(0, 256, size=(6, 8), dtype=np.uint8)
+    blobs = [_png(rgb), _png(rgba), _png(gray)]
+    images, masks = tensors.decode_to_tensors(blobs)
+    ref_images, ref_masks = tensors.results_to_tensors([imaging.decode_image(b) for b in blobs])
+    assert torch.equal(images, ref_images) and torch.equal(masks, ref_masks)
+    assert tuple(images.shape) == (3, 6, 8, 3)
+    assert torch.equal(images[0], torch.from_numpy(rgb).float() / 255.0)  # exactly what x / 255 gives
+    assert torch.equal(masks[1, 2:4, 2:6], torch.from_numpy(rgba[:, :, 3].copy()).float() / 255.0)
+    assert float(masks[1].sum() - masks[1, 2:4, 2:6].sum()) == 0.0 and float(images[1, 0].abs().sum()) == 0.0
+    assert torch.equal(images[2, :, :, 1], torch.from_numpy(gray).float() / 255.0)
+    with pytest.raises(submodule("scenario_api.errors").ImageDecodeError):
+        tensors.decode_to_tensors([b"not an image"])
+    with pytest.raises(ValueError):
+        tensors.decode_to_tensors([])
+
+
+def test_release_memory_is_safe_to_call(tensors):
+    tensors.release_memory()
+    tensors.release_memory()

@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 # Left out of the archive: development and CI files.
-DEV_ONLY = ["tests/conftest.py", "tests/js/scenario.test.mjs", "bench/bench_pipeline.py", "scripts/check.sh", ".ci/run"]
+DEV_ONLY = ["tests/conftest.py", "tests/js/scenario.test.mjs", "bench/__main__.py", "scripts/check.sh", ".ci/run"]
 DEV_ONLY += ["requirements-dev.txt", ".gitignore"]
 # Needed where the pack is installed: the loader entry point, both packages, the frontend, the metadata.
 RUNTIME = ["__init__.py", "nodes/__init__.py", "nodes/bridge.py", "scenario_api/__init__.py", "scenario_api/spec.py"]

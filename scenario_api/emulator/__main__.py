@@ -31,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--url-ttl", type=float, default=None, help="lifetime of signed file URLs in seconds")
     p.add_argument("--mixed-sizes", action="store_true", help="render samples after the first at another size")
     p.add_argument("--no-demo-assets", action="store_true", help="do not create asset_demo_* maps")
+    p.add_argument("--parallel-inferences", type=int, default=None, help="parallel jobs before a submit gets 429")
+    p.add_argument("--progress-profile", default=None, help="linear (default), jumpy or stalled-then-fast")
+    p.add_argument("--clock-scale", type=float, default=None, help="run jobs this many times faster than timed")
     return p
 
 
@@ -46,7 +49,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         config["credits"] = args.credits
     if args.url_ttl is not None:
         config["url_ttl"] = args.url_ttl
-    emu = Emulator(args.host, args.port, timing=timing, seed_demo_assets=not args.no_demo_assets, **config)
+    for key in ("parallel_inferences", "progress_profile", "clock_scale"):
+        if getattr(args, key) is not None:
+            config[key] = getattr(args, key)
+    try:
+        emu = Emulator(args.host, args.port, timing=timing, seed_demo_assets=not args.no_demo_assets, **config)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         url = emu.start()
     except OSError as exc:

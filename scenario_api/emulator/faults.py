@@ -186,3 +186,10 @@ class FaultPlan:
                         self._faults.remove(fault)
                     return fault
         return None
+
+    def give_back(self, fault: Fault) -> None:
+        """Undo one :meth:`take` of ``fault`` (its request was refused before it could act, e.g. a 429)."""
+        with self._lock:
+            fault.count += 1
+            if fault not in self._faults:
+                self._faults.insert(0, fault)

@@ -12,6 +12,7 @@ declared inputs decide the rules) and reuses the quote, job and output steps her
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
 import time
 from typing import Any
@@ -23,7 +24,7 @@ from .context import Context
 from .faults import JOB_KINDS
 from .messages import HttpError, Request, Response
 from .render import RenderSpec
-from .state import AssetRecord, new_id
+from .state import AssetRecord, ParallelLimitReached, new_id
 
 DEFAULT_FAILURE = "Generation failed"
 DEFAULT_OWNER = "project_emulator"
@@ -147,25 +148,48 @@ def _create_job(
         fate, error, hint = timeline.FAIL, fault.params.get("error", DEFAULT_FAILURE), fault.params.get("hint")
     elif fault is not None and fault.kind == "stuck_job":
         fate = timeline.STICK
-    record = ctx.store.create_job(
-        input_echo=echo,
-        cost=cost,
-        timing=config.timing,
-        outputs=outputs,
-        author_id=ctx.author_id(req.key),
-        owner_id=project_id or DEFAULT_OWNER,
-        fate=fate,
-        error=error,
-        hint=hint,
-        job_type=job_type,
-        clock_skew=config.clock_skew,
-    )
+    limit = config.parallel_custom_jobs if job_type == "custom" else config.parallel_inferences
+    try:
+        record = ctx.store.create_job(
+            input_echo=echo,
+            cost=cost,
+            timing=config.job_timing,
+            outputs=outputs,
+            author_id=ctx.author_id(req.key),
+            owner_id=project_id or DEFAULT_OWNER,
+            fate=fate,
+            error=error,
+            hint=hint,
+            job_type=job_type,
+            profile=config.progress_profile,
+            parallel_limit=limit,
+            clock_skew=config.clock_skew,
+        )
+    except ParallelLimitReached as exc:
+        ctx.store.charge(-cost)  # nothing was created: the charge made just before is undone
+        if fault is not None:
+            ctx.faults.give_back(fault)
+        raise too_many_jobs(exc) from None
     view = ctx.store.job_view(record.job_id)
     resp = Response.json(200, {"job": view, "creativeUnitsCost": cost})
     resp.log_extra["job_id"] = record.job_id
     if fault is not None:
         resp.log_extra["fault"] = fault.kind
     return resp
+
+
+LIMIT_COOLDOWN = 5.0  # remainingSeconds when no running job has a known end (stuck jobs)
+
+
+def too_many_jobs(exc: ParallelLimitReached) -> HttpError:
+    """Scenario's 429 for a team over its parallel-jobs limit (reference \u00a711, open question 15)."""
+    remaining = LIMIT_COOLDOWN if exc.remaining is None else max(0.05, math.ceil(exc.remaining * 100) / 100)
+    return HttpError(
+        429,
+        "Too many requests",
+        remainingSeconds=remaining,
+        details={"actionName": "generate", "actionLimit": exc.limit},
+    )
 
 
 def _project_id(req: Request) -> str | None:

@@ -19,6 +19,9 @@ DEMO_SECRET = "demo-secret"
 
 DEFAULT_CREDITS = 1e9
 DEFAULT_URL_TTL = 600.0
+DEFAULT_PARALLEL = 100  # parallel non-terminal jobs per kind before a submit gets 429
+DEFAULT_TEAM_ID = "team_emulator"
+PROGRESS_PROFILES = ("linear", "jumpy", "stalled-then-fast")  # see timeline.profile_progress
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,10 @@ class Timing:
             raise ValueError(f"unknown timing field(s): {', '.join(sorted(unknown))}")
         return replace(self, **clean)
 
+    def scaled(self, factor: float) -> Timing:
+        """Every phase multiplied by ``factor`` (a job clock running 1/factor times as fast)."""
+        return Timing(*(value * factor for value in asdict(self).values()))
+
 
 @dataclass(frozen=True)
 class EmulatorConfig:
@@ -65,6 +72,18 @@ class EmulatorConfig:
     credits_reason: str = "Not enough creative units to run this generation"
     ignore_created_after: bool = False  # GET /jobs returns every job, whatever createdAfter says
     clock_skew: float = 0.0  # seconds the server's clock (Date header, job dates) runs ahead of ours
+    # Team limits (issue 9): non-terminal jobs beyond these get 429 with Scenario's body shape.
+    parallel_inferences: int = DEFAULT_PARALLEL  # legacy ControlNet jobs
+    parallel_custom_jobs: int = DEFAULT_PARALLEL  # /generate/custom/{id} jobs
+    team_id: str = DEFAULT_TEAM_ID
+    team_limits_readable: bool = True  # False: GET /teams/{id}/limits answers 403 (a key without team scope)
+    progress_profile: str = "linear"  # how progress moves while in-progress (PROGRESS_PROFILES)
+    clock_scale: float = 1.0  # jobs run this many times faster than ``timing`` says (benchmarks)
+
+    @property
+    def job_timing(self) -> Timing:
+        """The real-time phases of a job submitted now: ``timing`` divided by ``clock_scale``."""
+        return self.timing if self.clock_scale == 1.0 else self.timing.scaled(1.0 / self.clock_scale)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -101,6 +120,28 @@ class EmulatorConfig:
                 if not isinstance(value, str) or not value:
                     raise ValueError("credits_reason must be a non-empty string")
                 kw[key] = value
+            elif key in ("parallel_inferences", "parallel_custom_jobs"):
+                if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                    raise ValueError(f"{key} must be an integer >= 1")
+                kw[key] = value
+            elif key == "team_id":
+                if not isinstance(value, str) or not value.strip() or "/" in value:
+                    raise ValueError("team_id must be a non-empty id without '/'")
+                kw[key] = value.strip()
+            elif key == "team_limits_readable":
+                if not isinstance(value, bool):
+                    raise ValueError(f"{key} must be true or false")
+                kw[key] = value
+            elif key == "progress_profile":
+                if value not in PROGRESS_PROFILES:
+                    raise ValueError(f"progress_profile must be one of {', '.join(PROGRESS_PROFILES)}")
+                kw[key] = value
+            elif key == "clock_scale":
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                    raise ValueError("clock_scale must be a number > 0")
+                if value <= 0:
+                    raise ValueError("clock_scale must be a number > 0")
+                kw[key] = float(value)
             else:
                 raise ValueError(f"unknown config key {key!r}")
         return replace(self, **kw)

@@ -215,6 +215,43 @@ def get_model(ctx: Context, req: Request, m: re.Match[str]) -> Response:
     return Response.json(200, {"model": model})
 
 
+# --------------------------------------------------------------------------- team limits
+
+#: ``teamId`` values meaning "the key's own team": a client that does not know its team id asks for ``me``.
+OWN_TEAM_ALIASES = ("me",)
+INFERENCE_BATCH_SIZE = 128  # numSamples' upper bound
+
+
+def team_limits(ctx: Context, req: Request, m: re.Match[str]) -> Response:
+    """``GET /v1/teams/{teamId}/limits`` (reference \u00a711): the limits the emulator enforces.
+
+    The emulator has one team, ``config.team_id`` (``team_emulator``); ``me``
+    names it too. Another id answers 404; with ``team_limits_readable`` off,
+    403 like a key without team scope.
+    """
+    config = ctx.config
+    team_id = m.group(1)
+    if team_id != config.team_id and team_id not in OWN_TEAM_ALIASES:
+        raise HttpError(404, f"Team {team_id} not found")
+    if not config.team_limits_readable:
+        raise HttpError(403, "API Keys cannot access protected resources")
+    return Response.json(
+        200,
+        {
+            "teamId": config.team_id,
+            "limits": {
+                "parallelInferences": config.parallel_inferences,
+                "parallelCustomJobs": config.parallel_custom_jobs,
+                "inferenceBatchSize": INFERENCE_BATCH_SIZE,
+                "minCooldown": 0,
+                "maxCooldown": 0,
+                "creativeUnits": round(ctx.store.balance, 2),
+                "plan": "emulator",
+            },
+        },
+    )
+
+
 # --------------------------------------------------------------------------- table
 
 _ID = r"([A-Za-z0-9][A-Za-z0-9._-]*)"
@@ -230,6 +267,7 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
     ("POST", re.compile(r"/v1/assets"), upload_asset),
     ("GET", re.compile(r"/v1/models"), list_models),
     ("GET", re.compile(rf"/v1/models/{_ID}"), get_model),
+    ("GET", re.compile(rf"/v1/teams/{_ID}/limits"), team_limits),
 ]
 
 

@@ -90,9 +90,26 @@ class JobRecord:
     canceled_at: float | None = None
     materialised: bool = False
     job_type: str = "controlnet"
+    profile: str = timeline.LINEAR
 
     def snapshot(self, now_mono: float) -> timeline.Snapshot:
-        return timeline.snapshot(now_mono - self.created_mono, self.timing, self.fate, self.canceled_at)
+        return timeline.snapshot(
+            now_mono - self.created_mono, self.timing, self.fate, self.canceled_at, self.profile, self.job_id
+        )
+
+    @property
+    def limit_kind(self) -> str:
+        """Which team limit the job counts against: ``custom`` jobs or ``inference`` (the legacy endpoints)."""
+        return "custom" if self.job_type == "custom" else "inference"
+
+
+class ParallelLimitReached(Exception):
+    """A submit found ``limit`` jobs of its kind still running; a slot frees in ``remaining`` seconds."""
+
+    def __init__(self, limit: int, remaining: float | None) -> None:
+        super().__init__(f"{limit} parallel jobs already running")
+        self.limit = limit
+        self.remaining = remaining
 
 
 class Store:
@@ -155,8 +172,15 @@ class Store:
         hint: str | None = None,
         job_type: str = "controlnet",
         clock_skew: float = 0.0,
+        profile: str = timeline.LINEAR,
+        parallel_limit: int | None = None,
     ) -> JobRecord:
+        """Store a new job; with ``parallel_limit``, raise :class:`ParallelLimitReached` instead when that
+        many jobs of the same kind are not terminal yet (checked and created under one lock)."""
         with self._lock:
+            if parallel_limit is not None:
+                kind = "custom" if job_type == "custom" else "inference"
+                self._check_parallel(kind, parallel_limit, time.monotonic())
             self._seq += 1
             job_id = new_id("job")
             for asset in outputs:
@@ -176,9 +200,27 @@ class Store:
                 error=error,
                 hint=hint,
                 job_type=job_type,
+                profile=profile,
             )
             self._jobs[job_id] = record
             return record
+
+    def _check_parallel(self, kind: str, limit: int, now: float) -> None:
+        active = [r for r in self._jobs.values() if r.limit_kind == kind and not r.snapshot(now).terminal]
+        if len(active) < limit:
+            return
+        ends = []
+        for r in active:
+            end = timeline.end_offset(r.timing, r.fate)
+            if end is not None and r.canceled_at is None:
+                ends.append(r.created_mono + end - now)
+        raise ParallelLimitReached(limit, max(0.0, min(ends)) if ends else None)
+
+    def active_jobs(self, kind: str) -> int:
+        """Non-terminal jobs counting against the ``inference`` or ``custom`` limit."""
+        now = time.monotonic()
+        with self._lock:
+            return sum(1 for r in self._jobs.values() if r.limit_kind == kind and not r.snapshot(now).terminal)
 
     def job_view(self, job_id: str) -> dict[str, Any] | None:
         with self._lock:

@@ -1,0 +1,117 @@
+"""The ETA-aware poll schedule, driven by the emulator's own timeline on a simulated clock (no real waiting)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
+import pytest
+
+from scenario_api import pacing
+from scenario_api.emulator import Timing, timeline
+
+EPOCH = 1_800_000_000.0
+SHARES = {"queued": 0.15, "warming_up": 0.10, "running": 0.70, "finalizing": 0.05}
+
+
+def _iso(offset: float) -> str:
+    return datetime.fromtimestamp(EPOCH + offset, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def simulate(seconds, profile, history, *, kind="k", rtt=0.02, policy=None, seed="job"):
+    """Follow one job with the schedule; returns (latency after success, polls, gaps asked for)."""
+    timing = Timing(**{k: v * seconds for k, v in SHARES.items()})
+    now = [rtt / 2]
+    schedule = pacing.EtaSchedule(
+        policy, submitted_at=now[0], created_at=_iso(0.0), history=history, clock=lambda: now[0]
+    )
+    t = now[0] + schedule.first_delay()
+    polls, gaps = 0, []
+    while True:
+        seen_at = t + rtt / 2
+        snap = timeline.snapshot(seen_at, timing, profile=profile, seed=seed)
+        polls += 1
+        now[0] = seen_at + rtt / 2
+        job = SimpleNamespace(
+            status=snap.status,
+            progress=snap.progress,
+            input={"modelId": "flux.1-dev", "numInferenceSteps": kind},
+            status_history=[{"date": _iso(o), "status": s} for s, o in snap.history],
+        )
+        gap = schedule(job, polls)
+        if snap.terminal:
+            return now[0] - timing.total, polls, gaps
+        gaps.append(gap)
+        t = now[0] + gap
+
+
+def test_no_poll_while_certainly_queued_and_learned_queue_times_move_the_first_poll():
+    history = pacing.PhaseHistory()
+    first = pacing.EtaSchedule(history=history, submitted_at=0.0, clock=lambda: 0.0)
+    assert first.first_delay() == pacing.PollPolicy().first_poll
+    simulate(30.0, "linear", history)  # queued + warming up = 7.5 s
+    later = pacing.EtaSchedule(history=history, submitted_at=0.0, clock=lambda: 0.0)
+    assert later.first_delay() == pacing.PollPolicy().first_poll_max  # capped: a short job may follow
+    simulate(5.0, "linear", history)  # 1.25 s to start
+    assert pacing.EtaSchedule(history=history, submitted_at=0.0, clock=lambda: 0.0).first_delay() < 1.25
+
+
+@pytest.mark.parametrize("profile", ["linear", "jumpy"])
+@pytest.mark.parametrize("seconds", [5.0, 12.0, 30.0, 60.0])
+def test_a_repeated_job_is_seen_just_after_it_ends_within_the_request_budget(profile, seconds):
+    history = pacing.PhaseHistory()
+    simulate(seconds, profile, history, seed="first")
+    latency, polls, gaps = simulate(seconds * 1.02, profile, history, seed="second")
+    assert 0 <= latency <= 0.6
+    assert polls <= (seconds * 1.02) / 3 + 3
+    policy = pacing.PollPolicy()
+    assert all(policy.min_gap <= g <= policy.max_gap for g in gaps)
+
+
+def test_a_first_smooth_job_needs_no_history():
+    latency, polls, _ = simulate(60.0, "linear", pacing.PhaseHistory())
+    # the end of the run is exact; only the finalizing phase is unknown the first time
+    assert latency <= pacing.PollPolicy().tail_max and polls <= 60 / 3 + 3
+
+
+def test_a_misleading_progress_still_ends_with_short_gaps():
+    latency, polls, gaps = simulate(30.0, "stalled-then-fast", pacing.PhaseHistory())
+    assert latency <= pacing.PollPolicy().tail_max + 0.1
+    assert polls <= 30 / 3 + 3
+
+
+def test_scaled_policy_scales_durations_only():
+    policy = pacing.PollPolicy()
+    fast = policy.scaled(0.1)
+    assert fast.first_poll == pytest.approx(policy.first_poll * 0.1)
+    assert fast.tail_gap == pytest.approx(policy.tail_gap * 0.1)
+    assert fast.approach == policy.approach and fast.budget_extra == policy.budget_extra
+    history = pacing.PhaseHistory()
+    simulate(600.0, "linear", history, policy=policy)
+    slow = simulate(600.0, "linear", history, policy=policy, seed="b", rtt=0.2)
+    history = pacing.PhaseHistory()
+    simulate(60.0, "linear", history, policy=fast)
+    quick = simulate(60.0, "linear", history, policy=fast, seed="b", rtt=0.02)
+    assert quick[1] == slow[1]  # the same run, ten times faster
+    assert quick[0] == pytest.approx(slow[0] / 10, abs=0.01)
+
+
+def test_terminal_and_unknown_statuses():
+    schedule = pacing.EtaSchedule()
+    assert schedule(SimpleNamespace(status="failure", progress=0.3, status_history=[])) == 0.0
+    assert schedule(SimpleNamespace(status="unknown", progress=None, status_history=[])) == schedule.policy.min_gap
+    assert pacing.server_time("not a date") is None and pacing.job_kind({"prompt": "x"}) is None
+
+
+async def test_the_client_learns_from_every_job_it_follows(emulator, settings):
+    from helpers import fast_client
+
+    from scenario_api import ControlNetRequest
+
+    emulator.config(timing={"queued": 0.05, "warming_up": 0.05, "running": 0.2})
+    request = ControlNetRequest(prompt="learn", control_image_id="asset_demo_canny", seed=5, width=256, height=256)
+    async with fast_client(settings, poll_interval=None, poll_policy=pacing.PollPolicy().scaled(0.1)) as client:
+        sub = await client.submit(request)
+        await client.wait_for_job(sub.job_id)
+    assert pacing.HISTORY.shortest_start() is not None and pacing.HISTORY.finalize_ratio() is not None
+    assert len(emulator.requests("GET", f"/v1/jobs/{sub.job_id}")) <= 0.3 / 3 / 0.1 + 3  # the budget, scaled
