@@ -76,7 +76,8 @@ def pack(base_url: str, ids: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         sys.modules.setdefault(name, module)
     node = load_pack().NODE_CLASS_MAPPINGS["ScenarioFetchAsset"]()
     fn = getattr(node, node.FUNCTION)
-    images, masks = asyncio.run(fn(asset_ids=",".join(ids)))
+    out = asyncio.run(fn(asset_ids=",".join(ids)))
+    images, masks = out["result"] if isinstance(out, dict) else out  # ComfyUI's {"ui", "result"} form
     return images, masks
 
 
