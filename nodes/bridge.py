@@ -136,10 +136,10 @@ def prompt_id() -> str | None:
     return str(value)[:80] if value else None
 
 
-def user_directory() -> Path | None:
-    """ComfyUI's user directory (``--user-directory``), or ``None`` outside ComfyUI."""
+def _folder_paths_dir(getter: str) -> Path | None:
+    """``folder_paths.<getter>()`` as a Path, or ``None`` outside ComfyUI (or when it fails)."""
     fp = _module("folder_paths")
-    fn = getattr(fp, "get_user_directory", None) if fp else None
+    fn = getattr(fp, getter, None) if fp else None
     if fn is None:
         return None
     try:
@@ -147,6 +147,11 @@ def user_directory() -> Path | None:
     except Exception:
         return None
     return Path(value) if value else None
+
+
+def user_directory() -> Path | None:
+    """ComfyUI's user directory (``--user-directory``), or ``None`` outside ComfyUI."""
+    return _folder_paths_dir("get_user_directory")
 
 
 PREVIEW_SUBFOLDER = "scenario"
@@ -154,15 +159,7 @@ PREVIEW_SUBFOLDER = "scenario"
 
 def temp_directory() -> Path | None:
     """ComfyUI's temp directory (wiped at each start; where preview images go), or ``None`` outside ComfyUI."""
-    fp = _module("folder_paths")
-    fn = getattr(fp, "get_temp_directory", None) if fp else None
-    if fn is None:
-        return None
-    try:
-        value = fn()
-    except Exception:
-        return None
-    return Path(value) if value else None
+    return _folder_paths_dir("get_temp_directory")
 
 
 def save_previews(files: list[tuple[str, bytes]]) -> list[dict[str, str]]:
