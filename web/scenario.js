@@ -317,10 +317,38 @@ function mirrorText(state) {
   const w = state.textWidget
   if (!w) return
   const final = results.get(state.node.id)
-  const parts = []
-  if (state.kind !== 'fetch' && state.view.main.textContent) parts.push(state.view.main.textContent)
+  const parts = [] // the final state first: a narrow row cuts the end off
   if (final) parts.push(state.view.result.textContent)
-  w.value = parts.join(' | ')
+  if (state.kind !== 'fetch' && state.view.main.textContent) parts.push(state.view.main.textContent)
+  const text = parts.join(' | ')
+  w.value = text
+  showInVueRow(state.node, w, text)
+}
+
+/**
+ * 1.27's Nodes 2.0 draws a copy of each widget's value taken when the node was
+ * added, and ignores later programmatic changes. Its wrapped widget callback
+ * updates that copy (seen on the next redraw); the row already on screen is
+ * updated the way typing would, through its input event.
+ */
+function showInVueRow(node, widget, text) {
+  try {
+    widget.callback?.(text)
+    const root = document.querySelector(`[data-node-id="${node.id}"]`)
+    if (!root) return
+    for (const row of root.querySelectorAll('.lg-widget-container')) {
+      if (!row.textContent.includes(widget.name)) continue
+      const input = row.querySelector('input, textarea')
+      if (input && input.value !== text) {
+        input.value = text
+        input.title = text
+        input.dispatchEvent(new Event('input', { bubbles: true }))
+      }
+      return
+    }
+  } catch (err) {
+    console.warn('[Scenario] text row not updated:', err)
+  }
 }
 
 function renderResult(state, final) {

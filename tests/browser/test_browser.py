@@ -266,14 +266,25 @@ class Run:
         self.js(STATUS_JS + f"; el.querySelector({selector!r}).click() }}", GENERATE)
 
     def visible_state(self) -> str:
-        """What the user sees: the mounted status box, or 1.27 Nodes 2.0's text row."""
-        return self.js(
+        """The text the user sees on the node: the mounted status box, or 1.27 Nodes 2.0's text row.
+
+        For the text row this is the value its input shows on screen (Nodes 2.0 draws its own copy of a widget's
+        value), read at full detail with the node's lower part in view.
+        """
+        self.zoom_to_bottom()
+        shown = self.js(
             """(t) => { const n = (app.graph.nodes ?? app.graph._nodes).find(n => n.type === t)
             const box = n.widgets.find(w => w.name === 'scenario_quote')?.element
-            const row = n.widgets.find(w => w.name === 'scenario_state')
-            return box?.isConnected ? 'status box mounted' : row ? 'text row: ' + row.value : 'not shown' }""",
+            if (box?.isConnected) return 'status box: ' + box.innerText.replace(/\\s+/g, ' ')
+            if (!n.widgets.find(w => w.name === 'scenario_state')) return 'not shown'
+            const dom = document.querySelector(`[data-node-id="${n.id}"]`)
+            const input = [...(dom?.querySelectorAll('.lg-widget-container') ?? [])]
+              .find(r => r.textContent.includes('scenario_state'))?.querySelector('input, textarea')
+            return input?.value ? 'text row: ' + input.value : 'not shown' }""",
             GENERATE,
         )
+        self.node_focus()
+        return str(shown)
 
     def node_focus(self) -> None:
         """Fit every node in the view (both renderers draw from the canvas offset and scale)."""
@@ -292,18 +303,28 @@ class Run:
         )
         self.page.wait_for_timeout(600)
 
-    def closeup(self, name: str) -> None:
-        """A screenshot of the lower part of the generate node (status box, text row, preview)."""
-        self.js(
-            """(t) => { const c = app.canvas, el = c.canvas
+    def zoom_to_bottom(self) -> None:
+        """Zoom to 0.9 (full detail in both renderers) with the generate node's lower part in view.
+
+        Nodes 2.0 draws a node taller than its canvas size and, at a zoom of 0.8 or less, leaves out a node's
+        content (its image previews) on frontend 1.27, so the bottom is found from the node's own element.
+        """
+        script = """(t) => { const c = app.canvas, el = c.canvas
             const n = (app.graph.nodes ?? app.graph._nodes).find(n => n.type === t)
+            const dom = document.querySelector(`[data-node-id="${n.id}"]`)
+            const height = dom ? dom.getBoundingClientRect().height / c.ds.scale : n.size[1]
             c.ds.scale = 0.9
             c.ds.offset = [el.clientWidth / 2 / 0.9 - n.pos[0] - n.size[0] / 2,
-                           el.clientHeight * 0.75 / 0.9 - n.pos[1] - n.size[1]]
-            c.setDirty(true, true) }""",
-            GENERATE,
-        )
+                           el.clientHeight * 0.85 / 0.9 - n.pos[1] - height]
+            c.setDirty(true, true) }"""
+        self.js(script, GENERATE)
         self.page.wait_for_timeout(800)
+        self.js(script, GENERATE)  # again, now that the node is drawn at full detail (its real height)
+        self.page.wait_for_timeout(800)
+
+    def closeup(self, name: str) -> None:
+        """A screenshot of the lower part of the generate node (status box, text row, preview)."""
+        self.zoom_to_bottom()
         self.shot(name)
         self.node_focus()
 
@@ -394,7 +415,8 @@ class Run:
         quote = self.status(".scenario-quote")
         self.check("quote shown", ok, quote)
         self.check("quote priced at the map's size", "768×512" in quote and "map size" in quote, quote)
-        self.check("quote visible on the node", self.visible_state() != "not shown", self.visible_state())
+        seen = self.visible_state()
+        self.check("quote visible on the node", "CU per job" in seen, seen)
         self.shot("quote")
 
     def pick_model(self) -> None:
@@ -434,18 +456,24 @@ class Run:
         self.page.wait_for_timeout(1500)
         self.node_focus()
         result = self.status(".scenario-result")
-        self.check("final state visible on the node", self.visible_state() != "not shown", self.visible_state())
+        seen = self.visible_state()
+        self.check("final state visible on the node: done, cost, job id", "done" in seen and "job_" in seen, seen)
         self.check("final state: done with cost and job id", ok and "CU" in result and "job_" in result, result)
         href = self.status(".scenario-job-link", "href")
         self.check("job link to Scenario's web app", href.startswith("https://app.scenario.com/"), href)
+        self.zoom_to_bottom()
+        in_node = """(t) => { const n = (app.graph.nodes ?? app.graph._nodes).find(n => n.type === t)
+            const dom = document.querySelector(`[data-node-id="${n.id}"]`)
+            return dom ? dom.querySelectorAll('img[src*="/view?"]').length : 0 }"""
+        self.wait_js(f"(t) => ({in_node})(t) > 0 || !document.querySelector('[data-node-id]')", 8, GENERATE)
         previews = self.js(
             """(t) => { const n = (app.graph.nodes ?? app.graph._nodes).find(n => n.type === t)
-            const imgs = (n.imgs || []).length
-            const dom = document.querySelectorAll('img[src*="type=temp"]').length
             const out = (app.nodeOutputs || {})[String(n.id)]
-            return { imgs, dom, ui: out?.images?.length || 0 } }""",
+            return { imgs: (n.imgs || []).length, ui: out?.images?.length || 0 } }""",
             GENERATE,
         )
+        previews["dom"] = self.js(in_node, GENERATE)
+        self.node_focus()
         self.check("preview image on the node", previews["imgs"] or previews["dom"], json.dumps(previews))
         quote = self.status(".scenario-quote")
         self.check("billed cost next to the quote", "billed" in quote, quote)
@@ -477,6 +505,8 @@ class Run:
         result = self.status(".scenario-result")
         cancels = [e for e in self.s.emulator_log() if e["method"] == "POST" and e["path"].endswith("/action")]
         self.check("Stop: node says canceled", started and ok, result)
+        seen = self.visible_state()
+        self.check("Stop: 'canceled' visible on the node", "canceled" in seen, seen)
         self.check("Stop: remote cancel sent", bool(cancels), f"{len(cancels)} cancel request(s)")
         self.shot("canceled")
         self.closeup("canceled-closeup")
