@@ -59,15 +59,24 @@ export function normalizeJobs(body) {
     })
 }
 
+const COST_NOTE = Object.freeze({
+  failed: ' charged at submit, normally refunded',
+  canceled: ' charged at submit'
+})
+
 /** The `asset_ids` value of a Fetch Asset node for a job (comma-separated, the node's own format). */
 export function fetchNodeValue(row) {
   return row.assetIds.join(',')
 }
 
-/** One line of a row: state, cost, model. */
+/**
+ * One line of a row: state, cost, model. The cost is what Scenario charged at
+ * submit; a failed job is normally refunded, and whether a canceled one is
+ * depends on how far it ran, so those say so instead of reading as billed.
+ */
 export function rowSummary(row) {
   const bits = [row.state]
-  if (row.cost !== null) bits.push(`${formatCost(row.cost)} CU`)
+  if (row.cost !== null) bits.push(`${formatCost(row.cost)} CU${COST_NOTE[row.state] ?? ''}`)
   if (row.modelId) bits.push(row.modelId)
   if (row.assetIds.length) bits.push(`${row.assetIds.length} image${row.assetIds.length === 1 ? '' : 's'}`)
   return bits.join(' · ')

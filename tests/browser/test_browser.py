@@ -8,8 +8,10 @@ For every frontend x renderer (classic canvas, Nodes 2.0) it checks, as a new us
 2. see a quote (priced at the control map's real size);
 3. pick a model with the searchable picker (``model_id`` stays a plain string);
 4. run: the final state "done" with cost and job id, the job link, the preview image on the node;
-5. run again and press Stop: the node says "canceled" and the remote cancel was sent;
-6. open the Scenario Jobs panel and add a Fetch Asset node from a job.
+5. change only the budget and run again: the job ledger serves the result, the node says "reused", nothing is paid;
+6. run again and press Stop: the node says "canceled" and the remote cancel was sent;
+7. let Scenario fail a job: the node says "failed" with Scenario's reason;
+8. open the Scenario Jobs panel and add a Fetch Asset node from a job.
 
 Screenshots go to ``SCENARIO_BROWSER_SHOTS`` (default: a temporary folder; never inside the repository).
 
@@ -480,6 +482,53 @@ class Run:
         self.shot("done")
         self.closeup("done-closeup")
 
+    def set_widget(self, name: str, value: Any) -> None:
+        self.js(
+            """([t, name, value]) => { const n = (app.graph.nodes ?? app.graph._nodes).find(n => n.type === t)
+            const w = n.widgets.find(w => w.name === name); w.value = value; w.callback?.(w.value) }""",
+            [GENERATE, name, value],
+        )
+
+    def run_reused(self) -> None:
+        """Change only the budget (not sent to Scenario): ComfyUI runs the node again and the ledger serves it."""
+        before = self.paid_submits()
+        self.set_widget("max_creative_units", 50)
+        self.queue()
+        ok = self.wait_status(".scenario-result", "^reused$", 120, "dataset.state")
+        self.page.wait_for_timeout(1000)
+        seen = self.visible_state()
+        self.check("same request again: node says reused", ok and "reused" in seen, seen)
+        self.check("reused: no new paid job", self.paid_submits() == before, f"{self.paid_submits() - before} new")
+        self.closeup("reused-closeup")
+        self.set_widget("max_creative_units", 0)
+
+    def run_failed(self) -> None:
+        """Scenario fails the job: the node says failed, with Scenario's reason."""
+        reason = "Content rejected by the safety filter"
+        http(
+            self.s.emulator + "/_emulator/faults",
+            {"target": "POST /v1/generate/*", "kind": "job_failure", "count": 1, "error": reason},
+            "POST",
+        )
+        self.js(
+            """(t) => { const n = (app.graph.nodes ?? app.graph._nodes).find(n => n.type === t)
+            const w = n.widgets.find(w => w.name === 'seed'); w.value = w.value + 1; w.callback?.(w.value) }""",
+            GENERATE,
+        )
+        self.queue()
+        ok = self.wait_status(".scenario-result", "^failed$", 120, "dataset.state")
+        self.page.wait_for_timeout(1000)
+        seen = self.visible_state()
+        self.check(
+            "failed job: node says failed, with Scenario's reason",
+            ok and "failed" in seen and reason[:20] in seen,
+            seen,
+        )
+        self.closeup("failed-closeup")
+        http(self.s.emulator + "/_emulator/faults", None, "DELETE")
+        self.page.keyboard.press("Escape")  # ComfyUI's own error dialog for the failed node
+        self.page.wait_for_timeout(500)
+
     def run_and_stop(self) -> None:
         http(self.s.emulator + "/_emulator/config", {"timing": {"running": 60}}, "POST")
         self.js(
@@ -525,7 +574,9 @@ class Run:
         )
         self.check("jobs panel shows thumbnails", thumbs)
         self.shot("jobs-panel")
-        button = self.page.locator(".scenario-jobs-row").get_by_text("Fetch Asset node", exact=True)
+        button = self.page.locator('.scenario-jobs-row[data-state="succeeded"]').get_by_text(
+            "Fetch Asset node", exact=True
+        )
         if button.count():
             button.first.click()
             self.page.wait_for_timeout(800)
@@ -555,7 +606,7 @@ def run_one(s: Stack, renderer: str, out: Path) -> Run:
         page.on("pageerror", lambda e: console.append(f"[pageerror] {e}"))
         run = Run(s, renderer, page, out)
         steps = [run.open, run.set_credentials, run.load_workflow, run.see_quote, run.pick_model, run.run_done]
-        steps += [run.run_and_stop, run.jobs_panel]
+        steps += [run.run_reused, run.run_and_stop, run.run_failed, run.jobs_panel]
         try:
             for step in steps:
                 try:

@@ -41,6 +41,17 @@ test('rows: state, cost, ids; cancel only for running jobs', () => {
   assert.deepEqual(normalizeJobs({}), [])
 })
 
+test('a failed or canceled job\'s cost does not read as billed', () => {
+  const [failed, canceled] = normalizeJobs({
+    jobs: [
+      { job_id: 'job_f', state: 'failed', cost: 1.875 },
+      { job_id: 'job_c', state: 'canceled', cost: 1.875 }
+    ]
+  })
+  assert.equal(rowSummary(failed), 'failed · 1.88 CU charged at submit, normally refunded')
+  assert.equal(rowSummary(canceled), 'canceled · 1.88 CU charged at submit')
+})
+
 test('add a Fetch Asset node already filled with the job\'s assets', () => {
   const LiteGraph = fakeLiteGraph()
   const added = []
