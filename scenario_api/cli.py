@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import glob
 import hashlib
 import logging
@@ -49,6 +50,7 @@ from .version import __version__
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 LOG = logging.getLogger("scenario_api.cli")
 DEFAULT_SIZE = 512
+UPLOADS_AT_ONCE = 4  # control maps uploaded at once in a batch (jobs are limited per account)
 
 
 class InputError(Exception):
@@ -170,7 +172,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="always submit (and pay), even when the same request and seed already succeeded",
     )
     gen.add_argument(
-        "--concurrency", type=int, default=4, help="jobs running at once for several control maps (1-16, default 4)"
+        "--concurrency",
+        type=int,
+        default=None,
+        help="at most this many jobs at once for several control maps (1-64; default: as many as the account's"
+        " parallel limit allows, learnt from Scenario; the rest wait their turn without being sent)",
     )
     _common_options(gen)
 
@@ -442,14 +448,17 @@ async def _cmd_generate(client: ScenarioClient, args: argparse.Namespace, state:
     init_ref = await _inline_or_upload(client, init, "cli-init.png") if init else None
     if not batch:
         return await _generate_one(client, args, state, controls[0], requests[0], init_ref, None)
-    if not 1 <= args.concurrency <= 16:
-        raise InputError("--concurrency must be from 1 to 16")
-    limit = asyncio.Semaphore(args.concurrency)
+    if args.concurrency is not None and not 1 <= args.concurrency <= 64:
+        raise InputError(f"--concurrency must be from 1 to 64 (got {args.concurrency})")
+    # Jobs above the account's parallel limit wait in the client's per-account limiter (sized from the team
+    # limits or a 429), exactly as a node's fan-out does; --concurrency only lowers that. Uploads are bounded.
+    jobs_cap = asyncio.Semaphore(args.concurrency) if args.concurrency else None
+    uploads = asyncio.Semaphore(UPLOADS_AT_ONCE)
 
     async def one(item: ControlInput, request: ControlNetRequest) -> int:
-        async with limit:
+        async with jobs_cap or contextlib.nullcontext():
             try:
-                return await _generate_one(client, args, state, item, request, init_ref, item.label)
+                return await _generate_one(client, args, state, item, request, init_ref, item.label, uploads)
             except ScenarioError as exc:
                 _say(f"{item.label}: failed: {exc}")
                 return EXIT_ERROR
@@ -468,8 +477,10 @@ async def _generate_one(
     request: ControlNetRequest,
     init_ref: str | None,
     label: str | None,
+    uploads: asyncio.Semaphore | None = None,
 ) -> int:
-    control_ref = await _inline_or_upload(client, item.image, "cli-control.png")
+    async with uploads or contextlib.nullcontext():
+        control_ref = await _inline_or_upload(client, item.image, "cli-control.png")
     request = replace(
         request,
         control_image=control_ref if control_ref.startswith("data:") else None,

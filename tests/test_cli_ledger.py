@@ -222,3 +222,37 @@ def test_a_bad_control_in_a_batch_fails_before_anything_is_paid(env_for_emulator
     assert "holds no PNG" in capsys.readouterr().err
     assert cli_module.main(["generate", "--control", str(tmp_path / "no-match-*.png"), "--prompt", "x"]) == 2
     assert "no PNG, JPEG or WebP image matches" in capsys.readouterr().err
+
+
+def six_maps(tmp_path: Path) -> Path:
+    folder = tmp_path / "six"
+    folder.mkdir()
+    for i in range(6):
+        (folder / f"map{i}.png").write_bytes(make_png(48, 48, "noise", seed=40 + i))
+    return folder
+
+
+def test_a_cli_batch_runs_every_map_at_once_when_the_account_allows(emulator, tmp_path):
+    running = 1.5
+    emulator.config(timing={"queued": 0.0, "warming_up": 0.0, "running": running}, parallel_inferences=8)
+    env = env_for(emulator, tmp_path / "state")
+    args = ["generate", "--control", str(six_maps(tmp_path)), "--prompt", "six at once", "--out", str(tmp_path / "o")]
+    done = cli([*args, "--poll-interval", "0.1"], env, tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    submits = [e for e in emulator.requests("POST", "/v1/generate/*") if e.get("job_id")]
+    assert len(submits) == 6 and all(e["status"] == 200 for e in submits)
+    # all six were sent before the first could have finished: no fixed cap of 4 in front of the account's limit
+    assert max(e["time"] for e in submits) - min(e["time"] for e in submits) < running
+    assert len(emulator.requests("GET", "/v1/teams/*/limits")) == 1
+
+
+def test_a_cli_batch_above_the_account_limit_waits_its_turn_without_429(emulator, tmp_path):
+    emulator.config(timing={"queued": 0.0, "warming_up": 0.0, "running": 0.4}, parallel_inferences=2)
+    env = env_for(emulator, tmp_path / "state")
+    args = ["generate", "--control", str(six_maps(tmp_path)), "--prompt", "two by two", "--out", str(tmp_path / "o")]
+    done = cli([*args, "--poll-interval", "0.05"], env, tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [e["status"] for e in emulator.requests("POST", "/v1/generate/*")] == [200] * 6  # the limit was read
+    assert len(list((tmp_path / "o").iterdir())) == 6
+    bad = cli([*args, "--concurrency", "0"], env, tmp_path)
+    assert bad.returncode != 0 and "--concurrency must be from 1 to 64 (got 0)" in bad.stdout + bad.stderr
