@@ -405,7 +405,9 @@ class Reconciler:
     ) -> None:
         """The submit's task was cancelled after the paid request may have landed: find and cancel the job.
 
-        The work runs in its own task (:func:`finish_shielded`): a second (third...)
+        A ticket that already holds a job (its reply named it, or it was
+        adopted, before the cancellation landed) skips the search. The work
+        runs in its own task (:func:`finish_shielded`): a second (third...)
         cancellation of the caller while it runs is held back, so it finishes
         within :data:`CANCEL_RECOVERY_SECONDS`; if it cannot, what the user must
         check is logged (send time, prompt, seed, candidate job ids). Never
@@ -425,7 +427,8 @@ class Reconciler:
         if outcome.ok:
             return
         why = "did not finish in time" if outcome.timed_out else f"failed ({type(outcome.error).__name__})"
-        candidates = [found.job.job_id] if found.job is not None else list(found.candidates)
+        held = ticket.job_id or (found.job.job_id if found.job is not None else None)
+        candidates = [held] if held is not None else list(found.candidates)
         LOG.warning(
             "Scenario: the search for the job of a cancelled generation request %s. It may have been created and "
             "charged. Check your recent jobs in the Scenario app or with Poll Job for: sent at %s, prompt %r, "
@@ -443,23 +446,24 @@ class Reconciler:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + CANCEL_RECOVERY_SECONDS
         since_text = iso_utc(self.server_time(sent))
-        try:
-            await asyncio.wait_for(
-                self.look_for_job(
-                    endpoint,
-                    body,
-                    sent,
-                    attempts=self.attempts,
-                    interval=min(self.interval, 1.0),
-                    found=found,
-                    ticket=ticket,
-                ),
-                CANCEL_RECOVERY_SECONDS - CANCEL_RECOVERY_CANCEL_SHARE,
-            )
-        except Exception as exc:  # noqa: BLE001 - best effort: what was found so far is reported below
-            LOG.warning("job lookup after a cancelled submit did not finish (%s)", type(exc).__name__)
-        if found.job is not None:
-            job_id = found.job.job_id
+        if ticket.job_id is None:  # no reply named the job: look for it
+            try:
+                await asyncio.wait_for(
+                    self.look_for_job(
+                        endpoint,
+                        body,
+                        sent,
+                        attempts=self.attempts,
+                        interval=min(self.interval, 1.0),
+                        found=found,
+                        ticket=ticket,
+                    ),
+                    CANCEL_RECOVERY_SECONDS - CANCEL_RECOVERY_CANCEL_SHARE,
+                )
+            except Exception as exc:  # noqa: BLE001 - best effort: what was found so far is reported below
+                LOG.warning("job lookup after a cancelled submit did not finish (%s)", type(exc).__name__)
+        job_id = ticket.job_id or (found.job.job_id if found.job is not None else None)
+        if job_id is not None:
             LOG.warning("Scenario job %s was created while the caller was being cancelled; cancelling it", job_id)
             left = max(0.5, deadline - loop.time())
             try:
