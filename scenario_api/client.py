@@ -66,7 +66,7 @@ from .pacing import EtaSchedule, PollPolicy
 from .reconcile import CLAIMED_JOBS, MAX_PAGE_SIZE, Reconciler, iso_utc
 from .retry import RetryPolicy
 from .spec import precheck_request
-from .submission import OnWait, Submitter, route
+from .submission import OnWait, PaidJobs, Submitter, route
 from .transport import DEFAULT_TIMEOUT, LOG, Redacted, Transport, api_error, decode_body, read_pages, shared_ssl_context
 from .uploads import UPLOADS, upload_custom_inputs, upload_image
 from .watch import NextDelay, OnUpdate
@@ -149,12 +149,14 @@ class ScenarioClient:
             skew=self.reconcile_skew,
             cancel_timeout=self.cancel_timeout,
         )
+        self._jobs = PaidJobs(self, self._intents)
         self._submitter = Submitter(
             self,
             transport=self._transport,
             intents=self._intents,
             reconciler=self._reconciler,
             team_limits=TeamLimits(lambda: self.team_limits(), self.limiter),
+            jobs=self._jobs,
         )
 
     def __repr__(self) -> str:
@@ -173,7 +175,7 @@ class ScenarioClient:
 
     async def aclose(self) -> None:
         """Close both connection pools (API and downloads). Safe to call twice."""
-        self._submitter.release_all()
+        self._jobs.release_all()
         try:
             await self._transport.aclose()
         finally:
@@ -287,7 +289,7 @@ class ScenarioClient:
             created = Job.from_api(data)
             CLAIMED_JOBS.claim(created.job_id)
             LOG.warning("Scenario created job %s for a price quote (dry run); cancelling it", created.job_id)
-            await self._submitter.cancel_shielded(created.job_id)
+            await self._jobs.cancel_shielded(created.job_id)
             raise ScenarioError(
                 "Scenario created a job for what was sent as a price quote (dry run); a cancel was sent for it, "
                 "but it may be charged",
@@ -296,24 +298,17 @@ class ScenarioClient:
         return Quote.from_api(data)  # raises ScenarioError when the answer carries no usable cost
 
     async def submit(self, request: ControlNetRequest, *, on_wait: OnWait | None = None) -> Submission:
-        """Start a paid generation and return its job, within the account's parallel limit.
+        """Start a paid generation and return its job, within the account's parallel limit (:mod:`.submission`).
 
-        The request is checked first (:meth:`validate`; a custom model's images
-        are uploaded after that) and always carries a seed (one is drawn if
-        absent). The paid-request rules are those of :mod:`.submission`: the
-        intent is recorded before the send, an ambiguous outcome is reconciled
-        (the job adopted, ``Submission.adopted``) or raises
-        :class:`OutcomeUnknownError`, never resent blind. Above the account's
-        parallel limit (``scenario_api.limits``) the submit waits for a slot,
-        held until :meth:`wait_for_job` sees the job end. ``on_wait(seconds,
-        why)`` is called before such waits and before waiting out a 429/503.
-
-        Cancelling the task before Scenario may have the request sends nothing
-        more. Cancelled once it may (or once the reply named the job), the
-        client finds the job in a task of its own that further cancellations do
-        not cut short, for at most :data:`~.reconcile.CANCEL_RECOVERY_SECONDS`,
-        logs it at WARNING and cancels it, or logs the send time, prompt, seed
-        and candidates to check. The ``CancelledError`` is always re-raised.
+        Checked first (:meth:`validate`; a custom model's images are uploaded
+        after that), always with a seed. The intent is recorded before the
+        send; an ambiguous outcome is reconciled (``Submission.adopted``) or
+        raises :class:`OutcomeUnknownError`, never resent blind. Above the
+        parallel limit it waits for a slot, held until :meth:`wait_for_job` sees
+        the job end; ``on_wait(seconds, why)`` is called before such waits.
+        Cancelled once the request may be on the wire (or its reply named the
+        job), it finds and cancels the job (bounded, shielded) or logs what to
+        check, then re-raises the ``CancelledError``.
         """
         request = request.with_seed()
         model, body = await self._prepare(request, upload=True)
@@ -332,7 +327,7 @@ class ScenarioClient:
 
     def schedule(self, job_id: str) -> EtaSchedule:
         """The ETA-aware poll schedule for a job (submitted by this client or not), with this client's policy."""
-        return self._submitter.schedule(job_id)
+        return self._jobs.schedule(job_id)
 
     # ------------------------------------------------------------------ jobs
 
@@ -398,7 +393,7 @@ class ScenarioClient:
           elsewhere -> :class:`JobCanceledError`; an unknown status -> ScenarioError.
         """
         job_id = spec.check_id("jobId", job_id)
-        return await self._submitter.wait(
+        return await self._jobs.wait(
             job_id, on_progress=on_progress, timeout=timeout, poll_interval=poll_interval, next_delay=next_delay
         )
 
@@ -465,7 +460,7 @@ class ScenarioClient:
                 raise DownloadError(f"Asset {asset_id} has no file URL yet (status {asset.status!r})")
             try:
                 data = await self._downloader.fetch(asset.url)
-                await self._intents.receipt(self._submitter.asset_jobs.get(asset_id), asset_id, data)
+                await self._intents.receipt(self._jobs.asset_jobs.get(asset_id), asset_id, data)
                 return data
             except (ExpiredURLError, TruncatedDownloadError, TransientDownloadError) as exc:
                 last = exc
@@ -521,7 +516,7 @@ class ScenarioClient:
                 if asyncio.iscoroutine(result) or isinstance(result, Awaitable):
                     await result
             except asyncio.CancelledError:
-                await self._submitter.stop_following(submission.job_id)  # stopped before the wait: cancel the job
+                await self._jobs.stop_following(submission.job_id)  # stopped before the wait: cancel the job
                 raise
         job = await self.wait_for_job(submission.job_id, on_progress=on_progress, timeout=timeout)
         if not job.asset_ids:

@@ -1,8 +1,8 @@
 """Paid submits of one client, from the recorded intent to the job's end: never pay twice, never lose a job.
 
-:class:`Submitter` is what :meth:`ScenarioClient.submit`, :meth:`~ScenarioClient.wait_for_job`
-and :meth:`~ScenarioClient.resume_intent` run. A submit goes through these steps, each a
-method of its own:
+:class:`Submitter` is what :meth:`ScenarioClient.submit` and :meth:`~ScenarioClient.resume_intent`
+run; :class:`PaidJobs` what :meth:`~ScenarioClient.wait_for_job` runs. A submit goes through these
+steps, each a method of its own:
 
 1. **Reuse** (with a ledger and ``reuse``): an identical request a dead process
    left unfinished is picked up (:meth:`Submitter._resume`), one that already
@@ -20,7 +20,7 @@ method of its own:
    2xx without a usable job is reconciled (:class:`.reconcile.Reconciler`),
    never resent; a 429/503 to the end is looked up once.
 6. **Adopt**: the job the reply names is claimed for the intent (process and
-   ledger) and followed with its slot until it ends (:meth:`Submitter.wait`).
+   ledger) and followed with its slot until it ends (:meth:`PaidJobs.wait`).
 
 A cancelled submit (Stop) whose request may be on the wire, or which already
 holds a job (its reply named it, or it was adopted), goes through the
@@ -67,7 +67,7 @@ from .watch import Limits, NextDelay, OnUpdate, fixed_interval, watch_job
 if TYPE_CHECKING:
     from .client import ScenarioClient
 
-__all__ = ["DRY_RUN_STATUS", "OnWait", "Submitter", "route"]
+__all__ = ["DRY_RUN_STATUS", "OnWait", "PaidJobs", "Submitter", "route"]
 
 DRY_RUN_STATUS = 269  # Scenario's answer to a price quote (dry run)
 OnWait = Callable[[float, str], "Awaitable[None] | None"]  # (seconds, why) before a wait: "waiting for a slot"
@@ -208,7 +208,7 @@ class _Attempt:
 
 
 class Submitter:
-    """The paid submits and followed jobs of one :class:`~.client.ScenarioClient` (see the module doc).
+    """The paid submits of one :class:`~.client.ScenarioClient` (see the module doc); jobs go on to :class:`PaidJobs`.
 
     Timing and policy are read from the client when used (``paid_retry``,
     ``submit_timeout``, ``reuse``, ``slot_wait``, the poll and reconcile
@@ -223,18 +223,15 @@ class Submitter:
         intents: Intents,
         reconciler: Reconciler,
         team_limits: TeamLimits,
+        jobs: PaidJobs,
     ) -> None:
         self._client = client
         self._team_limits = team_limits
         self._transport = transport
         self._intents = intents
         self._reconciler = reconciler
-        self._tickets: dict[str, Ticket] = {}  # job id -> the ticket of this client's submit that holds it
+        self._jobs = jobs
         self._served: set[int] = set()  # ledger intents whose results this client already served again
-        self._submitted: dict[str, tuple[float, str | None]] = {}  # job id -> (local time of the answer, createdAt)
-        self._slots: dict[str, Slot] = {}  # job id -> its parallel-job slot, held until the job is followed to its end
-        self.asset_jobs: dict[str, str] = {}  # asset id -> job id, for download receipts
-        weakref.finalize(client, _give_back_all, self._slots)  # a client dropped unclosed never keeps slots
 
     # ------------------------------------------------------------------ submit
 
@@ -243,7 +240,7 @@ class Submitter:
     ) -> Submission:
         """Start the paid generation of a seeded, checked ``request`` (``body``: its wire body) and return its job.
 
-        The job's slot is held until :meth:`wait` sees the job end.
+        The job's slot is held until :meth:`PaidJobs.wait` sees the job end.
         """
         slot = _SlotHolder(self._client, self._team_limits, on_wait)
         try:
@@ -251,7 +248,7 @@ class Submitter:
         except BaseException:
             slot.give_back()  # no job (or one recovered and cancelled): the slot is free again
             raise
-        self._follow(sub.job, slot.slot)
+        self._jobs.follow(sub.job, slot.slot)
         return sub
 
     async def _submit(
@@ -273,7 +270,7 @@ class Submitter:
         except asyncio.CancelledError:
             await self._settle_cancelled(attempt)
             raise
-        self._tickets[sub.job_id] = ticket
+        self._jobs.hold(sub.job_id, ticket)
         return sub
 
     async def _send_and_settle(
@@ -421,7 +418,7 @@ class Submitter:
             else:
                 job = await self._resumed_lookup(record, ticket, endpoint, match)
             if job is not None:
-                self._tickets[job.job_id] = ticket
+                self._jobs.hold(job.job_id, ticket)
                 return Submission(job=job, creative_units=0.0, adopted=True, request=request, reused=True)
             if not record.job_id:
                 await self._intents.refused(ticket, "no job was found for it when the same request ran again")
@@ -487,7 +484,7 @@ class Submitter:
         """
         ticket = self._intents.take_over(record)
         if record.job_id:
-            self._tickets[record.job_id] = ticket
+            self._jobs.hold(record.job_id, ticket)
             return record.job_id
         if not record.request:
             return None
@@ -510,12 +507,34 @@ class Submitter:
                 found.candidates,
             )
             return None
-        self._tickets[found.job.job_id] = ticket
+        self._jobs.hold(found.job.job_id, ticket)
         return found.job.job_id
 
-    # ------------------------------------------------------------------ following a job
 
-    def _follow(self, job: Job, slot: Slot | None) -> None:
+class PaidJobs:
+    """The paid jobs of one client (submitted, adopted or taken over), until each is followed to its end.
+
+    Each job keeps the ticket of the intent that holds it (an adopted job is
+    checked on every poll to still be this run's), its parallel-job slot
+    (given back when the job ends or the caller stops following it), and when
+    its submit was answered (the ETA schedule's clock). A caller that stops
+    following (cancellation) sends the job's remote cancel, shielded.
+    """
+
+    def __init__(self, client: ScenarioClient, intents: Intents) -> None:
+        self._client = client
+        self._intents = intents
+        self._tickets: dict[str, Ticket] = {}  # job id -> the ticket of this client's submit that holds it
+        self._submitted: dict[str, tuple[float, str | None]] = {}  # job id -> (local time of the answer, createdAt)
+        self._slots: dict[str, Slot] = {}  # job id -> its parallel-job slot, held until the job is followed to its end
+        self.asset_jobs: dict[str, str] = {}  # asset id -> job id, for download receipts
+        weakref.finalize(client, _give_back_all, self._slots)  # a client dropped unclosed never keeps slots
+
+    def hold(self, job_id: str, ticket: Ticket) -> None:
+        """``ticket``'s intent holds ``job_id`` (its reply named it, it was adopted, or it was taken over)."""
+        self._tickets[job_id] = ticket
+
+    def follow(self, job: Job, slot: Slot | None) -> None:
         """Remember a new job's slot and when its submit answer arrived (the ETA schedule's clock offset)."""
         if len(self._submitted) > 1000:
             self._submitted.pop(next(iter(self._submitted)))
