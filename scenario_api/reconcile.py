@@ -440,6 +440,20 @@ class Reconciler:
             ", ".join(candidates) or "none found yet",
         )
 
+    async def _cancel_recovered(self, job_id: str, ticket: Ticket, left: float) -> None:
+        """Cancel the job a cancelled submit holds (within ``left`` seconds) and record it, unless it was taken back."""
+        if not await self.intents.owns(ticket, job_id):
+            LOG.warning("job %s was taken back by the run whose own reply named it; it was not cancelled", job_id)
+            return
+        LOG.warning("Scenario job %s was created while the caller was being cancelled; cancelling it", job_id)
+        try:
+            await asyncio.wait_for(
+                self._cancel_job(job_id, best_effort=True, timeout=min(self.cancel_timeout, left)), left
+            )
+        except Exception as exc:  # noqa: BLE001 - best effort
+            LOG.warning("best-effort cancel of job %s incomplete (%s)", job_id, type(exc).__name__)
+        await self.intents.finished(job_id, "canceled", reason="the caller was cancelled; a cancel was sent")
+
     async def _recover(
         self, endpoint: str, body: Mapping[str, Any], sent: float, found: Search, ticket: Ticket
     ) -> None:
@@ -464,15 +478,7 @@ class Reconciler:
                 LOG.warning("job lookup after a cancelled submit did not finish (%s)", type(exc).__name__)
         job_id = ticket.job_id or (found.job.job_id if found.job is not None else None)
         if job_id is not None:
-            LOG.warning("Scenario job %s was created while the caller was being cancelled; cancelling it", job_id)
-            left = max(0.5, deadline - loop.time())
-            try:
-                await asyncio.wait_for(
-                    self._cancel_job(job_id, best_effort=True, timeout=min(self.cancel_timeout, left)), left
-                )
-            except Exception as exc:  # noqa: BLE001 - best effort
-                LOG.warning("best-effort cancel of job %s incomplete (%s)", job_id, type(exc).__name__)
-            await self.intents.finished(job_id, "canceled", reason="the caller was cancelled; a cancel was sent")
+            await self._cancel_recovered(job_id, ticket, max(0.5, deadline - loop.time()))
             return
         await self.intents.uncertain(
             ticket, f"sent at {since_text}; the caller was cancelled while it was on the wire", found.candidates
