@@ -52,10 +52,12 @@ def prompt_input() -> tuple[str, dict[str, Any]]:
 
 def common_required() -> dict[str, tuple[str, dict[str, Any]] | tuple[Any, ...]]:
     """Required widgets of both generate nodes, in widget order."""
-    steps = _rule("numInferenceSteps")
-    samples = _rule("numSamples")
+    return {"prompt": prompt_input(), **_model_widgets(), **_sampling_widgets(), **_size_and_seed_widgets()}
+
+
+def _model_widgets() -> dict[str, tuple[Any, ...]]:
+    """Which model, and how the control image steers it."""
     return {
-        "prompt": prompt_input(),
         "model_id": (
             "STRING",
             {
@@ -88,6 +90,14 @@ def common_required() -> dict[str, tuple[str, dict[str, Any]] | tuple[Any, ...]]
                 "(e.g. canny:0.8). Ignored when 'modalities' is filled.",
             },
         ),
+    }
+
+
+def _sampling_widgets() -> dict[str, tuple[Any, ...]]:
+    """How many images, and how they are sampled."""
+    steps = _rule("numInferenceSteps")
+    samples = _rule("numSamples")
+    return {
         "num_samples": (
             "INT",
             {
@@ -119,6 +129,12 @@ def common_required() -> dict[str, tuple[str, dict[str, Any]] | tuple[Any, ...]]
                 "tooltip": f"Denoising steps ({int(steps.lo)}-{int(steps.hi)}). More steps cost more creative units.",
             },
         ),
+    }
+
+
+def _size_and_seed_widgets() -> dict[str, tuple[Any, ...]]:
+    """The output size (0 = derived from the control image) and the seed."""
+    return {
         "width": (
             "INT",
             {"default": 0, "min": 0, "max": int(_rule("width").hi), "step": 8, "tooltip": "Output width. " + SIZE_NOTE},
@@ -206,6 +222,11 @@ def init_image_inputs() -> dict[str, tuple[str, dict[str, Any]]]:
 
 def common_optional_tail() -> dict[str, tuple[Any, ...]]:
     """Optional widgets after the image inputs, in widget order."""
+    return {**_prompt_options(), **_control_window(), **_budget_and_custom_options()}
+
+
+def _prompt_options() -> dict[str, tuple[Any, ...]]:
+    """Negative prompt, sampler and the full modality string."""
     return {
         "negative_prompt": (
             "STRING",
@@ -232,6 +253,12 @@ def common_optional_tail() -> dict[str, tuple[Any, ...]]:
                 "modality_strength.",
             },
         ),
+    }
+
+
+def _control_window() -> dict[str, tuple[Any, ...]]:
+    """Flux: the fraction of the steps the control acts on."""
+    return {
         "control_start": (
             "FLOAT",
             {
@@ -254,6 +281,12 @@ def common_optional_tail() -> dict[str, tuple[Any, ...]]:
                 "-1 = Scenario's default (not sent).",
             },
         ),
+    }
+
+
+def _budget_and_custom_options() -> dict[str, tuple[Any, ...]]:
+    """The run's budget, and custom models' LoRAs and extra inputs."""
+    return {
         "max_creative_units": (
             "FLOAT",
             {

@@ -132,6 +132,86 @@ async def _answer(work: Awaitable[dict[str, Any]]) -> Any:
         return _json(body, code)
 
 
+async def _get_model(request: Any) -> Any:
+    return await _answer(model_info(request.match_info.get("model_id", "")))
+
+
+async def _post_quote(request: Any) -> Any:
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        return _json({"error": f"Scenario: request body above {MAX_BODY_BYTES} bytes", "code": "validation"}, 413)
+    try:
+        payload = await request.json()
+    except Exception:
+        return _json(
+            {
+                "error": "Scenario: the quote request body must be a JSON object",
+                "code": "validation",
+                "field": "body",
+            },
+            400,
+        )
+    return await _answer(quote(payload))
+
+
+async def _get_status(request: Any) -> Any:
+    return await _answer(_as_awaitable(status()))
+
+
+async def _get_models(request: Any) -> Any:
+    return await _answer(model_list(dict(request.query)))
+
+
+async def _get_credentials(request: Any) -> Any:
+    return await _answer(_call(web_credentials.status))
+
+
+async def _post_credentials(request: Any) -> Any:
+    payload, refusal = await _json_body(request, "the credentials")
+    if refusal is not None:
+        return refusal
+    return await _answer(_call(web_credentials.save, payload))
+
+
+async def _post_clear(request: Any) -> Any:
+    _, refusal = await _json_body(request, "the clear request", empty_ok=True)
+    if refusal is not None:
+        return refusal
+    return await _answer(_call(web_credentials.clear))
+
+
+async def _post_test(request: Any) -> Any:
+    _, refusal = await _json_body(request, "the test request", empty_ok=True)
+    if refusal is not None:
+        return refusal
+    return await _answer(web_credentials.test_connection())
+
+
+async def _get_jobs(request: Any) -> Any:
+    return await _answer(web_jobs.recent_jobs(request.query.get("limit")))
+
+
+async def _post_cancel(request: Any) -> Any:
+    _, refusal = await _json_body(request, "the cancel request", empty_ok=True)
+    if refusal is not None:
+        return refusal
+    return await _answer(web_jobs.cancel(request.match_info.get("job_id", "")))
+
+
+async def _get_thumbnail(request: Any) -> Any:
+    from aiohttp import web
+
+    try:
+        data = await web_jobs.thumbnail(request.match_info.get("asset_id", ""))
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        code, body = error_payload(exc)
+        if code == 500:
+            log.exception("Scenario thumbnail route failed")
+        return _json(body, code)
+    return web.Response(body=data, content_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+
+
 def register_routes(routes: Any) -> None:
     """Add the routes to an aiohttp ``RouteTableDef`` (ComfyUI's ``PromptServer.instance.routes``).
 
@@ -140,87 +220,18 @@ def register_routes(routes: Any) -> None:
     """
     present = {(getattr(r, "method", None), getattr(r, "path", None)) for r in list(routes)}
 
-    async def get_model(request: Any) -> Any:
-        return await _answer(model_info(request.match_info.get("model_id", "")))
-
-    async def post_quote(request: Any) -> Any:
-        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-            return _json({"error": f"Scenario: request body above {MAX_BODY_BYTES} bytes", "code": "validation"}, 413)
-        try:
-            payload = await request.json()
-        except Exception:
-            return _json(
-                {
-                    "error": "Scenario: the quote request body must be a JSON object",
-                    "code": "validation",
-                    "field": "body",
-                },
-                400,
-            )
-        return await _answer(quote(payload))
-
-    async def get_status(request: Any) -> Any:
-        return await _answer(_as_awaitable(status()))
-
-    async def get_models(request: Any) -> Any:
-        return await _answer(model_list(dict(request.query)))
-
-    async def get_credentials(request: Any) -> Any:
-        return await _answer(_call(web_credentials.status))
-
-    async def post_credentials(request: Any) -> Any:
-        payload, refusal = await _json_body(request, "the credentials")
-        if refusal is not None:
-            return refusal
-        return await _answer(_call(web_credentials.save, payload))
-
-    async def post_clear(request: Any) -> Any:
-        _, refusal = await _json_body(request, "the clear request", empty_ok=True)
-        if refusal is not None:
-            return refusal
-        return await _answer(_call(web_credentials.clear))
-
-    async def post_test(request: Any) -> Any:
-        _, refusal = await _json_body(request, "the test request", empty_ok=True)
-        if refusal is not None:
-            return refusal
-        return await _answer(web_credentials.test_connection())
-
-    async def get_jobs(request: Any) -> Any:
-        return await _answer(web_jobs.recent_jobs(request.query.get("limit")))
-
-    async def post_cancel(request: Any) -> Any:
-        _, refusal = await _json_body(request, "the cancel request", empty_ok=True)
-        if refusal is not None:
-            return refusal
-        return await _answer(web_jobs.cancel(request.match_info.get("job_id", "")))
-
-    async def get_thumbnail(request: Any) -> Any:
-        from aiohttp import web
-
-        try:
-            data = await web_jobs.thumbnail(request.match_info.get("asset_id", ""))
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            code, body = error_payload(exc)
-            if code == 500:
-                log.exception("Scenario thumbnail route failed")
-            return _json(body, code)
-        return web.Response(body=data, content_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
-
     handlers = {
-        ROUTES[0]: get_model,
-        ROUTES[1]: post_quote,
-        ROUTES[2]: get_status,
-        ROUTES[3]: get_models,
-        ROUTES[4]: get_credentials,
-        ROUTES[5]: post_credentials,
-        ROUTES[6]: post_clear,
-        ROUTES[7]: post_test,
-        ROUTES[8]: get_jobs,
-        ROUTES[9]: post_cancel,
-        ROUTES[10]: get_thumbnail,
+        ROUTES[0]: _get_model,
+        ROUTES[1]: _post_quote,
+        ROUTES[2]: _get_status,
+        ROUTES[3]: _get_models,
+        ROUTES[4]: _get_credentials,
+        ROUTES[5]: _post_credentials,
+        ROUTES[6]: _post_clear,
+        ROUTES[7]: _post_test,
+        ROUTES[8]: _get_jobs,
+        ROUTES[9]: _post_cancel,
+        ROUTES[10]: _get_thumbnail,
     }
     for (method, path), handler in handlers.items():
         if (method, path) not in present:

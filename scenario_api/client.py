@@ -1,6 +1,16 @@
 """``ScenarioClient``: the Scenario ControlNet operations, async, one per event loop.
 
-The rules that shape this module (and the three it delegates to):
+The client is the public facade; each concern it offers lives in a module of its own:
+
+* paid submits, from the recorded intent to the followed job's end
+  (:mod:`.submission`), with reconciliation after an ambiguous answer
+  (:mod:`.reconcile`) and the ledger bookkeeping of every paid request
+  (:mod:`.intents`);
+* the one job-watching loop (:mod:`.watch`), model records (:mod:`.model_lookup`),
+  the one upload service and the paid upload itself (:mod:`.uploads`),
+  parallel-job limits and the team limits (:mod:`.limits`).
+
+The rules that shape it:
 
 1. **Never pay twice.** A paid request (a submit, or an upload) is resent only
    when it provably never reached Scenario (connect failure) or Scenario
@@ -16,77 +26,50 @@ The rules that shape this module (and the three it delegates to):
    A price quote never uploads anything.
 3. **One way to stop: task cancellation.** The client has no stop callbacks.
    A cancelled wait sends one shielded, best-effort remote cancel; a cancelled
-   submit whose request may be on the wire finds the job, logs it and cancels
-   it (:meth:`.reconcile.Reconciler.recover_cancelled_submit`), and further
+   submit whose request may be on the wire, or whose reply already named its
+   job, finds the job, logs it and cancels it
+   (:meth:`.reconcile.Reconciler.recover_cancelled_submit`), and further
    cancellations cannot cut that short (:mod:`.cancellation`). The
    ``CancelledError`` always goes on.
 4. **Public methods raise** :class:`ScenarioError` subclasses (or
    ``CancelledError``), nothing else.
-
-Jobs are followed by the one watching loop (:mod:`.watch`); images are
-uploaded through the one upload service (:mod:`.uploads`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import inspect
-import json
-import math
-import time
-import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import httpx
 
 from . import spec
-from .cancellation import finish_shielded
 from .config import Settings
-from .declared_inputs import RecordCache
 from .downloads import DEFAULT_MAX_BYTES, Downloader, HostPolicy
 from .errors import (
-    AmbiguousOutcome,
     DownloadError,
     ExpiredURLError,
-    ImageDecodeError,
-    JobCanceledError,
-    JobFailedError,
-    NotFoundError,
-    OutcomeUnknownError,
-    RateLimitedError,
     ScenarioError,
-    ServerError,
     TransientDownloadError,
     TransportError,
     TruncatedDownloadError,
     ValidationError,
 )
-from .imaging import content_hash as imaging_hash
-from .imaging import from_data_url, sniff_mime, to_data_url
-from .intents import Intents, Ticket
-from .ledger import SUBMIT, UPLOAD, Ledger, Record
-from .limits import CUSTOM, INFERENCE, AccountLimiter, Slot, limiter_for
-from .models import Asset, ControlNetRequest, Job, JobStatus, Model, Quote, Submission
+from .imaging import sniff_mime, to_data_url
+from .intents import Intents
+from .ledger import Ledger, Record
+from .limits import INFERENCE, AccountLimiter, TeamLimits, limiter_for, read_team_limits
+from .model_lookup import ModelLookup
+from .models import Asset, ControlNetRequest, Job, Model, Quote, Submission
 from .pacing import EtaSchedule, PollPolicy
-from .reconcile import CLAIMED_JOBS, MAX_PAGE_SIZE, Reconciler, iso_utc, sent_at
+from .reconcile import CLAIMED_JOBS, MAX_PAGE_SIZE, Reconciler, iso_utc
 from .retry import RetryPolicy
 from .spec import precheck_request
-from .transport import (
-    DEFAULT_TIMEOUT,
-    LOG,
-    Redacted,
-    Transport,
-    WireState,
-    api_error,
-    decode_body,
-    shared_ssl_context,
-)
-from .uploads import UPLOADS
-from .watch import Limits, NextDelay, OnUpdate, fixed_interval, watch_job
+from .submission import OnWait, PaidJobs, Submitter, route
+from .transport import DEFAULT_TIMEOUT, LOG, Redacted, Transport, api_error, decode_body, read_pages, shared_ssl_context
+from .uploads import UPLOADS, upload_custom_inputs, upload_image
+from .watch import NextDelay, OnUpdate
 
 __all__ = ["ScenarioClient", "INLINE_IMAGE_LIMIT", "precheck_request"]
 
@@ -94,52 +77,7 @@ __all__ = ["ScenarioClient", "INLINE_IMAGE_LIMIT", "precheck_request"]
 # assets and referenced by id (Scenario documents no body limit; keep bodies small).
 INLINE_IMAGE_LIMIT = 2 * 1024 * 1024
 
-DRY_RUN_STATUS = 269
-# Custom models' records (their declared inputs), shared by every client of the process for
-# CUSTOM_RECORDS_TTL seconds: a new ComfyUI prompt does not look the model up again. Keyed by
-# account, so private models stay with their owner; a plain lock, no event loop inside.
-CUSTOM_RECORDS_TTL = 600.0
-CUSTOM_RECORDS = RecordCache(ttl=CUSTOM_RECORDS_TTL)
-
 ProgressCallback = OnUpdate
-
-
-class _Displaced(Exception):
-    """An adopted job was taken back by the run whose own reply named it."""
-
-
-class _FoundBeforeResend(Exception):
-    """The check before a paid resend found the job the earlier send created."""
-
-    def __init__(self, job: Job) -> None:
-        super().__init__(job.job_id)
-        self.job = job
-
-
-def _first_sent(wire: WireState) -> float:
-    """Wall-clock time of the first send: any attempt since may have created the job."""
-    return wire.first_send if wire.first_send is not None else sent_at(wire)
-
-
-def _endpoint_of(path: str) -> str | None:
-    """The endpoint name (as :func:`~.reconcile.input_matches` wants it) of a submit path kept in the ledger."""
-    if path.startswith("/generate/custom/"):
-        return spec.CUSTOM_ENDPOINT
-    name = path.removeprefix("/generate/")
-    return name if name in (spec.TXT2IMG, spec.IMG2IMG) else None
-
-
-def _job_in_reply(data: Any) -> Job | None:
-    """The job of a submit's 2xx answer, or None when the answer holds no usable job id."""
-    if not isinstance(data, Mapping) or not isinstance(data.get("job"), Mapping):
-        return None
-    try:
-        job = Job.from_api(data)
-    except ScenarioError:
-        return None
-    if not job.job_id or not spec.JOB_ID_RE.fullmatch(job.job_id):
-        return None
-    return job
 
 
 class ScenarioClient:
@@ -185,6 +123,7 @@ class ScenarioClient:
         self.submit_timeout = submit_timeout
         self.poll_interval = poll_interval  # None: the ETA-aware schedule (pacing.EtaSchedule)
         self.poll_policy = poll_policy or PollPolicy()
+        self.slot_wait = slot_wait
         self.cancel_timeout = cancel_timeout
         self.reconcile_attempts = max(1, reconcile_attempts)
         self.reconcile_interval = reconcile_interval
@@ -196,19 +135,10 @@ class ScenarioClient:
         if download_timeout is not None:
             kwargs["timeout"] = download_timeout
         self._downloader = Downloader(policy, **kwargs)
-        self._models: dict[str, Model] = {}
         self.ledger = ledger
         self.reuse = bool(reuse and ledger is not None)
         self._intents = Intents(self.settings, ledger)
-        self._tickets: dict[str, Ticket] = {}  # job id -> the ticket of this client's submit that holds it
-        self._served: set[int] = set()  # ledger intents whose results this client already served again
-        self._asset_jobs: dict[str, str] = {}  # asset id -> job id, for download receipts
-        self._model_lookups: dict[str, list[Any]] = {}  # model id -> [shared look-up task, callers waiting]
-        self._submitted: dict[str, tuple[float, str | None]] = {}  # job id -> (local time of the answer, createdAt)
-        self._slots: dict[str, Slot] = {}  # job id -> its parallel-job slot, held until the job is followed to its end
-        self.slot_wait = slot_wait
-        weakref.finalize(self, _give_back_all, self._slots)  # a client dropped unclosed never keeps slots
-        self._limits_probe: asyncio.Lock | None = None
+        self._models = ModelLookup(self._transport, self.settings, lambda: self.retry)
         self._reconciler = Reconciler(
             intents=self._intents,
             list_jobs=self.list_jobs,
@@ -218,6 +148,15 @@ class ScenarioClient:
             interval=self.reconcile_interval,
             skew=self.reconcile_skew,
             cancel_timeout=self.cancel_timeout,
+        )
+        self._jobs = PaidJobs(self, self._intents)
+        self._submitter = Submitter(
+            self,
+            transport=self._transport,
+            intents=self._intents,
+            reconciler=self._reconciler,
+            team_limits=TeamLimits(lambda: self.team_limits(), self.limiter),
+            jobs=self._jobs,
         )
 
     def __repr__(self) -> str:
@@ -236,8 +175,7 @@ class ScenarioClient:
 
     async def aclose(self) -> None:
         """Close both connection pools (API and downloads). Safe to call twice."""
-        for job_id in list(self._slots):
-            self._release_slot(job_id)
+        self._jobs.release_all()
         try:
             await self._transport.aclose()
         finally:
@@ -262,96 +200,17 @@ class ScenarioClient:
         (404/400), or the network fails: the limits are then learned from the
         first 429's ``details.actionLimit``.
         """
-        team = self.settings.team_id or "me"
-        try:
-            response = await self._transport.read(
-                "GET", f"/teams/{spec.check_id('projectId', team)}/limits", what="the team limits", policy=self.retry
-            )
-        except (ScenarioError, ValidationError) as exc:
-            LOG.info("team limits not readable (%s); parallel limits will be learned from 429 answers", exc)
-            return None
-        data = decode_body(response)
-        limits = data.get("limits") if isinstance(data, Mapping) else None
-        return limits if isinstance(limits, Mapping) else None
+        return await read_team_limits(self._transport, self.settings, self.retry)
 
-    async def _learn_team_limits(self) -> None:
-        """Read the team limits once per account and process (concurrent submits of this client wait for it)."""
-        inference = self.limiter(INFERENCE)
-        if inference.probed:
-            return
-        if self._limits_probe is None:
-            self._limits_probe = asyncio.Lock()
-        async with self._limits_probe:
-            if inference.probed:
-                return
-            limits = await self.team_limits()
-            inference.probed = True
-            if limits:
-                inference.learn(_positive_int(limits.get("parallelInferences")), "team limits")
-                self.limiter(CUSTOM).learn(_positive_int(limits.get("parallelCustomJobs")), "team limits")
-
-    def _release_slot(self, job_id: str) -> None:
-        slot = self._slots.pop(job_id, None)
-        if slot is not None:
-            slot.give_back()
-
-    # ------------------------------------------------------------------ models
+    # ------------------------------------------------------------------ models (scenario_api.model_lookup)
 
     async def get_model(self, model_id: str) -> Model:
         """The model record (cached per client), which decides the request rules."""
-        model_id = spec.check_id("modelId", model_id)
-        cached = self._models.get(model_id) or CUSTOM_RECORDS.get(self._scope, model_id)
-        if cached is not None:
-            self._models[model_id] = cached
-            return cached
-        entry = self._model_lookups.get(model_id)
-        if entry is None or entry[0].done():  # nobody asks yet: start the one look-up the others will share
-            entry = [asyncio.ensure_future(self._lookup_model(model_id)), 0]
-            self._model_lookups[model_id] = entry
-        lookup = entry[0]
-        entry[1] += 1
-        try:
-            return await asyncio.shield(lookup)  # one caller's cancellation never cancels the others' look-up
-        finally:
-            entry[1] -= 1
-            if entry[1] == 0:  # the last one waiting: drop the look-up (cancel it if it still runs)
-                if self._model_lookups.get(model_id) is entry:
-                    del self._model_lookups[model_id]
-                if not lookup.done():
-                    lookup.cancel()
-                elif not lookup.cancelled():
-                    lookup.exception()  # retrieved: each caller re-raises it itself
-
-    async def _lookup_model(self, model_id: str) -> Model:
-        response = await self._transport.read(
-            "GET", f"/models/{model_id}", what=f"model '{model_id}'", policy=self.retry
-        )
-        model = Model.from_api(decode_body(response))
-        if not model.model_id:
-            raise ScenarioError(f"Scenario answered the lookup of model '{model_id}' without a model record")
-        self._models[model_id] = model
-        if model.custom and model.declared.inputs:
-            CUSTOM_RECORDS.put(self._scope, model_id, model)  # declared inputs: shared by later clients
-        return model
-
-    @property
-    def _scope(self) -> str:
-        """Whose models these are: the API URL, a digest of the key (never the secret) and the project."""
-        creds = self.settings.credentials
-        key = creds.key_digest if creds else ""
-        digest = hashlib.sha256(f"{self.settings.base_url}|{key}|{self.settings.project_id or ''}".encode())
-        return digest.hexdigest()[:24]
+        return await self._models.get(model_id)
 
     async def model_types(self, model_ids: Sequence[str]) -> dict[str, str | None]:
         """The ``type`` of each model id (LoRAs, compositions), ``None`` for one Scenario does not know (404)."""
-        out: dict[str, str | None] = {}
-        for mid in dict.fromkeys(model_ids):
-            spec.check_id("modelId", mid, field="loras")
-            try:
-                out[mid] = (await self.get_model(mid)).type or None
-            except NotFoundError:
-                out[mid] = None
-        return out
+        return await self._models.model_types(model_ids)
 
     async def referenced_types(self, request: ControlNetRequest, model: Model) -> dict[str, str | None]:
         """The types of the LoRAs a request names (free reads), for a custom model; ``{}`` otherwise.
@@ -359,17 +218,7 @@ class ScenarioClient:
         A LoRA given as ``model_id`` whose type has no legacy endpoint (say a
         ``zimage-lora``) is refused here: it runs through a base's LoRA input.
         """
-        if model.family == spec.CUSTOM and not model.custom and model.is_lora:
-            raise ValidationError(
-                "modelId",
-                model.model_id,
-                f"a base model: {model.model_id} is a {model.type}, which runs through a custom base model's LoRA "
-                f"input; set model_id to a base whose LoRA input takes {model.type} and put {model.model_id} in loras",
-                param="model_id",
-            )
-        if model.family != spec.CUSTOM:
-            return {}
-        return await self.model_types(spec.lora_ids(request))
+        return await self._models.referenced_types(request, model)
 
     async def list_models(
         self,
@@ -384,15 +233,9 @@ class ScenarioClient:
         ``privacy`` ``None`` asks Scenario's default: the account's own private models;
         ``public`` lists the public catalog. ``model_type`` filters on ``type``.
         """
-        params: dict[str, Any] = {}
-        if privacy:
-            params["privacy"] = privacy
-        if model_type:
-            params["type"] = model_type
-        if page_size:
-            params["pageSize"] = page_size
-        rows = await self._paged("/models", "models", params, max_pages=max_pages, what="the model list")
-        return [Model.from_api(row) for row in rows]
+        return await self._models.list_models(
+            max_pages=max_pages, privacy=privacy, model_type=model_type, page_size=page_size
+        )
 
     # ------------------------------------------------------------------ requests
 
@@ -418,45 +261,9 @@ class ScenarioClient:
         model = await self.get_model(request.model_id)
         types = await self.referenced_types(request, model)
         body = spec.check_request(request, model, model_types=types)
-        if model.family == spec.CUSTOM:
-            return model, await self._custom_body(model, body, upload=upload)
+        if model.family == spec.CUSTOM and upload:
+            return model, await upload_custom_inputs(self, model, body)
         return model, body
-
-    async def _custom_body(self, model: Model, checked: dict[str, Any], *, upload: bool) -> dict[str, Any]:
-        """The checked custom body (:func:`spec.check_request`), with its data URLs uploaded when ``upload``.
-
-        The image inputs are the model's own (one asset id, or a list for a
-        ``file_array`` input such as Z-Image's ``controlImage``).
-        """
-        if not upload:
-            return checked
-        control = model.declared.role("control_image")
-        for field in spec.custom_file_inputs(model):
-            value = checked.get(field)
-            items = value if isinstance(value, list) else [value]
-            if not any(isinstance(v, str) and v.startswith("data:") for v in items):
-                continue
-            name = "comfyui-control.png" if control is not None and field == control.name else "comfyui-init.png"
-            done = [
-                await UPLOADS.asset_id(self, from_data_url(v)[0], name)
-                if isinstance(v, str) and v.startswith("data:")
-                else v
-                for v in items
-            ]
-            checked[field] = done if isinstance(value, list) else done[0]
-        return checked
-
-    @staticmethod
-    def _route(request: ControlNetRequest, model: Model, body: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
-        """``(endpoint, path, match body)``: where ``body`` goes and what reconciliation compares.
-
-        The custom body carries the model id in the path; the match body adds
-        it so a job's echo can be checked against it (a LoRA or composition
-        sent in the model's own ``modelId`` input wins over it).
-        """
-        if model.family == spec.CUSTOM:
-            return spec.CUSTOM_ENDPOINT, spec.custom_path(model.model_id), {"modelId": model.model_id, **body}
-        return request.endpoint, spec.endpoint_path(request.endpoint), dict(body)
 
     async def quote(self, request: ControlNetRequest) -> Quote:
         """The price of ``request`` in creative units (a dry run: nothing is generated, charged or uploaded).
@@ -470,7 +277,7 @@ class ScenarioClient:
         if model.family == spec.CUSTOM:
             unpriced = set(spec.custom_unpriced_inputs(model))
             body = {k: v for k, v in body.items() if k not in unpriced}
-        _, path, _ = self._route(request, model, body)
+        _, path, _ = route(request, model, body)
         response = await self._transport.read(
             "POST", path, what="the price quote", policy=self.retry, params={"dryRun": "true"}, json=body
         )
@@ -482,7 +289,7 @@ class ScenarioClient:
             created = Job.from_api(data)
             CLAIMED_JOBS.claim(created.job_id)
             LOG.warning("Scenario created job %s for a price quote (dry run); cancelling it", created.job_id)
-            await self._cancel_shielded(created.job_id)
+            await self._jobs.cancel_shielded(created.job_id)
             raise ScenarioError(
                 "Scenario created a job for what was sent as a price quote (dry run); a cancel was sent for it, "
                 "but it may be charged",
@@ -490,261 +297,22 @@ class ScenarioClient:
             )
         return Quote.from_api(data)  # raises ScenarioError when the answer carries no usable cost
 
-    async def submit(
-        self,
-        request: ControlNetRequest,
-        *,
-        on_wait: Callable[[float, str], Awaitable[None] | None] | None = None,
-    ) -> Submission:
-        """Start a paid generation and return its job (see :meth:`_submit`), within the account's parallel limit.
+    async def submit(self, request: ControlNetRequest, *, on_wait: OnWait | None = None) -> Submission:
+        """Start a paid generation and return its job, within the account's parallel limit (:mod:`.submission`).
 
-        A slot of the account's limiter (``scenario_api.limits``) is taken
-        first: above the limit the submit waits here, politely, instead of
-        being refused. The slot is held until :meth:`wait_for_job` sees the job
-        end. A 429 teaches the limit (``details.actionLimit``); when this
-        process is over it, the slot is given back and taken again before the
-        resend.
-        """
-        held: list[Slot | None] = [None]
-
-        async def take_slot(model: Model) -> None:
-            """Called by :meth:`_submit` once the request is valid, before anything is paid."""
-            limiter = self.limiter(CUSTOM if model.custom else INFERENCE)
-            await self._learn_team_limits()
-            if limiter.limit is not None and limiter.active >= limiter.limit:
-                await _notify_wait(on_wait, 0.0, "waiting for a free Scenario slot")
-            held[0] = await _take(limiter, self.slot_wait)
-
-            async def before_retry(response: httpx.Response) -> bool:
-                if response.status_code != 429:
-                    return False
-                limiter.learn(_action_limit(response), "429")
-                if limiter.limit is None or limiter.active <= limiter.limit:
-                    return False  # the slots are taken elsewhere (another program, the web app): wait as told
-                if held[0] is not None:
-                    held[0].give_back()
-                await _notify_wait(on_wait, 0.0, "waiting for a free Scenario slot")
-                held[0] = await _take(limiter, self.slot_wait)
-                return True
-
-            retry_hook[0] = before_retry
-
-        retry_hook: list[Callable[[httpx.Response], Awaitable[bool]] | None] = [None]
-
-        async def before_retry(response: httpx.Response) -> bool:
-            return await retry_hook[0](response) if retry_hook[0] is not None else False
-
-        try:
-            sub = await self._submit(request, on_wait=on_wait, before_retry=before_retry, take_slot=take_slot)
-        except BaseException:
-            if held[0] is not None:
-                held[0].give_back()  # no job (or one recovered and cancelled): the slot is free again
-            raise
-        self._follow(sub.job, held[0])
-        return sub
-
-    async def _submit(
-        self,
-        request: ControlNetRequest,
-        *,
-        on_wait: Callable[[float, str], Awaitable[None] | None] | None = None,
-        before_retry: Callable[[httpx.Response], Awaitable[bool]] | None = None,
-        take_slot: Callable[[Model], Awaitable[None]] | None = None,
-    ) -> Submission:
-        """Start a paid generation and return its job (see the module doc for the retry rules).
-
-        ``on_wait(seconds, why)`` is called before waiting out a 429/503 or a
-        connect failure, so a UI can say "waiting for a Scenario slot".
-        Cancelling the task before Scenario may have accepted the request (the
-        model lookup, an upload, a 429/503 wait) sends nothing more.
-
-        If the task is cancelled while the paid request may have reached
-        Scenario (or during the lookup after an ambiguous answer), the client
-        looks for the job it may have created, in a task of its own that
-        further cancellations do not cut short, for at most
-        :data:`~.reconcile.CANCEL_RECOVERY_SECONDS`: a job found is logged at
-        WARNING and sent a best-effort cancel, otherwise the send time, prompt,
-        seed and candidates to check are logged. The ``CancelledError`` is
-        always re-raised.
+        Checked first (:meth:`validate`; a custom model's images are uploaded
+        after that), always with a seed. The intent is recorded before the
+        send; an ambiguous outcome is reconciled (``Submission.adopted``) or
+        raises :class:`OutcomeUnknownError`, never resent blind. Above the
+        parallel limit it waits for a slot, held until :meth:`wait_for_job` sees
+        the job end; ``on_wait(seconds, why)`` is called before such waits.
+        Cancelled once the request may be on the wire (or its reply named the
+        job), it finds and cancels the job (bounded, shielded) or logs what to
+        check, then re-raises the ``CancelledError``.
         """
         request = request.with_seed()
         model, body = await self._prepare(request, upload=True)
-        endpoint, path, match = self._route(request, model, body)
-        if take_slot is not None:
-            await take_slot(model)  # valid: wait for a parallel-job slot before anything is paid
-        fingerprint = self._intents.fingerprint(SUBMIT, path, match)
-        if self.reuse:
-            reused = await self._reuse(request, fingerprint, endpoint, match)
-            if reused is not None:
-                return reused
-        what = f"the generation request ({path})"
-        ticket = await self._intents.begin(
-            SUBMIT, path, match, prompt=str(request.prompt or ""), seed=request.seed, fingerprint=fingerprint
-        )
-        wire = WireState()
-
-        async def check_before_resend() -> None:
-            # A 429/503 may come from a gateway after Scenario accepted: never resend over a job that exists.
-            await self._check_before_resend(endpoint, match, wire, ticket)
-
-        try:
-            try:
-                try:
-                    response = await self._transport.paid(
-                        "POST",
-                        path,
-                        what=what,
-                        policy=self.paid_retry,
-                        json=body,
-                        timeout=self._submit_timeout(),
-                        on_wait=on_wait,
-                        wire=wire,
-                        before_resend=check_before_resend,
-                        before_retry=before_retry,
-                    )
-                finally:
-                    if wire.first_send is not None:
-                        await self._intents.sent(ticket)
-            except _FoundBeforeResend as found:
-                return Submission(job=found.job, creative_units=found.job.cost, adopted=True, request=request)
-            except AmbiguousOutcome as exc:
-                LOG.warning("submit outcome unknown (%s); looking for the job instead of resubmitting", exc.cause)
-                sub = await self._reconciler.adopt(request, endpoint, match, _first_sent(wire), exc.cause, ticket)
-                self._tickets[sub.job_id] = ticket
-                return sub
-            except ScenarioError as exc:
-                if wire.answered and isinstance(exc, (RateLimitedError, ServerError)):
-                    # refused to the end (429/503), but such an answer may follow an acceptance: look once
-                    adopted = await self._adopt_if_created(request, endpoint, match, wire, ticket)
-                    if adopted is not None:
-                        return adopted
-                await self._intents.refused(ticket, exc.message)
-                raise
-        except asyncio.CancelledError:
-            if wire.maybe_sent:
-                await self._reconciler.recover_cancelled_submit(endpoint, match, _first_sent(wire), ticket)
-            elif wire.answered:
-                await self._intents.uncertain(
-                    ticket, "cancelled while waiting to resend after a 429/503 answer; a job may exist"
-                )
-            else:
-                await self._intents.refused(ticket, "cancelled before the request was sent")
-            raise
-        status = response.status_code
-        if status == DRY_RUN_STATUS:
-            await self._intents.refused(ticket, "answered with a price quote (HTTP 269)")
-            raise ScenarioError("Scenario answered the generation request with a price quote (HTTP 269): no job")
-        if not 200 <= status < 300:
-            error = api_error(response, what=what)
-            await self._intents.refused(ticket, error.message)
-            raise error
-        data = decode_body(response)
-        job = _job_in_reply(data)
-        if job is None:
-            # A 2xx without a usable job (broken JSON, an HTML page, no or a malformed id): the job may exist.
-            cause = f"HTTP {status} answer without a usable job id"
-            LOG.warning("submit answered %s; looking for the job instead of resubmitting", cause)
-            sub = await self._reconciler.adopt(request, endpoint, match, _first_sent(wire), cause, ticket)
-            self._tickets[sub.job_id] = ticket
-            return sub
-        cost = data.get("creativeUnitsCost") if isinstance(data, Mapping) else None
-        if isinstance(cost, bool) or not isinstance(cost, (int, float)) or not math.isfinite(cost):
-            cost = job.cost
-        if not await self._intents.claim(ticket, job.job_id, adopted=False, cost=cost):
-            held = ScenarioError(
-                f"Scenario answered the generation request with job {job.job_id}, which another run already "
-                "holds; it was not adopted twice. Check the job with Poll Job",
-                job_id=job.job_id,
-            )
-            await self._intents.uncertain(ticket, held.message, [job.job_id])
-            raise held
-        self._tickets[job.job_id] = ticket
-        LOG.info("submitted job %s (seed %s)", job.job_id, request.seed)
-        return Submission(
-            job=job,
-            creative_units=float(cost) if cost is not None else None,
-            adopted=False,
-            request=request,
-        )
-
-    async def _check_before_resend(
-        self, endpoint: str, match: Mapping[str, Any], wire: WireState, ticket: Ticket
-    ) -> None:
-        """Before a paid resend: adopt a matching job created since the first send, or refuse to resend blind."""
-        found = await self._reconciler.look_for_job(
-            endpoint, match, _first_sent(wire), attempts=1, interval=0.0, ticket=ticket
-        )
-        if found.job is not None:
-            LOG.warning(
-                "Scenario created job %s although it answered 429/503; adopted it instead of resending",
-                found.job.job_id,
-            )
-            self._tickets[found.job.job_id] = ticket
-            raise _FoundBeforeResend(found.job)
-        if found.lookup_error is not None or found.candidates:
-            why = "the job list could not be read" if found.lookup_error else "several matching jobs exist"
-            raise AmbiguousOutcome(f"a 429/503 answer, and before resending {why}")
-
-    async def _adopt_if_created(
-        self, request: ControlNetRequest, endpoint: str, match: Mapping[str, Any], wire: WireState, ticket: Ticket
-    ) -> Submission | None:
-        try:
-            await self._check_before_resend(endpoint, match, wire, ticket)
-        except _FoundBeforeResend as found:
-            return Submission(job=found.job, creative_units=found.job.cost, adopted=True, request=request)
-        except AmbiguousOutcome as exc:
-            sub = await self._reconciler.adopt(request, endpoint, match, _first_sent(wire), exc.cause, ticket)
-            self._tickets[sub.job_id] = ticket
-            return sub
-        return None
-
-    async def _reuse(
-        self, request: ControlNetRequest, fingerprint: str, endpoint: str, match: Mapping[str, Any]
-    ) -> Submission | None:
-        """Results already paid for: a succeeded job, or one a crashed run left; None to submit anew."""
-        resumed = await self._resume(request, fingerprint, endpoint, match)
-        if resumed is not None:
-            return resumed
-        return await self._reuse_succeeded(request, fingerprint)
-
-    async def _resume(
-        self, request: ControlNetRequest, fingerprint: str, endpoint: str, match: Mapping[str, Any]
-    ) -> Submission | None:
-        """The job of an identical request whose process died before it finished (a crash, kill -9, Ctrl-C)."""
-        for record in await self._intents.resumable(fingerprint):
-            if record.id in self._served:
-                continue
-            self._served.add(record.id)
-            ticket = self._intents.take_over(record)
-            if record.job_id:
-                try:
-                    job = await self.get_job(record.job_id)
-                except NotFoundError:
-                    await self._intents.finished(record.job_id, "failed", reason="the job no longer exists")
-                    continue
-                if job.status in (JobStatus.FAILURE, JobStatus.CANCELED):
-                    await self._intents.finished(
-                        record.job_id, "failed" if job.status == JobStatus.FAILURE else "canceled"
-                    )
-                    continue
-                self._tickets[job.job_id] = ticket
-                LOG.info("resumed job %s, left unfinished by an earlier run; nothing submitted", job.job_id)
-                return Submission(job=job, creative_units=0.0, adopted=True, request=request, reused=True)
-            sent = record.first_sent_at or record.created_at
-            found = await self._reconciler.look_for_job(endpoint, match, sent, attempts=1, interval=0.0, ticket=ticket)
-            if found.job is not None:
-                self._tickets[found.job.job_id] = ticket
-                LOG.info("found job %s of an earlier run's unanswered request; nothing submitted", found.job.job_id)
-                return Submission(job=found.job, creative_units=0.0, adopted=True, request=request, reused=True)
-            if found.lookup_error is not None or found.candidates:
-                raise OutcomeUnknownError(
-                    "Scenario: an earlier run sent this same request and stopped before knowing its outcome, and "
-                    "the job list could not settle it "
-                    f"({'several matching jobs' if found.candidates else 'the job list could not be read'}); "
-                    "nothing was submitted. Check 'python -m scenario_api jobs --local --pending'"
-                )
-            await self._intents.refused(ticket, "no job was found for it when the same request ran again")
-        return None
+        return await self._submitter.submit(request, model, body, on_wait=on_wait)
 
     async def resume_intent(self, record: Record) -> str | None:
         """Take over an unfinished ledger intent left by a process that is gone; return its job id, or None.
@@ -755,72 +323,11 @@ class ScenarioClient:
         claimed for it. None: no job could be found (the outcome stays unknown).
         The caller then waits with :meth:`wait_for_job` (a Stop cancels the job).
         """
-        ticket = self._intents.take_over(record)
-        if record.job_id:
-            self._tickets[record.job_id] = ticket
-            return record.job_id
-        if not record.request:
-            return None
-        endpoint = _endpoint_of(record.endpoint)
-        if endpoint is None or not isinstance(record.request.get("seed"), int):
-            return None
-        found = await self._reconciler.look_for_job(
-            endpoint,
-            record.request,
-            record.first_sent_at or record.created_at,
-            attempts=self.reconcile_attempts,
-            interval=self.reconcile_interval,
-            ticket=ticket,
-        )
-        if found.job is None:
-            await self._intents.uncertain(
-                ticket,
-                "no matching job found when resuming"
-                + (f"; candidates: {', '.join(found.candidates)}" if found.candidates else ""),
-                found.candidates,
-            )
-            return None
-        self._tickets[found.job.job_id] = ticket
-        return found.job.job_id
-
-    async def _reuse_succeeded(self, request: ControlNetRequest, fingerprint: str) -> Submission | None:
-        """An earlier succeeded job with the same fingerprint, whose assets still exist; None to submit anew."""
-        record = await self._intents.reusable(fingerprint, kind=SUBMIT, exclude=self._served)
-        if record is None or not record.job_id:
-            return None
-        try:
-            job = await self.get_job(record.job_id)
-            if job.status != JobStatus.SUCCESS or not job.asset_ids:
-                raise NotFoundError("not a finished job any more")
-            for asset_id in job.asset_ids:
-                await self.get_asset(asset_id)
-        except NotFoundError:
-            LOG.info("job %s can no longer be reused (its results are gone); submitting anew", record.job_id)
-            self._served.add(record.id)
-            return None
-        self._served.add(record.id)
-        LOG.info("reused job %s (same request and seed, already paid for); nothing submitted", job.job_id)
-        return Submission(job=job, creative_units=0.0, adopted=False, request=request, reused=True)
-
-    def _follow(self, job: Job, slot: Slot | None) -> None:
-        """Remember a new job's slot and when its submit answer arrived (the ETA schedule's clock offset)."""
-        if len(self._submitted) > 1000:
-            self._submitted.pop(next(iter(self._submitted)))
-        self._submitted[job.job_id] = (time.monotonic(), job.created_at)
-        if slot is None:
-            return
-        old = self._slots.get(job.job_id)
-        self._slots[job.job_id] = slot
-        if old is not None and old is not slot:
-            old.give_back()
+        return await self._submitter.resume_intent(record)
 
     def schedule(self, job_id: str) -> EtaSchedule:
         """The ETA-aware poll schedule for a job (submitted by this client or not), with this client's policy."""
-        submitted_at, created_at = self._submitted.get(job_id, (None, None))
-        return EtaSchedule(self.poll_policy, submitted_at=submitted_at, created_at=created_at)
-
-    def _submit_timeout(self) -> httpx.Timeout:
-        return httpx.Timeout(self.submit_timeout, connect=min(10.0, self.submit_timeout))
+        return self._jobs.schedule(job_id)
 
     # ------------------------------------------------------------------ jobs
 
@@ -850,7 +357,9 @@ class ScenarioClient:
             params["createdAfter"] = iso_utc(created_after) if isinstance(created_after, datetime) else created_after
         if status is not None:
             params["status"] = status
-        rows = await self._paged("/jobs", "jobs", params, max_pages=max_pages, what="the job list")
+        rows = await read_pages(
+            self._transport, "/jobs", "jobs", params, max_pages=max_pages, what="the job list", policy=self.retry
+        )
         jobs: list[Job] = []
         for row in rows:
             try:
@@ -858,26 +367,6 @@ class ScenarioClient:
             except ScenarioError as exc:  # one hostile record must not hide the others
                 LOG.warning("skipped a job record in the job list: %s", exc.message)
         return jobs
-
-    async def _paged(
-        self, path: str, key: str, params: Mapping[str, Any], *, max_pages: int, what: str
-    ) -> list[Mapping[str, Any]]:
-        rows: list[Mapping[str, Any]] = []
-        token: str | None = None
-        seen_tokens: set[str] = set()
-        for _ in range(max(1, max_pages)):
-            query = dict(params)
-            if token:
-                query["paginationToken"] = token
-            response = await self._transport.read("GET", path, what=what, policy=self.retry, params=query)
-            data = decode_body(response)
-            page = data.get(key) if isinstance(data, Mapping) else None
-            rows.extend(r for r in (page or []) if isinstance(r, Mapping))
-            token = data.get("nextPaginationToken") if isinstance(data, Mapping) else None
-            if not isinstance(token, str) or not token or token in seen_tokens:
-                break
-            seen_tokens.add(token)
-        return rows
 
     async def wait_for_job(
         self,
@@ -888,7 +377,7 @@ class ScenarioClient:
         poll_interval: float | None = None,
         next_delay: NextDelay | None = None,
     ) -> Job:
-        """Poll until the job ends (the loop of :mod:`.watch`); return it on success.
+        """Poll until the job ends (the one loop of :mod:`.watch`); return it on success.
 
         * ``on_progress(job)`` (sync or async) runs after every poll; its
           exceptions propagate and do *not* cancel the job.
@@ -896,70 +385,17 @@ class ScenarioClient:
           (a long queue is Scenario's capacity, not a stuck job). On expiry:
           :class:`ScenarioTimeoutError` with the job id; the job is *not*
           canceled, so it can still be collected later (Poll Job / ``fetch``).
-        * ``next_delay(job, polls)`` replaces the fixed ``poll_interval``.
+        * ``next_delay(job, polls)`` replaces the fixed ``poll_interval``
+          (default: this client's ETA-aware :meth:`schedule`).
         * Cancelling the task sends one shielded, best-effort cancel for the
           job, then the ``CancelledError`` goes on.
         * failure -> :class:`JobFailedError` (reason and hint); canceled
           elsewhere -> :class:`JobCanceledError`; an unknown status -> ScenarioError.
         """
         job_id = spec.check_id("jobId", job_id)
-        interval = self.poll_interval if poll_interval is None else max(0.0, poll_interval)
-        ticket = self._tickets.get(job_id)
-
-        async def on_update(job: Job) -> None:
-            if ticket is not None and ticket.adopted and not await self._intents.owns(ticket, job_id):
-                raise _Displaced(job_id)
-            if on_progress is not None:
-                result = on_progress(job)
-                if inspect.isawaitable(result):
-                    await result
-
-        first_delay = 0.0
-        if next_delay is None and interval is None:
-            schedule = self.schedule(job_id)
-            next_delay = schedule
-            if job_id in self._submitted:
-                first_delay = schedule.first_delay()
-        try:
-            job = await watch_job(
-                self,
-                job_id,
-                on_update=on_update,
-                limits=Limits(run_timeout=timeout),
-                next_delay=next_delay or fixed_interval(interval or 0.0),
-                max_failures=self.max_poll_failures,
-                first_delay=first_delay,
-            )
-            if isinstance(next_delay, EtaSchedule):
-                next_delay(job)  # the finished job teaches the schedule its phase lengths (HISTORY)
-        except asyncio.CancelledError:
-            self._release_slot(job_id)
-            if ticket is None or await self._intents.owns(ticket, job_id):
-                await self._cancel_shielded(job_id)
-                await self._intents.finished(job_id, "canceled", reason="stopped by the caller; a cancel was sent")
-            else:
-                LOG.warning("job %s belongs to another run; it was not cancelled", job_id)
-            raise
-        except _Displaced:
-            assert ticket is not None
-            sent = iso_utc(datetime.fromtimestamp(ticket.begun_at, UTC))
-            raise OutcomeUnknownError(
-                f"Scenario: job {job_id}, adopted after a lost reply, turned out to belong to another run (whose "
-                "own reply named it); it was left to that run and not cancelled. The outcome of this request "
-                f"(sent at {sent}, prompt {ticket.prompt!r}, seed {ticket.seed}) is unknown: check your recent jobs "
-                "with Poll Job before running again",
-                job_id=job_id,
-            ) from None
-        except (JobFailedError, JobCanceledError) as exc:
-            state = "failed" if isinstance(exc, JobFailedError) else "canceled"
-            await self._intents.finished(job_id, state, reason=str(exc))
-            raise
-        finally:
-            self._release_slot(job_id)  # the job ended (or we stopped following it): its slot is free
-        await self._intents.finished(job_id, "succeeded", asset_ids=job.asset_ids)
-        for asset_id in job.asset_ids:
-            self._asset_jobs[asset_id] = job_id
-        return job
+        return await self._jobs.wait(
+            job_id, on_progress=on_progress, timeout=timeout, poll_interval=poll_interval, next_delay=next_delay
+        )
 
     async def cancel_job(self, job_id: str, *, best_effort: bool = True, timeout: float | None = None) -> Job | None:
         """Ask Scenario to cancel a job, once.
@@ -994,15 +430,6 @@ class ScenarioClient:
         LOG.info("cancel requested for job %s", job_id)
         return Job.from_api(decode_body(response))
 
-    async def _cancel_shielded(self, job_id: str) -> None:
-        """Best-effort cancel that survives the caller's own cancellation (and a second one)."""
-        outcome = await finish_shielded(self.cancel_job(job_id, best_effort=True), bound=self.cancel_timeout + 1.0)
-        if not outcome.ok:
-            why = "timed out" if outcome.timed_out else type(outcome.error).__name__
-            LOG.warning("best-effort cancel of job %s incomplete (%s)", job_id, why)
-        if outcome.absorbed:
-            raise asyncio.CancelledError()  # the caller was cancelled meanwhile: that goes on now
-
     # ------------------------------------------------------------------ assets
 
     async def get_asset(self, asset_id: str) -> Asset:
@@ -1033,7 +460,7 @@ class ScenarioClient:
                 raise DownloadError(f"Asset {asset_id} has no file URL yet (status {asset.status!r})")
             try:
                 data = await self._downloader.fetch(asset.url)
-                await self._intents.receipt(self._asset_jobs.get(asset_id), asset_id, data)
+                await self._intents.receipt(self._jobs.asset_jobs.get(asset_id), asset_id, data)
                 return data
             except (ExpiredURLError, TruncatedDownloadError, TransientDownloadError) as exc:
                 last = exc
@@ -1058,77 +485,7 @@ class ScenarioClient:
         to upload each distinct image once, use :meth:`image_ref` or
         :data:`~.uploads.UPLOADS`.
         """
-        if not isinstance(name, str) or not name.strip():
-            raise ValidationError("name", name, "a non-empty asset name")
-        if isinstance(data, str):
-            try:
-                from_data_url(data)
-            except ImageDecodeError as exc:
-                raise ValidationError("image", data, f"a PNG/JPEG/WebP data URL ({exc.message})") from None
-            url = data
-        elif isinstance(data, (bytes, bytearray, memoryview)):
-            mime = sniff_mime(bytes(data))
-            if mime is None:
-                raise ValidationError("image", f"<{len(data)} bytes>", "PNG, JPEG or WebP image bytes")
-            url = None
-        else:
-            raise ValidationError("image", type(data).__name__, "image bytes or a data URL")
-        payload: dict[str, Any] | None = {"name": name.strip(), "image": url} if url is not None else None
-        content: bytes | None = None
-        if url is None:
-            assert not isinstance(data, str) and mime is not None  # bytes were given and sniffed above
-            raw_image = bytes(data)
-            # base64 and JSON of megabytes are CPU work: built in a worker thread, in pieces short enough
-            # that the event loop (the prompt's other nodes) never waits long for the GIL
-            content = await asyncio.to_thread(_upload_body, name.strip(), raw_image, mime)
-        else:
-            raw_image = from_data_url(url)[0]
-        what = f"the upload of '{name.strip()}'"
-        digest = (
-            await asyncio.to_thread(imaging_hash, raw_image) if len(raw_image) > 1 << 18 else imaging_hash(raw_image)
-        )
-        ticket = await self._intents.begin(
-            UPLOAD,
-            "/assets",
-            {},
-            prompt=name.strip(),
-            fingerprint=self._intents.upload_fingerprint(digest),
-        )
-        try:
-            try:
-                response = await self._transport.paid(
-                    "POST", "/assets", what=what, policy=self.paid_retry, json=payload, content=content
-                )
-            finally:
-                await self._intents.sent(ticket)
-        except AmbiguousOutcome as exc:
-            await self._intents.uncertain(ticket, f"upload outcome unknown: {exc.cause}")
-            raise OutcomeUnknownError(
-                f"Scenario: the upload of '{name.strip()}' may or may not have created an asset ({exc.cause}). "
-                "Nothing was retried automatically. Uploading again is harmless: at worst it leaves an unused asset",
-                status=exc.status,
-            ) from None
-        except ScenarioError as exc:
-            await self._intents.refused(ticket, exc.message)
-            raise
-        except asyncio.CancelledError:
-            await self._intents.uncertain(ticket, "cancelled while the upload was on its way")
-            raise
-        if not 200 <= response.status_code < 300:
-            error = api_error(response, what=what)
-            await self._intents.refused(ticket, error.message)
-            raise error
-        asset = Asset.from_api(decode_body(response))
-        if not asset.asset_id or not spec.ASSET_ID_RE.fullmatch(asset.asset_id):
-            await self._intents.uncertain(ticket, f"HTTP {response.status_code} answer without a usable asset id")
-            raise OutcomeUnknownError(
-                f"Scenario answered the upload of '{name.strip()}' (HTTP {response.status_code}) without a usable "
-                "asset id; it may or may not have created an asset. Uploading again is harmless: at worst it "
-                "leaves an unused asset"
-            )
-        await self._intents.uploaded(ticket, asset.asset_id)
-        LOG.info("uploaded asset %s (%s)", asset.asset_id, Redacted(url if url is not None else raw_image))
-        return asset
+        return await upload_image(self._transport, self._intents, self.paid_retry, data, name)
 
     async def image_ref(self, png: bytes, *, name: str = "control.png") -> str:
         """How to reference ``png`` in a request: its data URL when small, else an uploaded asset id.
@@ -1154,9 +511,13 @@ class ScenarioClient:
         """Submit, wait, and download every result (concurrently, in order)."""
         submission = await self.submit(request)
         if on_submitted is not None:
-            result = on_submitted(submission)
-            if asyncio.iscoroutine(result) or isinstance(result, Awaitable):
-                await result
+            try:
+                result = on_submitted(submission)
+                if asyncio.iscoroutine(result) or isinstance(result, Awaitable):
+                    await result
+            except asyncio.CancelledError:
+                await self._jobs.stop_following(submission.job_id)  # stopped before the wait: cancel the job
+                raise
         job = await self.wait_for_job(submission.job_id, on_progress=on_progress, timeout=timeout)
         if not job.asset_ids:
             raise ScenarioError("Scenario reported success but listed no result assets", job_id=job.job_id)
@@ -1173,49 +534,3 @@ class ScenarioClient:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
-
-
-def _positive_int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
-
-
-def _action_limit(response: httpx.Response) -> int | None:
-    """``details.actionLimit`` of a 429 body (Scenario's parallel-jobs ceiling), if any."""
-    try:
-        data = response.json()
-    except ValueError:
-        return None
-    details = data.get("details") if isinstance(data, Mapping) else None
-    return _positive_int(details.get("actionLimit")) if isinstance(details, Mapping) else None
-
-
-async def _take(limiter: AccountLimiter, timeout: float) -> Slot:
-    if not await limiter.acquire(timeout):
-        LOG.warning("no free Scenario slot after %.0f s of waiting; submitting anyway (%r)", timeout, limiter)
-    return Slot(limiter)
-
-
-def _give_back_all(slots: dict[str, Slot]) -> None:
-    for slot in list(slots.values()):
-        slot.give_back()
-    slots.clear()
-
-
-async def _notify_wait(
-    on_wait: Callable[[float, str], Awaitable[None] | None] | None, seconds: float, why: str
-) -> None:
-    if on_wait is not None:
-        result = on_wait(seconds, why)
-        if inspect.isawaitable(result):
-            await result
-
-
-_B64_PIECE = 3 * 2**18  # bytes per base64 piece (a multiple of 3): about a millisecond of work each
-
-
-def _upload_body(name: str, data: bytes, mime: str) -> bytes:
-    """``{"name": ..., "image": "data:<mime>;base64,..."}`` as JSON bytes (base64 needs no JSON escaping)."""
-    parts = [b'{"name":', json.dumps(name).encode("utf-8"), b',"image":"data:', mime.encode("ascii"), b";base64,"]
-    parts.extend(base64.b64encode(data[i : i + _B64_PIECE]) for i in range(0, len(data), _B64_PIECE))
-    parts.append(b'"}')
-    return b"".join(parts)

@@ -138,10 +138,24 @@ class Intents:
         """Run one ledger call in a worker thread, to the end even if the caller is cancelled meanwhile.
 
         A broken ledger never stops paid work: its error is logged (once per
-        client, at WARNING) and None is returned.
+        client, at WARNING) and None is returned. A cancellation that arrived
+        meanwhile is raised once the call has ended.
         """
+        result, absorbed = await self._db_settled(fn, *args, **kw)
+        if absorbed:
+            if self.ledger is not None and fn == self.ledger.begin and isinstance(result, int):
+                # cancelled while the intent was being written: nothing will be sent, say so in the ledger
+                await finish_shielded(
+                    asyncio.to_thread(self.ledger.mark_refused, result, "cancelled before the request was sent"),
+                    bound=LEDGER_BOUND,
+                )
+            raise asyncio.CancelledError()
+        return result
+
+    async def _db_settled(self, fn: Any, *args: Any, **kw: Any) -> tuple[Any, bool]:
+        """:meth:`_db` without the raise: ``(result, whether the caller was cancelled meanwhile)``."""
         if self.ledger is None:
-            return None
+            return None, False
         outcome = await finish_shielded(asyncio.to_thread(fn, *args, **kw), bound=LEDGER_BOUND)
         if outcome.error is not None or outcome.timed_out:
             error = outcome.error
@@ -154,15 +168,7 @@ class Intents:
             result = None
         else:
             result = outcome.result
-        if outcome.absorbed:
-            if fn == getattr(self.ledger, "begin", None) and isinstance(result, int):
-                # cancelled while the intent was being written: nothing will be sent, say so in the ledger
-                await finish_shielded(
-                    asyncio.to_thread(self.ledger.mark_refused, result, "cancelled before the request was sent"),
-                    bound=LEDGER_BOUND,
-                )
-            raise asyncio.CancelledError()
-        return result
+        return result, bool(outcome.absorbed)
 
     # -------------------------------------------------------------- fingerprints
 
@@ -248,21 +254,32 @@ class Intents:
         a guess made elsewhere; an adopted claim never takes a job held by
         anyone. When the ledger refuses after the process accepted, the
         process claim is kept only for a direct one (the reply is proof).
+
+        A cancellation during the ledger write is raised after it, with
+        ``ticket.job_id`` already naming the job when the ticket holds it: the
+        cancelled submit then cancels that job instead of dropping it.
         """
         if not CLAIMED_JOBS.claim(job_id, ticket.token, adopted=adopted):
             return False
+        won, cancelled = True, False
         if ticket.intent_id is not None and self.ledger is not None:
-            result = await self._db(self.ledger.claim, ticket.intent_id, job_id, adopted=adopted, cost=cost)
+            result, cancelled = await self._db_settled(
+                self.ledger.claim, ticket.intent_id, job_id, adopted=adopted, cost=cost
+            )
             if result is not None and not result.won:
                 if adopted:
-                    return False
-                log.error(
-                    "Scenario: job %s is recorded for another intent (%s) although this request's reply named it",
-                    job_id,
-                    result.holder,
-                )
-        ticket.job_id, ticket.adopted = job_id, adopted
-        return True
+                    won = False
+                else:
+                    log.error(
+                        "Scenario: job %s is recorded for another intent (%s) although this request's reply named it",
+                        job_id,
+                        result.holder,
+                    )
+        if won:
+            ticket.job_id, ticket.adopted = job_id, adopted
+        if cancelled:
+            raise asyncio.CancelledError()
+        return won
 
     async def owns(self, ticket: Ticket, job_id: str) -> bool:
         """Does ``ticket`` still hold ``job_id``? False once a direct claim elsewhere took it back."""

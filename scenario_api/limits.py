@@ -15,6 +15,10 @@ being refused:
   loop, woken with ``call_soon_threadsafe``. Nothing in it is bound to a loop;
 * a slot is held from just before the submit until the job is terminal (or
   the caller stops following it), which is how Scenario counts.
+
+:class:`TeamLimits` is one client's reading of the team limits: once per
+account and process (:func:`read_team_limits`), concurrent submits of the
+client waiting for that one read; :func:`action_limit` reads a 429's ceiling.
 """
 
 from __future__ import annotations
@@ -23,10 +27,30 @@ import asyncio
 import contextlib
 import threading
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["AccountLimiter", "Slot", "limiter_for", "forget_limiters", "INFERENCE", "CUSTOM"]
+import httpx
+
+from . import spec
+from .config import Settings
+from .errors import ScenarioError, ValidationError
+from .retry import RetryPolicy
+from .transport import LOG, Transport, decode_body
+
+__all__ = [
+    "AccountLimiter",
+    "Slot",
+    "TeamLimits",
+    "action_limit",
+    "limiter_for",
+    "forget_limiters",
+    "positive_int",
+    "read_team_limits",
+    "INFERENCE",
+    "CUSTOM",
+]
 
 INFERENCE = "inference"  # the legacy ControlNet endpoints: parallelInferences
 CUSTOM = "custom"  # /generate/custom/{id}: parallelCustomJobs
@@ -201,3 +225,72 @@ def forget_limiters() -> None:
     """Drop every limiter (tests; a changed account)."""
     with _registry_lock:
         _registry.clear()
+
+
+# --------------------------------------------------------------------------- learning the limits
+
+
+def positive_int(value: Any) -> int | None:
+    """``value`` when it is an int above 0 (not a bool), else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def action_limit(response: httpx.Response) -> int | None:
+    """``details.actionLimit`` of a 429 body (Scenario's parallel-jobs ceiling), if any."""
+    try:
+        data = response.json()
+    except ValueError:
+        return None
+    details = data.get("details") if isinstance(data, Mapping) else None
+    return positive_int(details.get("actionLimit")) if isinstance(details, Mapping) else None
+
+
+async def read_team_limits(transport: Transport, settings: Settings, policy: RetryPolicy) -> Mapping[str, Any] | None:
+    """``GET /teams/{teamId}/limits`` (``settings.team_id``, else ``me``): the ``limits`` object, or None.
+
+    None when the key may not read it (403), the route or team is unknown
+    (404/400), or the network fails: the limits are then learned from the
+    first 429's ``details.actionLimit``.
+    """
+    team = settings.team_id or "me"
+    try:
+        response = await transport.read(
+            "GET", f"/teams/{spec.check_id('projectId', team)}/limits", what="the team limits", policy=policy
+        )
+    except (ScenarioError, ValidationError) as exc:
+        LOG.info("team limits not readable (%s); parallel limits will be learned from 429 answers", exc)
+        return None
+    data = decode_body(response)
+    limits = data.get("limits") if isinstance(data, Mapping) else None
+    return limits if isinstance(limits, Mapping) else None
+
+
+class TeamLimits:
+    """One client's learning of its account's limits: ``read()`` (the team limits route) asked once per process.
+
+    ``limiter(kind)`` is the account's limiter of that kind. The lock is made
+    in the first event loop that asks (a client lives in one loop).
+    """
+
+    def __init__(
+        self, read: Callable[[], Awaitable[Mapping[str, Any] | None]], limiter: Callable[[str], AccountLimiter]
+    ) -> None:
+        self._read = read
+        self._limiter = limiter
+        self._probe: asyncio.Lock | None = None
+
+    async def learn(self) -> None:
+        """Read the team limits once per account and process (concurrent submits of this client wait for it)."""
+        inference = self._limiter(INFERENCE)
+        if inference.probed:
+            return
+        if self._probe is None:
+            self._probe = asyncio.Lock()
+        async with self._probe:
+            if inference.probed:
+                return
+            limits = await self._read()
+            inference.probed = True
+            if limits:
+                inference.learn(positive_int(limits.get("parallelInferences")), "team limits")
+                self._limiter(CUSTOM).learn(positive_int(limits.get("parallelCustomJobs")), "team limits")

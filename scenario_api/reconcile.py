@@ -405,7 +405,9 @@ class Reconciler:
     ) -> None:
         """The submit's task was cancelled after the paid request may have landed: find and cancel the job.
 
-        The work runs in its own task (:func:`finish_shielded`): a second (third...)
+        A ticket that already holds a job (its reply named it, or it was
+        adopted, before the cancellation landed) skips the search. The work
+        runs in its own task (:func:`finish_shielded`): a second (third...)
         cancellation of the caller while it runs is held back, so it finishes
         within :data:`CANCEL_RECOVERY_SECONDS`; if it cannot, what the user must
         check is logged (send time, prompt, seed, candidate job ids). Never
@@ -425,7 +427,8 @@ class Reconciler:
         if outcome.ok:
             return
         why = "did not finish in time" if outcome.timed_out else f"failed ({type(outcome.error).__name__})"
-        candidates = [found.job.job_id] if found.job is not None else list(found.candidates)
+        held = ticket.job_id or (found.job.job_id if found.job is not None else None)
+        candidates = [held] if held is not None else list(found.candidates)
         LOG.warning(
             "Scenario: the search for the job of a cancelled generation request %s. It may have been created and "
             "charged. Check your recent jobs in the Scenario app or with Poll Job for: sent at %s, prompt %r, "
@@ -437,38 +440,45 @@ class Reconciler:
             ", ".join(candidates) or "none found yet",
         )
 
+    async def _cancel_recovered(self, job_id: str, ticket: Ticket, left: float) -> None:
+        """Cancel the job a cancelled submit holds (within ``left`` seconds) and record it, unless it was taken back."""
+        if not await self.intents.owns(ticket, job_id):
+            LOG.warning("job %s was taken back by the run whose own reply named it; it was not cancelled", job_id)
+            return
+        LOG.warning("Scenario job %s was created while the caller was being cancelled; cancelling it", job_id)
+        try:
+            await asyncio.wait_for(
+                self._cancel_job(job_id, best_effort=True, timeout=min(self.cancel_timeout, left)), left
+            )
+        except Exception as exc:  # noqa: BLE001 - best effort
+            LOG.warning("best-effort cancel of job %s incomplete (%s)", job_id, type(exc).__name__)
+        await self.intents.finished(job_id, "canceled", reason="the caller was cancelled; a cancel was sent")
+
     async def _recover(
         self, endpoint: str, body: Mapping[str, Any], sent: float, found: Search, ticket: Ticket
     ) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + CANCEL_RECOVERY_SECONDS
         since_text = iso_utc(self.server_time(sent))
-        try:
-            await asyncio.wait_for(
-                self.look_for_job(
-                    endpoint,
-                    body,
-                    sent,
-                    attempts=self.attempts,
-                    interval=min(self.interval, 1.0),
-                    found=found,
-                    ticket=ticket,
-                ),
-                CANCEL_RECOVERY_SECONDS - CANCEL_RECOVERY_CANCEL_SHARE,
-            )
-        except Exception as exc:  # noqa: BLE001 - best effort: what was found so far is reported below
-            LOG.warning("job lookup after a cancelled submit did not finish (%s)", type(exc).__name__)
-        if found.job is not None:
-            job_id = found.job.job_id
-            LOG.warning("Scenario job %s was created while the caller was being cancelled; cancelling it", job_id)
-            left = max(0.5, deadline - loop.time())
+        if ticket.job_id is None:  # no reply named the job: look for it
             try:
                 await asyncio.wait_for(
-                    self._cancel_job(job_id, best_effort=True, timeout=min(self.cancel_timeout, left)), left
+                    self.look_for_job(
+                        endpoint,
+                        body,
+                        sent,
+                        attempts=self.attempts,
+                        interval=min(self.interval, 1.0),
+                        found=found,
+                        ticket=ticket,
+                    ),
+                    CANCEL_RECOVERY_SECONDS - CANCEL_RECOVERY_CANCEL_SHARE,
                 )
-            except Exception as exc:  # noqa: BLE001 - best effort
-                LOG.warning("best-effort cancel of job %s incomplete (%s)", job_id, type(exc).__name__)
-            await self.intents.finished(job_id, "canceled", reason="the caller was cancelled; a cancel was sent")
+            except Exception as exc:  # noqa: BLE001 - best effort: what was found so far is reported below
+                LOG.warning("job lookup after a cancelled submit did not finish (%s)", type(exc).__name__)
+        job_id = ticket.job_id or (found.job.job_id if found.job is not None else None)
+        if job_id is not None:
+            await self._cancel_recovered(job_id, ticket, max(0.5, deadline - loop.time()))
             return
         await self.intents.uncertain(
             ticket, f"sent at {since_text}; the caller was cancelled while it was on the wire", found.candidates

@@ -52,6 +52,7 @@ __all__ = [
     "describe_blob",
     "decode_body",
     "api_error",
+    "read_pages",
     "LoopBoundClient",
     "Transport",
     "WireState",
@@ -539,6 +540,38 @@ class Transport:
     async def _pause(self, delay: float, what: str, attempt: int) -> None:
         LOG.info("retrying %s in %.2f s (attempt %d failed)", what, delay, attempt)
         await asyncio.sleep(delay)
+
+
+async def read_pages(
+    transport: Transport,
+    path: str,
+    key: str,
+    params: Mapping[str, Any],
+    *,
+    max_pages: int,
+    what: str,
+    policy: RetryPolicy,
+) -> list[Mapping[str, Any]]:
+    """The ``key`` rows of a paginated list (``GET path``), following ``nextPaginationToken`` up to ``max_pages``.
+
+    Short or empty pages are fine; a token seen before ends the walk.
+    """
+    rows: list[Mapping[str, Any]] = []
+    token: str | None = None
+    seen_tokens: set[str] = set()
+    for _ in range(max(1, max_pages)):
+        query = dict(params)
+        if token:
+            query["paginationToken"] = token
+        response = await transport.read("GET", path, what=what, policy=policy, params=query)
+        data = decode_body(response)
+        page = data.get(key) if isinstance(data, Mapping) else None
+        rows.extend(r for r in (page or []) if isinstance(r, Mapping))
+        token = data.get("nextPaginationToken") if isinstance(data, Mapping) else None
+        if not isinstance(token, str) or not token or token in seen_tokens:
+            break
+        seen_tokens.add(token)
+    return rows
 
 
 def _read_retry_reason(outcome: httpx.Response | httpx.TransportError) -> str | None:

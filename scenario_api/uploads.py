@@ -1,7 +1,7 @@
 """The one upload service: each distinct image is uploaded once per account, however many ask for it.
 
 Used by the client (:meth:`ScenarioClient.image_ref`, the custom path's image
-inputs), the CLI (through the client) and the nodes (control and init maps,
+inputs: :func:`upload_custom_inputs`), the CLI (through the client) and the nodes (control and init maps,
 Scenario Upload Asset). Uploading is free, but slow on big maps, and every
 upload leaves an asset in the user's account: a re-run, a second node or a
 batch holding the same map twice must not upload it again.
@@ -20,25 +20,44 @@ batch holding the same map twice must not upload it again.
   loop takes its entries with it). If the caller doing the upload is
   cancelled, the upload is handed over: the next waiter uploads itself and
   never inherits someone else's cancellation.
-* **Paid-request rules** stay with :meth:`ScenarioClient.upload_image`
-  (``POST /assets`` resent only when it provably created nothing).
+* **Paid-request rules** hold for the upload itself (:func:`upload_image`,
+  behind :meth:`ScenarioClient.upload_image`): the intent is in the ledger
+  before ``POST /assets`` leaves, which is resent only when it provably
+  created nothing; an ambiguous outcome raises :class:`OutcomeUnknownError`.
+  Its JSON body (base64 of megabytes) is built in a worker thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import threading
 import weakref
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from . import imaging
+from . import imaging, spec
 from .config import Settings
-from .errors import NotFoundError, ScenarioError
+from .errors import (
+    AmbiguousOutcome,
+    ImageDecodeError,
+    NotFoundError,
+    OutcomeUnknownError,
+    ScenarioError,
+    ValidationError,
+)
+from .ledger import UPLOAD
+from .models import Asset, Model
+from .retry import RetryPolicy
+from .transport import LOG, Redacted, Transport, api_error, decode_body
 
-__all__ = ["UPLOADS", "UploadKey", "UploadService", "upload_array"]
+if TYPE_CHECKING:
+    from .intents import Intents, Ticket
+
+__all__ = ["UPLOADS", "UploadKey", "UploadService", "upload_array", "upload_custom_inputs", "upload_image"]
 
 UploadKey = tuple[str, str, str]
 
@@ -232,6 +251,117 @@ async def upload_array(client: _Uploader, arr: np.ndarray, name: str) -> str:
     return await UPLOADS.asset_id(client, png, name, digest=digest)
 
 
+async def upload_custom_inputs(client: _Uploader, model: Model, checked: dict[str, Any]) -> dict[str, Any]:
+    """A custom model's checked body (:func:`spec.check_request`) with its data URLs uploaded and replaced by ids.
+
+    The image inputs are the model's own (one asset id, or a list for a
+    ``file_array`` input such as Z-Image's ``controlImage``). Called after
+    validation, so an invalid request uploads nothing; a quote never calls it.
+    """
+    control = model.declared.role("control_image")
+    for field in spec.custom_file_inputs(model):
+        value = checked.get(field)
+        items = value if isinstance(value, list) else [value]
+        if not any(isinstance(v, str) and v.startswith("data:") for v in items):
+            continue
+        name = "comfyui-control.png" if control is not None and field == control.name else "comfyui-init.png"
+        done = [
+            await UPLOADS.asset_id(client, imaging.from_data_url(v)[0], name)
+            if isinstance(v, str) and v.startswith("data:")
+            else v
+            for v in items
+        ]
+        checked[field] = done if isinstance(value, list) else done[0]
+    return checked
+
+
 def _encode_and_hash(arr: np.ndarray) -> tuple[bytes, str]:
     png = imaging.encode_png(arr, gray_if_equal=True)
     return png, imaging.content_hash(png)
+
+
+# --------------------------------------------------------------------------- the paid upload itself
+
+_B64_PIECE = 3 * 2**18  # bytes per base64 piece (a multiple of 3): about a millisecond of work each
+
+
+def _upload_body(name: str, data: bytes, mime: str) -> bytes:
+    """``{"name": ..., "image": "data:<mime>;base64,..."}`` as JSON bytes (base64 needs no JSON escaping)."""
+    parts = [b'{"name":', json.dumps(name).encode("utf-8"), b',"image":"data:', mime.encode("ascii"), b";base64,"]
+    parts.extend(base64.b64encode(data[i : i + _B64_PIECE]) for i in range(0, len(data), _B64_PIECE))
+    parts.append(b'"}')
+    return b"".join(parts)
+
+
+async def _upload_request(data: bytes | str, name: str) -> tuple[dict[str, Any] | None, bytes | None, bytes]:
+    """``(json payload, or raw body, image bytes)`` of an upload; ValidationError for anything but an image."""
+    if isinstance(data, str):
+        try:
+            raw_image = imaging.from_data_url(data)[0]
+        except ImageDecodeError as exc:
+            raise ValidationError("image", data, f"a PNG/JPEG/WebP data URL ({exc.message})") from None
+        return {"name": name, "image": data}, None, raw_image
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        raw_image = bytes(data)
+        mime = imaging.sniff_mime(raw_image)
+        if mime is None:
+            raise ValidationError("image", f"<{len(data)} bytes>", "PNG, JPEG or WebP image bytes")
+        # base64 and JSON of megabytes are CPU work: built in a worker thread, in pieces short enough
+        # that the event loop (the prompt's other nodes) never waits long for the GIL
+        return None, await asyncio.to_thread(_upload_body, name, raw_image, mime), raw_image
+    raise ValidationError("image", type(data).__name__, "image bytes or a data URL")
+
+
+async def upload_image(
+    transport: Transport, intents: Intents, policy: RetryPolicy, data: bytes | str, name: str
+) -> Asset:
+    """Upload an image (bytes or a data URL) as an asset, under the paid-request rules (see the module doc)."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValidationError("name", name, "a non-empty asset name")
+    name = name.strip()
+    payload, content, raw_image = await _upload_request(data, name)
+    digest = (
+        await asyncio.to_thread(imaging.content_hash, raw_image)
+        if len(raw_image) > 1 << 18
+        else imaging.content_hash(raw_image)
+    )
+    ticket = await intents.begin(UPLOAD, "/assets", {}, prompt=name, fingerprint=intents.upload_fingerprint(digest))
+    what = f"the upload of '{name}'"
+    try:
+        try:
+            response = await transport.paid("POST", "/assets", what=what, policy=policy, json=payload, content=content)
+        finally:
+            await intents.sent(ticket)
+    except AmbiguousOutcome as exc:
+        await intents.uncertain(ticket, f"upload outcome unknown: {exc.cause}")
+        raise OutcomeUnknownError(
+            f"Scenario: the upload of '{name}' may or may not have created an asset ({exc.cause}). "
+            "Nothing was retried automatically. Uploading again is harmless: at worst it leaves an unused asset",
+            status=exc.status,
+        ) from None
+    except ScenarioError as exc:
+        await intents.refused(ticket, exc.message)
+        raise
+    except asyncio.CancelledError:
+        await intents.uncertain(ticket, "cancelled while the upload was on its way")
+        raise
+    asset = await _uploaded_asset(intents, ticket, response, what)
+    LOG.info("uploaded asset %s (%s)", asset.asset_id, Redacted(data if isinstance(data, str) else raw_image))
+    return asset
+
+
+async def _uploaded_asset(intents: Intents, ticket: Ticket, response: Any, what: str) -> Asset:
+    """The asset of an upload's final answer; a refusal raises, a 2xx without a usable id is "outcome unknown"."""
+    if not 200 <= response.status_code < 300:
+        error = api_error(response, what=what)
+        await intents.refused(ticket, error.message)
+        raise error
+    asset = Asset.from_api(decode_body(response))
+    if not asset.asset_id or not spec.ASSET_ID_RE.fullmatch(asset.asset_id):
+        await intents.uncertain(ticket, f"HTTP {response.status_code} answer without a usable asset id")
+        raise OutcomeUnknownError(
+            f"Scenario answered {what} (HTTP {response.status_code}) without a usable asset id; it may or may "
+            "not have created an asset. Uploading again is harmless: at worst it leaves an unused asset"
+        )
+    await intents.uploaded(ticket, asset.asset_id)
+    return asset

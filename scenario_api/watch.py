@@ -125,12 +125,7 @@ async def watch_job(
         except (TransportError, ServerError, RateLimitedError) as exc:
             failures += 1
             if failures >= max(1, max_failures):
-                raise type(exc)(
-                    f"Lost contact with Scenario while waiting for job {job_id}: {exc.message}. The job may "
-                    "still finish: collect it later with Poll Job or 'python -m scenario_api fetch'",
-                    status=exc.status,
-                    job_id=job_id,
-                ) from None
+                raise _lost_contact(exc, job_id) from None
             LOG.warning("polling job %s failed (%s); will keep trying", job_id, type(exc).__name__)
             await asyncio.sleep(_bounded_nap(loop, next_delay(_placeholder(job_id), polls), limits.until))
             if limits.until is not None and loop.time() >= limits.until:
@@ -163,6 +158,16 @@ async def watch_job(
                 )
             nap = min(nap, left)
         await asyncio.sleep(_bounded_nap(loop, nap, limits.until))
+
+
+def _lost_contact(exc: TransportError | ServerError | RateLimitedError, job_id: str) -> ScenarioError:
+    """The error of a watch that lost contact: the same kind as the last poll's, naming the job to collect later."""
+    return type(exc)(
+        f"Lost contact with Scenario while waiting for job {job_id}: {exc.message}. The job may "
+        "still finish: collect it later with Poll Job or 'python -m scenario_api fetch'",
+        status=exc.status,
+        job_id=job_id,
+    )
 
 
 def _bounded_nap(loop: asyncio.AbstractEventLoop, nap: float, until: float | None) -> float:

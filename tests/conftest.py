@@ -147,7 +147,7 @@ def _scenario_test_env(monkeypatch: pytest.MonkeyPatch, emulator_server: Emulato
     monkeypatch.delenv("SCENARIO_PROJECT_ID", raising=False)
     # custom models' records are cached per process (with a TTL): each test starts without them
     for name, module in list(sys.modules.items()):
-        if name.endswith("scenario_api.client") and hasattr(module, "CUSTOM_RECORDS"):
+        if name.endswith("scenario_api.model_lookup") and hasattr(module, "CUSTOM_RECORDS"):
             module.CUSTOM_RECORDS.clear()
 
 

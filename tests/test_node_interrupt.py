@@ -270,3 +270,72 @@ async def test_node_cancelled_while_a_sibling_winds_down_cancels_and_awaits_its_
     [created] = [e for e in submits(node_env) if e.get("job_id")]
     [cancel] = cancels(node_env)
     assert cancel["path"] == f"/v1/jobs/{created['job_id']}/action" and cancel["status"] == 200
+
+
+def _job_ids(emulator) -> set[str]:
+    with emulator.api() as api:
+        return {job["jobId"] for job in api.get("/jobs").json()["jobs"]}
+
+
+def _held_replies(emulator) -> list[dict]:
+    """Paid submits the emulator has received but not answered yet (a reply still in transit)."""
+    return [e for e in submits(emulator) if e.get("status") is None]
+
+
+@pytest.mark.parametrize("held", [1, 2], ids=["one-reply-held", "both-replies-held"])
+async def test_stop_while_a_submit_reply_is_in_transit_cancels_every_job(node_env, comfy, pack, held):
+    # Scenario has created the job(s) but the reply to the submit is still on its way back when Stop lands.
+    node_env.config(timing=SLOW)
+    node_env.fault(
+        target="POST /v1/generate/*", query={"dryRun": None}, kind="slow", delay=3.0, process_first=True, count=held
+    )
+    node = pack.NODE_CLASS_MAPPINGS["ScenarioControlNetGenerate"]()
+    control = image_tensor(make_array(64, 64), make_array(64, 64, "checker"))
+    task = asyncio.ensure_future(node.generate(**widgets(), control_image=control))
+    await wait_until(lambda: node_env.state()["jobs"] == 2 and len(_held_replies(node_env)) == held, timeout=10)
+    comfy.interrupted = True
+    with pytest.raises(comfy.InterruptProcessingException):
+        await asyncio.wait_for(task, 15)
+    created = _job_ids(node_env)
+    assert len(created) == 2
+    cancelled = {e["path"].split("/")[3] for e in cancels(node_env)}
+    assert cancelled == created  # every job Scenario created got its remote cancel, none twice
+    assert len(cancels(node_env)) == 2
+    ledger = submodule("nodes.job_ledger").node_ledger()
+    for job_id in created:
+        record = ledger.by_job(job_id)
+        assert record is not None, f"job {job_id} is not in the ledger"
+        assert record.state == "canceled"
+
+
+async def test_stop_while_the_reply_naming_the_job_is_being_recorded_cancels_it(node_env, comfy, pack, monkeypatch):
+    # The submit's reply has arrived and names the job; Stop lands while the job ledger records the claim.
+    import threading
+    import time
+
+    node_env.config(timing=SLOW)
+    ledger = submodule("nodes.job_ledger").node_ledger()
+    real_claim = ledger.claim
+    claiming = threading.Event()
+
+    def slow_claim(*args, **kw):
+        claiming.set()
+        time.sleep(0.5)  # a busy ledger file (another ComfyUI or CLI process writing)
+        return real_claim(*args, **kw)
+
+    monkeypatch.setattr(ledger, "claim", slow_claim)
+    node = pack.NODE_CLASS_MAPPINGS["ScenarioControlNetGenerate"]()
+    control = image_tensor(make_array(64, 64), make_array(64, 64, "checker"))
+    task = asyncio.ensure_future(node.generate(**widgets(), control_image=control))
+    await wait_until(claiming.is_set, timeout=10)
+    comfy.interrupted = True
+    with pytest.raises(comfy.InterruptProcessingException):
+        await asyncio.wait_for(task, 15)
+    created = _job_ids(node_env)
+    assert len(created) == 2
+    assert {e["path"].split("/")[3] for e in cancels(node_env)} == created
+    assert len(cancels(node_env)) == 2
+    for job_id in created:
+        record = ledger.by_job(job_id)
+        assert record is not None, f"job {job_id} is not in the ledger"
+        assert record.state == "canceled"
