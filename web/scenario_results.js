@@ -147,6 +147,20 @@ const LABELS = {
   failed: 'failed'
 }
 
+/**
+ * The part of a node's error text worth a place on the line: Scenario's own
+ * words when the text quotes them ("... Scenario says: X. Hint: ..."), else
+ * the text without its "Scenario: " prefix. The job id is on the line already;
+ * the whole text stays in the tooltip.
+ */
+export function shortReason(reason) {
+  const text = String(reason ?? '')
+  const quoted = text.indexOf('Scenario says: ')
+  let core = quoted >= 0 ? text.slice(quoted + 'Scenario says: '.length) : text.replace(/^Scenario: /, '')
+  core = core.replace(/\s*(Hint|Job id): .*$/s, '').trim()
+  return core.endsWith('.') && !core.endsWith('..') ? core.slice(0, -1) : core || text
+}
+
 /** The one-line text of a final state; the full ids and reason go in resultTitle. */
 export function resultText(result) {
   if (!result) return ''
@@ -154,7 +168,10 @@ export function resultText(result) {
   if (result.state === 'done' && result.cost !== null && (result.cost > 0 || !result.jobIds.length)) {
     parts.push(result.jobIds.length ? `${formatCost(result.cost)} CU` : 'free')
   }
-  if (result.state === 'failed' && result.reason) parts.push(result.reason.length > 80 ? result.reason.slice(0, 79) + '…' : result.reason)
+  if (result.state === 'failed' && result.reason) {
+    const reason = shortReason(result.reason)
+    parts.push(reason.length > 80 ? reason.slice(0, 79) + '…' : reason)
+  }
   if (result.jobIds.length === 1) parts.push(shortId(result.jobIds[0]))
   else if (result.jobIds.length > 1) parts.push(`${result.jobIds.length} jobs`)
   else if (result.assetIds.length) parts.push(result.assetIds.length === 1 ? shortId(result.assetIds[0]) : `${result.assetIds.length} assets`)

@@ -15,7 +15,8 @@ import {
   resultFromPayload,
   resultLink,
   resultText,
-  resultTitle
+  resultTitle,
+  shortReason
 } from '../../web/scenario_results.js'
 
 const done = {
@@ -58,6 +59,15 @@ test('not a final state: null', () => {
   for (const bad of [null, undefined, [], {}, { state: 'running' }, 'done', [{ state: 'weird' }]]) {
     assert.equal(resultFromPayload(bad), null)
   }
+})
+
+test('a failed job\'s line quotes Scenario\'s own words, the tooltip keeps the whole text', () => {
+  const whole = 'Scenario: job job_NWzUkTQsLFe962hAdNgHdg failed. Scenario says: Content rejected by the safety filter. Hint: Try another prompt.'
+  const failed = resultFromPayload({ state: 'failed', reason: whole, job_ids: ['job_NWzUkTQsLFe962hAdNgHdg'] })
+  assert.equal(resultText(failed), 'failed · Content rejected by the safety filter · job_NWzUkTQs…gHdg')
+  assert.match(resultTitle(failed), /reason: job job_NWzUkTQsLFe962hAdNgHdg failed\. Scenario says: Content rejected/)
+  assert.equal(shortReason('Scenario: control_image: must be a PNG.'), 'control_image: must be a PNG')
+  assert.equal(shortReason('boom'), 'boom')
 })
 
 test('failed shows Scenario\'s reason, canceled says the cancel was sent, reused says nothing was billed', () => {
