@@ -13,7 +13,8 @@ init-image inputs and ``strength``. A run goes, cheapest checks first:
    (``spec.check_request``), still before any asset read; then each job's
    request with its derived size, with the placeholder asset id, before any
    upload;
-4. uploads of control / init pixels (once per distinct image, cached);
+4. uploads of control / init pixels (once per distinct image, cached; control maps as
+   lossless PNG, init pixels as PNG or the opt-in JPEG / WebP of ``init_image_format``);
 5. the optional budget quote (free dry runs); refusal submits nothing;
 6. submit, follow and download each job (see ``jobs``).
 
@@ -28,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..scenario_api import spec
 from ..scenario_api.client import ScenarioClient
@@ -49,6 +50,9 @@ from .sessions import shared_client
 from .status import StatusBoard
 from .validation import validate_inputs_method
 
+if TYPE_CHECKING:
+    from ..scenario_api.imaging import EncodedImage
+
 log = logging.getLogger("scenario_controlnet")
 
 OUTPUT_TOOLTIPS = (
@@ -63,6 +67,20 @@ OUTPUT_TOOLTIPS = (
 
 def job_ids_text(outcomes: list[Any]) -> str:
     return join_ids([o.job.job_id for o in outcomes])
+
+
+def _size_text(size: int) -> str:
+    return f"{size / 2**20:.2f} MiB" if size >= 100 * 1024 else f"{max(1, round(size / 1024))} KiB"
+
+
+def init_upload_note(choice: str, encodes: list[tuple[EncodedImage, float]]) -> str:
+    """What the init pixels were sent as, e.g. "init image: webp q90, 0.16 MiB, encoded in 310 ms"."""
+    size = sum(len(encoded.data) for encoded, _ in encodes)
+    seconds = sum(s for _, s in encodes)
+    what = "init image: " if len(encodes) == 1 else f"init images: {len(encodes)} x "
+    total = "" if len(encodes) == 1 else " in all"
+    took = f"{seconds:.2f} s" if seconds >= 1 else f"{seconds * 1000:.0f} ms"
+    return f"{what}{choice}, {_size_text(size)}{total}, encoded in {took}"
 
 
 class _ScenarioGenerateBase:
@@ -87,10 +105,14 @@ class _ScenarioGenerateBase:
         width: int,
         height: int,
         progress: bridge.Progress,
+        init_format: str = inputs.INIT_FORMAT_DEFAULT,
     ) -> tuple[list[ControlNetRequest], tuple[str, ...]]:
-        """One validated request per control source, and the notes for the user (custom models).
+        """One validated request per control source, and the notes for the user (custom models, lossy init).
 
-        Pixels are uploaded only once all requests passed.
+        Pixels are uploaded only once all requests passed: control maps as
+        lossless PNG, init pixels as ``init_format`` (an ``init_image_format``
+        choice), whose encoded size and time are logged (and, when lossy, put
+        on the status line).
 
         The family's rules are checked right after the model lookup, before
         any asset read; the derived sizes are checked per job afterwards.
@@ -118,7 +140,25 @@ class _ScenarioGenerateBase:
         if any(src.array is not None for src in controls + (inits or [])):
             progress.text("uploading images")
         control_ids = await plan.resolve_ids(client, settings, controls, "comfyui-control")
-        init_ids = await plan.resolve_ids(client, settings, inits, "comfyui-init") if inits is not None else None
+        init_ids = None
+        if inits is not None:
+            fmt, quality = inputs.INIT_IMAGE_FORMATS[init_format]
+            encodes: list[tuple[EncodedImage, float]] = []
+            init_ids = await plan.resolve_ids(
+                client,
+                settings,
+                inits,
+                "comfyui-init",
+                format=fmt,
+                quality=quality,
+                on_encoded=lambda encoded, seconds: encodes.append((encoded, seconds)),
+            )
+            if encodes:
+                note = init_upload_note(init_format, encodes)
+                log.info("Scenario: %s", note)
+                if fmt != "png":  # the opt-in lossy mode says what it sent, on every status line
+                    progress.text(note)
+                    notes = (*notes, note)
         return [
             replace(d, control_image_id=control_ids[i], image=init_ids[i] if init_ids is not None else None)
             for i, d in enumerate(drafts)
@@ -169,6 +209,7 @@ class _ScenarioGenerateBase:
                 else None
             )
             width, height = widgets.get("width") or 0, widgets.get("height") or 0
+            init_format = widgets.get(inputs.INIT_FORMAT_WIDGET) or inputs.INIT_FORMAT_DEFAULT  # checked above
             max_creative_units = widgets.get(BUDGET_WIDGET) or 0.0
             # Rules that fail for every model family (linked values skipped VALIDATE_INPUTS and
             # ComfyUI's own range checks): refused before any network call, not even the model lookup.
@@ -180,7 +221,7 @@ class _ScenarioGenerateBase:
             try:
                 async with shared_client(settings) as client:
                     requests, notes = await self._prepare(
-                        client, settings, base, controls, inits, width, height, progress
+                        client, settings, base, controls, inits, width, height, progress, init_format
                     )
                     if max_creative_units and max_creative_units > 0:
                         progress.text("asking Scenario for a price quote")
@@ -243,6 +284,7 @@ class ScenarioImg2ImgControlNet(_ScenarioGenerateBase):
                 **inputs.control_image_inputs(),
                 **inputs.init_image_inputs(),
                 **inputs.common_optional_tail(),
+                **inputs.init_format_input(),  # appended later: saved workflows keep their widget order
             },
             "hidden": dict(inputs.HIDDEN),
         }

@@ -321,4 +321,34 @@ def _budget_and_custom_options() -> dict[str, tuple[Any, ...]]:
     }
 
 
+INIT_FORMAT_WIDGET = "init_image_format"
+INIT_FORMAT_DEFAULT = "png (lossless)"
+#: ``init_image_format`` choice -> (``imaging.encode_image`` format, quality). Each label states its quality. The
+#: labels are saved in workflows: append new ones, never rename one.
+INIT_IMAGE_FORMATS: dict[str, tuple[str, int | None]] = {
+    INIT_FORMAT_DEFAULT: ("png", None),
+    "jpeg q90": ("jpeg", 90),
+    "jpeg q75": ("jpeg", 75),
+    "webp q90": ("webp", 90),
+    "webp q75": ("webp", 75),
+}
+
+
+def init_format_input() -> dict[str, tuple[Any, ...]]:
+    """Img2img only, after every other optional input: how init pixels are encoded for upload."""
+    return {
+        INIT_FORMAT_WIDGET: (
+            list(INIT_IMAGE_FORMATS),
+            {
+                "default": INIT_FORMAT_DEFAULT,
+                "tooltip": "How the init image is encoded for upload, when it is given as pixels ('image'); an "
+                "image_id is used as it is. 'png (lossless)' sends the exact pixels. JPEG or WebP at the stated "
+                "quality is opt-in: a photo becomes several times smaller, so it encodes and uploads faster, but "
+                "it is lossy (fine detail and colours shift slightly). The control map is always sent as lossless "
+                "PNG. The node reports the encoded size and time.",
+            },
+        ),
+    }
+
+
 HIDDEN = {"unique_id": "UNIQUE_ID"}

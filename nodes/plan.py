@@ -25,9 +25,9 @@ The widget values themselves become the base request in ``request_builder``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -38,6 +38,9 @@ from . import tensors
 from .concurrency import bounded
 from .ids import parse_ids
 from .jobs import FANOUT_LIMIT
+
+if TYPE_CHECKING:
+    from ..scenario_api.imaging import EncodedImage
 
 
 @dataclass(frozen=True)
@@ -167,14 +170,30 @@ async def resolve_ids(
     settings: Any,
     srcs: Sequence[Source],
     name: str | Sequence[str],
+    *,
+    format: str = "png",
+    quality: int | None = None,
+    on_encoded: Callable[[EncodedImage, float], None] | None = None,
 ) -> list[str]:
-    """Asset ids for the sources, uploading pixels once each (the upload service); ``name`` per source or shared."""
-    names = [name] * len(srcs) if isinstance(name, str) else list(name)
+    """Asset ids for the sources, uploading pixels once each (the upload service); ``name`` per source or shared.
 
-    async def one(i: int, src: Source) -> str:
+    ``format`` / ``quality``: how pixels are encoded (:func:`upload_array`):
+    lossless PNG unless the caller opts in to a lossy one (init images only).
+    A source repeated in ``srcs`` (one init image shared by every job) is
+    encoded once; ``on_encoded`` is told about each encode.
+    """
+    names = [name] * len(srcs) if isinstance(name, str) else list(name)
+    distinct: dict[int, int] = {}  # id(source) -> index of its first occurrence
+    for i, src in enumerate(srcs):
+        distinct.setdefault(id(src), i)
+    firsts = sorted(distinct.values())
+
+    async def one(_: int, i: int) -> str:
+        src = srcs[i]
         if src.asset_id is not None:
             return src.asset_id
         assert src.array is not None
-        return await upload_array(client, src.array, names[i])
+        return await upload_array(client, src.array, names[i], format=format, quality=quality, on_encoded=on_encoded)
 
-    return await bounded(FANOUT_LIMIT, list(srcs), one)
+    ids = dict(zip(firsts, await bounded(FANOUT_LIMIT, firsts, one), strict=True))
+    return [ids[distinct[id(src)]] for src in srcs]

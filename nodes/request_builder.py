@@ -25,7 +25,7 @@ from typing import Any
 from ..scenario_api import declared_inputs, spec
 from ..scenario_api.errors import ValidationError
 from ..scenario_api.models import ControlNetRequest
-from .inputs import DEFAULT_MODALITY, SCHEDULER_DEFAULT, UNSET
+from .inputs import DEFAULT_MODALITY, INIT_FORMAT_WIDGET, SCHEDULER_DEFAULT, UNSET
 from .validation import WIDGET_NAMES, check_widgets
 
 
@@ -93,11 +93,13 @@ REQUEST_WIDGETS: dict[str, tuple[str, Callable[[Any], Any]]] = {
 # Widgets combined into one field: the modality string, and strength (img2img only).
 MODALITY_WIDGETS = ("modality", "modality_strength", "modalities")
 STRENGTH_WIDGET = "strength"
-# Widgets the builder reads but that are not request fields: the images and the budget.
+# Widgets the builder reads but that are not request fields: the images, the budget, and how init pixels
+# are encoded for upload (img2img; checked here, used by the node's upload).
 SOURCE_WIDGETS = ("control_image", "control_image_id", "image", "image_id")
 BUDGET_WIDGET = "max_creative_units"
+UPLOAD_WIDGETS = (INIT_FORMAT_WIDGET,)
 WIDGETS: frozenset[str] = frozenset(
-    (*REQUEST_WIDGETS, *MODALITY_WIDGETS, STRENGTH_WIDGET, *SOURCE_WIDGETS, BUDGET_WIDGET)
+    (*REQUEST_WIDGETS, *MODALITY_WIDGETS, STRENGTH_WIDGET, *SOURCE_WIDGETS, BUDGET_WIDGET, *UPLOAD_WIDGETS)
 )
 
 

@@ -11,8 +11,8 @@ Every rule here is one of ``scenario_api.spec``'s model-independent rules
 (:func:`spec.check_field`), applied to the widget's value, so a widget and the
 client say the same thing about the same value. Only the widgets' own
 conventions are added: 0 for width/height (derive from the control image),
--1 for control_start/control_end (Scenario's default, not sent), the combo of
-modality names, id lists.
+-1 for control_start/control_end (Scenario's default, not sent), the combos of
+modality names and init-image formats, id lists.
 
 Declaring an input in ``VALIDATE_INPUTS`` makes ComfyUI skip its own
 min/max/combo check for that input, so every declared input is fully
@@ -31,7 +31,7 @@ from ..scenario_api import declared_inputs, spec
 from ..scenario_api.errors import ValidationError
 from .errors import prefixed
 from .ids import parse_ids
-from .inputs import UNSET
+from .inputs import INIT_FORMAT_WIDGET, INIT_IMAGE_FORMATS, UNSET
 
 
 def spec_rule(widget: str) -> Callable[[Any], None]:
@@ -99,6 +99,14 @@ def check_extra_inputs(value: Any) -> None:
         declared_inputs.parse_extra_inputs(value)
 
 
+def check_init_image_format(value: Any) -> None:
+    """Img2img: one of the combo's choices (each names a format and its quality)."""
+    if value is not None and value not in INIT_IMAGE_FORMATS:
+        raise ValidationError(
+            INIT_FORMAT_WIDGET, value, "one of: " + ", ".join(INIT_IMAGE_FORMATS), param=INIT_FORMAT_WIDGET
+        )
+
+
 def check_asset_ids(name: str, value: Any) -> None:
     if value is not None and str(value).strip():
         parse_ids(value, "asset", name, required=False)
@@ -118,6 +126,7 @@ _RULES: tuple[tuple[tuple[str, ...], Callable[..., None]], ...] = (
     (("image_id",), lambda v: check_asset_ids("image_id", v)),
     (("loras",), check_loras),
     (("extra_inputs",), check_extra_inputs),
+    ((INIT_FORMAT_WIDGET,), check_init_image_format),
 )
 WIDGET_NAMES: tuple[str, ...] = tuple(name for names, _ in _RULES for name in names)
 

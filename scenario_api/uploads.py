@@ -33,6 +33,7 @@ import asyncio
 import base64
 import json
 import threading
+import time
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
@@ -241,14 +242,32 @@ async def _ledger_upload(client: Any, content_hash: str) -> str | None:
     return asset_id
 
 
-async def upload_array(client: _Uploader, arr: np.ndarray, name: str) -> str:
-    """PNG-encode ``arr`` (gray maps as single-channel PNG) and return its asset id, uploading at most once.
+async def upload_array(
+    client: _Uploader,
+    arr: np.ndarray,
+    name: str,
+    *,
+    format: str = "png",
+    quality: int | None = None,
+    on_encoded: Callable[[imaging.EncodedImage, float], None] | None = None,
+) -> str:
+    """Encode ``arr`` and return its asset id, uploading it at most once.
+
+    PNG by default (gray maps as single-channel PNG): control maps always
+    use it. ``format`` / ``quality`` pick an opt-in lossy encoding for init
+    images (:func:`imaging.encode_image`: ``"jpeg"`` or ``"webp"``, quality
+    1-100). The upload is keyed by the hash of the encoded bytes, so the same
+    pixels as PNG and as JPEG are two different uploads. ``on_encoded`` is
+    called with the encoded image and the encode time in seconds (for the
+    caller's report).
 
     Encoding runs in a worker thread: a large batch would otherwise stall the
     event loop (and sibling nodes).
     """
-    png, digest = await asyncio.to_thread(_encode_and_hash, arr)
-    return await UPLOADS.asset_id(client, png, name, digest=digest)
+    encoded, digest, seconds = await asyncio.to_thread(_encode_and_hash, arr, format, quality)
+    if on_encoded is not None:
+        on_encoded(encoded, seconds)
+    return await UPLOADS.asset_id(client, encoded.data, name, digest=digest)
 
 
 async def upload_custom_inputs(client: _Uploader, model: Model, checked: dict[str, Any]) -> dict[str, Any]:
@@ -275,9 +294,12 @@ async def upload_custom_inputs(client: _Uploader, model: Model, checked: dict[st
     return checked
 
 
-def _encode_and_hash(arr: np.ndarray) -> tuple[bytes, str]:
-    png = imaging.encode_png(arr, gray_if_equal=True)
-    return png, imaging.content_hash(png)
+def _encode_and_hash(arr: np.ndarray, fmt: str, quality: int | None) -> tuple[imaging.EncodedImage, str, float]:
+    """(encoded image, hash of its bytes, seconds the encode took); run in a worker thread."""
+    started = time.perf_counter()
+    encoded = imaging.encode_image(arr, format=fmt, quality=quality, gray_if_equal=True)
+    seconds = time.perf_counter() - started
+    return encoded, imaging.content_hash(encoded.data), seconds
 
 
 # --------------------------------------------------------------------------- the paid upload itself

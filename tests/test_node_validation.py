@@ -87,7 +87,10 @@ def test_validate_inputs_declares_exactly_the_checked_widgets(pack, node_id):
     assert "prompt" in spec.args and "guidance" not in spec.args and "strength" not in spec.args
     declared = pack.NODE_CLASS_MAPPINGS[node_id].INPUT_TYPES()
     names = {n for group in ("required", "optional") for n in declared[group]}
-    assert set(validation.WIDGET_NAMES) - {"image_id"} <= names
+    img2img_only = {"image_id", "init_image_format"}
+    assert set(validation.WIDGET_NAMES) - img2img_only <= names
+    if node_id == I2I:
+        assert img2img_only <= names
 
 
 def test_validate_inputs_modalities_accepted_by_some_family(pack):

@@ -1,8 +1,9 @@
 // Scenario ControlNet for ComfyUI: advanced inputs read as advanced (no ComfyUI imports).
 //
 // The generate nodes' optional tail (negative prompt, scheduler, modalities,
-// control window, budget) is already last in widget order, and that order is
-// a contract with every saved workflow: nothing here moves a widget. Instead:
+// control window, budget; img2img's init image format) is already last in
+// widget order, and that order is a contract with every saved workflow:
+// nothing here moves a widget. Instead:
 //
 // * each advanced widget gets a label starting with "advanced:" and, when it
 //   holds its "not sent" value (control_start -1, scheduler "default",
@@ -21,10 +22,14 @@ export const ADVANCED_WIDGETS = Object.freeze([
   'modalities',
   'control_start',
   'control_end',
-  'max_creative_units'
+  'max_creative_units',
+  'init_image_format'
 ])
 
-/** The value that means "not sent to Scenario" for each advanced widget. */
+/**
+ * The value that means "not sent to Scenario" for each advanced widget
+ * (init_image_format has none: it only says how the init pixels are encoded).
+ */
 export const NOT_SENT = Object.freeze({
   negative_prompt: '',
   scheduler: 'default',
@@ -43,10 +48,12 @@ const NICE = {
   modalities: 'modalities (override)',
   control_start: 'control start',
   control_end: 'control end',
-  max_creative_units: 'budget (CU)'
+  max_creative_units: 'budget (CU)',
+  init_image_format: 'init image format'
 }
 
 function isNotSent(name, value) {
+  if (!(name in NOT_SENT)) return false
   const sentinel = NOT_SENT[name]
   if (typeof sentinel === 'number') return Number(value) === sentinel
   return String(value ?? '').trim() === sentinel

@@ -6,9 +6,9 @@ import { ADVANCED_WIDGETS, labelFor, tidyWidgets } from '../../web/scenario_tidy
 
 const ORDER = ['prompt', 'model_id', 'modality', 'modality_strength', 'num_samples', 'guidance', 'num_inference_steps',
   'width', 'height', 'seed', 'control_after_generate', 'control_image_id', 'negative_prompt', 'scheduler', 'modalities',
-  'control_start', 'control_end', 'max_creative_units']
+  'control_start', 'control_end', 'max_creative_units', 'init_image_format']
 const DEFAULTS = { width: 0, height: 0, negative_prompt: '', scheduler: 'default', modalities: '', control_start: -1,
-  control_end: -1, max_creative_units: 0, seed: 1, prompt: 'x' }
+  control_end: -1, max_creative_units: 0, seed: 1, prompt: 'x', init_image_format: 'png (lossless)' }
 
 function node(advancedProp = false) {
   return {
@@ -54,4 +54,17 @@ test('frontends with advanced widgets (1.58) get them marked', () => {
   const n = node(true)
   tidyWidgets(n)
   for (const w of n.widgets) assert.equal(w.advanced, ADVANCED_WIDGETS.includes(w.name), w.name)
+})
+
+test('the img2img init image format reads as advanced, with no "not sent" value', () => {
+  assert.ok(ADVANCED_WIDGETS.includes('init_image_format'))
+  assert.equal(ADVANCED_WIDGETS.at(-1), 'init_image_format', 'last, as in the node')
+  assert.equal(labelFor('init_image_format', 'png (lossless)'), 'advanced: init image format')
+  assert.equal(labelFor('init_image_format', 'webp q90'), 'advanced: init image format')
+  const n = node(true)
+  tidyWidgets(n)
+  const w = n.widgets.find((x) => x.name === 'init_image_format')
+  assert.equal(w.label, 'advanced: init image format')
+  assert.equal(w.advanced, true)
+  assert.equal(w.value, 'png (lossless)', 'the value is never touched')
 })
