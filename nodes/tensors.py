@@ -25,8 +25,6 @@ handed back to the OS (:func:`release_memory`) before the node returns.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import sys
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -213,6 +211,9 @@ def release_memory() -> None:
         _TRIM = False
         if sys.platform.startswith("linux"):
             try:
+                import ctypes  # local: only big batches need it
+                import ctypes.util
+
                 libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
                 trim = libc.malloc_trim
                 trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int

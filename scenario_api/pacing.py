@@ -29,7 +29,6 @@ the whole process (:data:`HISTORY`), never tied to an event loop.
 
 from __future__ import annotations
 
-import statistics
 import threading
 import time
 from collections import deque
@@ -130,13 +129,13 @@ class PhaseHistory:
             runs = self._runs.get(kind) if kind is not None else None
             if not runs or len(runs) < 2:
                 return 0.0
-            return (max(runs) - min(runs)) / 2 / statistics.median(runs)
+            return (max(runs) - min(runs)) / 2 / _median(runs)
 
     def run_length(self, kind: str | None) -> float | None:
         """Median running-phase length of earlier jobs of this kind (same model, size, steps, outputs)."""
         with self._lock:
             runs = self._runs.get(kind) if kind is not None else None
-            return statistics.median(runs) if runs else None
+            return _median(runs) if runs else None
 
     def shortest_start(self) -> float | None:
         with self._lock:
@@ -144,7 +143,7 @@ class PhaseHistory:
 
     def finalize_ratio(self) -> float | None:
         with self._lock:
-            return statistics.median(self._finalize_ratio) if self._finalize_ratio else None
+            return _median(self._finalize_ratio) if self._finalize_ratio else None
 
     def clear(self) -> None:
         with self._lock:
@@ -358,6 +357,13 @@ def job_kind(echo: Any) -> str | None:
     if not isinstance(echo, Mapping) or not echo.get("modelId"):
         return None
     return "|".join(str(echo.get(k, "")) for k in KIND_FIELDS)
+
+
+def _median(values: Sequence[float]) -> float:
+    """The median (``statistics`` costs its import for one function)."""
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
 def _progress(job: Any) -> float | None:
