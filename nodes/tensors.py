@@ -97,10 +97,10 @@ def _channels_equal(item: torch.Tensor) -> bool:
     """
     if item.dtype == torch.float32 and item.device.type == "cpu":
         bits = item.numpy().view(np.uint32)
-        sample = bits[:: max(1, bits.shape[0] // 16)]
+        rows_sample = bits[:: max(1, bits.shape[0] // 16)]
         return all(
-            np.array_equal(view[:, :, 0], view[:, :, 1]) and np.array_equal(view[:, :, 1], view[:, :, 2])
-            for view in (sample, bits)
+            np.array_equal(rows[:, :, 0], rows[:, :, 1]) and np.array_equal(rows[:, :, 1], rows[:, :, 2])
+            for rows in (rows_sample, bits)
         )
     sample = item[:: max(1, item.shape[0] // 16)]
     for view in (sample, item):
