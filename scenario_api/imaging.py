@@ -195,7 +195,7 @@ def _bilevel_png(gray: np.ndarray, level: int) -> bytes:
     rows[:, 0] = 0  # filter type "None" for every row
     rows[:, 1:] = packed
     deflate = zlib.compressobj(level, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
-    idat = deflate.compress(memoryview(rows)) + deflate.flush()
+    idat = deflate.compress(rows.data) + deflate.flush()
     header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1 bit, gray, deflate, no filter, no interlace
     return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b"")
 
