@@ -55,7 +55,8 @@ class PollPolicy:
     approach: float = 0.5  # running: at most this fraction of the estimated time left
     approach_trusted: float = 0.85  # ... when the progress has proved steady (two readings agree)
     run_fraction: float = 0.3  # running, progress not proved steady: at most this fraction of the time already run
-    agreement: float = 0.03  # a smooth progress: two readings imply run lengths this close (fraction)
+    agreement: float = 0.03  # a smooth progress: its readings imply run lengths this close (fraction) ...
+    agreeing: int = 3  # ... this many in a row (two readings of a stale staircase can agree by chance)
     narrow: float = 0.1  # a plausible window at most this wide (fraction of the run) is trusted
     window_fraction: float = 0.1  # inside a wide plausible window: about 1/this looks across it
     landing: float = 0.06  # aim this long after the estimated end
@@ -77,6 +78,7 @@ class PollPolicy:
             "narrow",
             "window_fraction",
             "budget_extra",
+            "agreeing",
         }
         return replace(self, **{f.name: getattr(self, f.name) * factor for f in fields(self) if f.name not in unitless})
 
@@ -266,7 +268,12 @@ class EtaSchedule:
             hi = min(b[1] for b in bounds)
             lo = min(hi, max(b[0] for b in bounds))
             clear = [b[1] for v, b in zip((r[0] for r in self.readings), bounds, strict=True) if v >= 0.05]
-            if not self.stale and len(clear) >= 2 and max(clear[-2:]) - min(clear[-2:]) <= self.policy.agreement * hi:
+            agree = clear[-self.policy.agreeing :]
+            if (
+                not self.stale
+                and len(agree) >= self.policy.agreeing
+                and max(agree) - min(agree) <= self.policy.agreement * hi
+            ):
                 lo = hi  # smooth progress: its readings agree, the answer is exact
             window = (lo, hi)
         learned = self.history.run_length(self.kind)
