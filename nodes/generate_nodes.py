@@ -234,7 +234,10 @@ class _ScenarioGenerateBase:
             files = [data for o in outcomes for data in o.files]
             if not files:
                 raise ScenarioError(prefixed(f"job(s) {job_ids_text(outcomes)} finished without any image"))
-            images, _masks = await asyncio.to_thread(tensors.decode_to_tensors, files)
+            # pixels each job decoded as it finished; a job whose files did not decode leaves them to this call,
+            # which raises the error
+            decoded = [d for o in outcomes for d in (o.decoded if o.decoded is not None else [None] * len(o.files))]
+            images, _masks = await asyncio.to_thread(tensors.decode_to_tensors, files, decoded)
             job_ids = job_ids_text(outcomes)
             all_assets = [a for o in outcomes for a in o.job.asset_ids]
             asset_ids = join_ids(all_assets)

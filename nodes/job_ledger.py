@@ -21,10 +21,13 @@ import os
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..scenario_api.ledger import Ledger, LedgerError, user_dir_ledger_path
+from ..scenario_api import ledger as ledger_mod
 from . import bridge
+
+if TYPE_CHECKING:  # the ledger's store loads when a ledger is first opened
+    from ..scenario_api.ledger import Ledger
 
 log = logging.getLogger("scenario_controlnet")
 
@@ -43,7 +46,7 @@ def reuse_enabled(env: Mapping[str, str] | None = None) -> bool:
 
 def ledger_path(user_dir: Path | None = None) -> Path | None:
     base = user_dir if user_dir is not None else bridge.user_directory()
-    return None if base is None else user_dir_ledger_path(base)
+    return None if base is None else ledger_mod.user_dir_ledger_path(base)
 
 
 def node_ledger(user_dir: Path | None = None) -> Ledger | None:
@@ -57,8 +60,8 @@ def node_ledger(user_dir: Path | None = None) -> Ledger | None:
         if path in _failed:
             return None
         try:
-            ledger = Ledger(path)
-        except LedgerError as exc:
+            ledger = ledger_mod.Ledger(path)
+        except ledger_mod.LedgerError as exc:
             _failed.add(path)
             log.warning("%s. The nodes run without the job ledger (no reuse, no crash record)", exc.message)
             return None
@@ -89,7 +92,7 @@ def startup_report(user_dir: Path | None = None) -> str | None:
         return None
     try:
         pending = ledger.pending()
-    except LedgerError as exc:
+    except ledger_mod.LedgerError as exc:
         return f"Scenario: the job ledger could not be read ({exc.message})"
     if not pending:
         return None

@@ -17,9 +17,12 @@ nodes share its downloads (:func:`download_files`):
   failure cancels the others (and so their Scenario jobs), waits for them,
   and is the error the node reports. Results keep request order. Free reads
   and uploads stay bounded by :data:`FANOUT_LIMIT`;
-* results stay as downloaded file bytes until the node decodes the whole
-  batch straight into its tensors (``tensors.decode_to_tensors``, in a
-  worker thread).
+* each job's files are decoded (to uint8 pixels, in a worker thread) as soon
+  as they are downloaded, while the other jobs of the batch still run or
+  download; the node then stacks them into its tensors in one float pass
+  (``tensors.results_to_tensors``). A file that does not decode is left for
+  the node to report after every job ended (a decode error never cancels
+  sibling jobs).
 
 Timing knobs (environment, read per run; mainly for tests and local
 emulators): ``SCENARIO_POLL_INTERVAL`` seconds between job polls (unset:
@@ -31,13 +34,14 @@ queue (default 1800; queue time is not counted).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..scenario_api import ControlNetRequest, Job, PollPolicy, ScenarioError
+from ..scenario_api import ControlNetRequest, ImageDecodeError, Job, PollPolicy, ScenarioError, imaging
 from .concurrency import bounded
 from .status import StatusBoard
 
@@ -81,6 +85,14 @@ class JobOutcome:
     job: Job
     files: list[bytes]
     reused: bool = False  # an earlier paid result served again (the job ledger): nothing billed this time
+    decoded: tuple[Any, ...] | None = None  # the files' pixels (imaging.DecodedImage), None if one did not decode
+
+
+def _decode_all(files: Sequence[bytes]) -> tuple[Any, ...] | None:
+    try:
+        return tuple(imaging.decode_image(data) for data in files)
+    except ImageDecodeError:
+        return None  # the node decodes the files again after every job ended, and reports the error then
 
 
 async def download_files(client: Any, asset_ids: Sequence[str]) -> list[bytes]:
@@ -139,13 +151,14 @@ async def run_one(client: Any, request: ControlNetRequest, board: StatusBoard, i
             f"job {job_id} succeeded; queue again to fetch its images (reused, not charged again) or use Fetch Asset"
         )
         raise
+    decoded = await asyncio.to_thread(_decode_all, files)  # while the batch's other jobs still run or download
     board.observe(index, job)
     if getattr(sub, "reused", False):
         board.note(index, f"reused job {job_id}")
     log.info(
         "Scenario job %s done: %d image(s), cost %s CU", job_id, len(files), job.cost if job.cost is not None else "?"
     )
-    return JobOutcome(job=job, files=files, reused=bool(getattr(sub, "reused", False)))
+    return JobOutcome(job=job, files=files, reused=bool(getattr(sub, "reused", False)), decoded=decoded)
 
 
 async def run_requests(client: Any, requests: Sequence[ControlNetRequest], board: StatusBoard) -> list[JobOutcome]:

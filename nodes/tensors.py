@@ -25,8 +25,6 @@ handed back to the OS (:func:`release_memory`) before the node returns.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import sys
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -91,7 +89,19 @@ def image_to_arrays(image: object, input_name: str = "image") -> list[np.ndarray
 
 
 def _channels_equal(item: torch.Tensor) -> bool:
-    """R = G = B (a gray map saved as RGB); a sample of rows answers "no" for colour pictures without a full pass."""
+    """R = G = B (a gray map saved as RGB); a sample of rows answers "no" for colour pictures without a full pass.
+
+    A float32 CPU tensor is compared bit for bit through a numpy view (one
+    single-threaded pass, no copy: equal bits convert to equal bytes; -0.0
+    against 0.0 only costs the gray shortcut); other tensors through torch.
+    """
+    if item.dtype == torch.float32 and item.device.type == "cpu":
+        bits = item.numpy().view(np.uint32)
+        rows_sample = bits[:: max(1, bits.shape[0] // 16)]
+        return all(
+            np.array_equal(rows[:, :, 0], rows[:, :, 1]) and np.array_equal(rows[:, :, 1], rows[:, :, 2])
+            for rows in (rows_sample, bits)
+        )
     sample = item[:: max(1, item.shape[0] // 16)]
     for view in (sample, item):
         first = view[:, :, :1]
@@ -164,7 +174,9 @@ def results_to_tensors(results: Sequence[DecodedLike]) -> tuple[torch.Tensor, to
     return images, masks
 
 
-def decode_to_tensors(blobs: Sequence[bytes]) -> tuple[torch.Tensor, torch.Tensor]:
+def decode_to_tensors(
+    blobs: Sequence[bytes], decoded: Sequence[DecodedLike | None] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Decode image files straight into ``IMAGE [B,H,W,3]`` and ``MASK [B,H,W]`` (same policy as above).
 
     Sizes come from the file headers, so the batch is allocated before any
@@ -172,21 +184,36 @@ def decode_to_tensors(blobs: Sequence[bytes]) -> tuple[torch.Tensor, torch.Tenso
     and its decoded pixels are dropped before the next one. Peak memory is
     the two tensors plus one decoded image. Raises
     :class:`~scenario_api.errors.ImageDecodeError` for a bad file.
+
+    ``decoded`` (same order as ``blobs``, entries may be None) holds pixels
+    already decoded (``imaging.DecodedImage``: the generate nodes decode each
+    job's files while the batch's other jobs still run); only the others are
+    decoded here.
     """
     if not blobs:
         raise ValueError("no images to stack")
-    sizes = []
-    for data in blobs:
-        w, h = imaging.image_size(data)
-        sizes.append((h, w))
+    ready = list(decoded or ())
+    ready += [None] * (len(blobs) - len(ready))
+    sizes: list[tuple[int, int]] = []
+    for data, done in zip(blobs, ready, strict=True):
+        if done is not None:
+            rgb = _checked_rgb(len(sizes), done.rgb)
+            sizes.append((int(rgb.shape[0]), int(rgb.shape[1])))
+        else:
+            w, h = imaging.image_size(data)
+            sizes.append((h, w))
     images, masks, _, _ = _batch(sizes)
     image_np, mask_np = images.numpy(), masks.numpy()
     for i, data in enumerate(blobs):
-        decoded = imaging.decode_image(data)
-        if (decoded.height, decoded.width) != sizes[i]:  # pragma: no cover - a header that lies
-            raise ImageDecodeError(f"image {i}: header says {sizes[i][1]}x{sizes[i][0]}, pixels differ")
-        _put(image_np, mask_np, i, decoded.rgb, decoded.alpha)
-        del decoded
+        item = ready[i]
+        ready[i] = None  # dropped once written: peak memory stays the tensors plus what was decoded ahead
+        if item is None:
+            fresh = imaging.decode_image(data)
+            if (fresh.height, fresh.width) != sizes[i]:  # pragma: no cover - a header that lies
+                raise ImageDecodeError(f"image {i}: header says {sizes[i][1]}x{sizes[i][0]}, pixels differ")
+            item = fresh
+        _put(image_np, mask_np, i, _checked_rgb(i, item.rgb), item.alpha)
+        del item
     _release_after(images)
     return images, masks
 
@@ -213,6 +240,9 @@ def release_memory() -> None:
         _TRIM = False
         if sys.platform.startswith("linux"):
             try:
+                import ctypes  # local: only big batches need it
+                import ctypes.util
+
                 libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
                 trim = libc.malloc_trim
                 trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int

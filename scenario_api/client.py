@@ -40,7 +40,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -58,7 +58,6 @@ from .errors import (
 )
 from .imaging import sniff_mime, to_data_url
 from .intents import Intents
-from .ledger import Ledger, Record
 from .limits import INFERENCE, AccountLimiter, TeamLimits, limiter_for, read_team_limits
 from .model_lookup import ModelLookup
 from .models import Asset, ControlNetRequest, Job, Model, Quote, Submission
@@ -70,6 +69,9 @@ from .submission import OnWait, PaidJobs, Submitter, route
 from .transport import DEFAULT_TIMEOUT, LOG, Redacted, Transport, api_error, decode_body, read_pages, shared_ssl_context
 from .uploads import UPLOADS, upload_custom_inputs, upload_image
 from .watch import NextDelay, OnUpdate
+
+if TYPE_CHECKING:  # the ledger's store loads only when a ledger is opened
+    from .ledger import Ledger, Record
 
 __all__ = ["ScenarioClient", "INLINE_IMAGE_LIMIT", "precheck_request"]
 

@@ -26,6 +26,8 @@ import base64
 import binascii
 import hashlib
 import io
+import struct
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -174,9 +176,28 @@ def _pillow(mode: str, data: np.ndarray) -> Image.Image:
     return image
 
 
-def _bilevel(image: Image.Image) -> Image.Image:
-    """An ``L`` image holding only 0 and 255 as a 1-bit image (exact: 255 -> 1 -> 255 on decode)."""
-    return image.convert("1", dither=Image.Dither.NONE)
+def _png_chunk(tag: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(data, zlib.crc32(tag)))
+
+
+def _bilevel_png(gray: np.ndarray, level: int) -> bytes:
+    """A 1-bit gray PNG of an ``HxW`` uint8 array holding only 0 and 255 (exact: 255 -> 1 -> 255 on decode).
+
+    Written directly (signature, IHDR, one IDAT, IEND): the rows are packed
+    8 pixels a byte by numpy and deflated once with no PNG filter and zlib's
+    run-length strategy, which suits line art. Pillow's own path (convert to
+    mode ``1``, then per-row filter trials) costs several times as much for
+    about the same bytes.
+    """
+    height, width = gray.shape
+    packed = np.packbits(gray, axis=1)  # nonzero -> 1, rows padded to whole bytes as PNG wants
+    rows = np.empty((height, packed.shape[1] + 1), np.uint8)
+    rows[:, 0] = 0  # filter type "None" for every row
+    rows[:, 1:] = packed
+    deflate = zlib.compressobj(level, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
+    idat = deflate.compress(rows.data) + deflate.flush()
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1 bit, gray, deflate, no filter, no interlace
+    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b"")
 
 
 def encode_png(
@@ -198,9 +219,9 @@ def encode_png(
     always give the same bytes.
     """
     mode, data = _prepare(arr, gray_if_equal, keep_alpha)
-    image = _pillow(mode, data)
     if mode == "L" and bilevel_if_binary and _is_binary(data):
-        image, mode = _bilevel(image), "1"
+        return _bilevel_png(data, png_level("1") if compress_level is None else _check_level(compress_level))
+    image = _pillow(mode, data)
     level = png_level(mode) if compress_level is None else _check_level(compress_level)
     buf = io.BytesIO()
     image.save(buf, format="PNG", compress_level=level)

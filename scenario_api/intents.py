@@ -30,12 +30,14 @@ import threading
 import time
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import ledger as ledger_mod
 from .cancellation import finish_shielded
 from .config import Settings
-from .ledger import Ledger, LedgerError, Record
+
+if TYPE_CHECKING:  # the ledger's store loads only when a ledger is opened
+    from .ledger import Ledger, Record
 
 __all__ = ["CLAIMED_JOBS", "ClaimedJobs", "ORIGIN", "Intents", "Ticket"]
 
@@ -163,7 +165,7 @@ class Intents:
                 raise error  # a bug in the caller, not a ledger problem
             if not self._warned:
                 self._warned = True
-                why = error.message if isinstance(error, LedgerError) else type(error).__name__
+                why = error.message if isinstance(error, ledger_mod.LedgerError) else type(error).__name__
                 log.warning("Scenario: the job ledger could not be updated (%s); job ids are still logged", why)
             result = None
         else:

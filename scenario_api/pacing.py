@@ -29,7 +29,6 @@ the whole process (:data:`HISTORY`), never tied to an event loop.
 
 from __future__ import annotations
 
-import statistics
 import threading
 import time
 from collections import deque
@@ -56,7 +55,8 @@ class PollPolicy:
     approach: float = 0.5  # running: at most this fraction of the estimated time left
     approach_trusted: float = 0.85  # ... when the progress has proved steady (two readings agree)
     run_fraction: float = 0.3  # running, progress not proved steady: at most this fraction of the time already run
-    agreement: float = 0.03  # a smooth progress: two readings imply run lengths this close (fraction)
+    agreement: float = 0.03  # a smooth progress: its readings imply run lengths this close (fraction) ...
+    agreeing: int = 3  # ... this many in a row (two readings of a stale staircase can agree by chance)
     narrow: float = 0.1  # a plausible window at most this wide (fraction of the run) is trusted
     window_fraction: float = 0.1  # inside a wide plausible window: about 1/this looks across it
     landing: float = 0.06  # aim this long after the estimated end
@@ -78,6 +78,7 @@ class PollPolicy:
             "narrow",
             "window_fraction",
             "budget_extra",
+            "agreeing",
         }
         return replace(self, **{f.name: getattr(self, f.name) * factor for f in fields(self) if f.name not in unitless})
 
@@ -130,13 +131,13 @@ class PhaseHistory:
             runs = self._runs.get(kind) if kind is not None else None
             if not runs or len(runs) < 2:
                 return 0.0
-            return (max(runs) - min(runs)) / 2 / statistics.median(runs)
+            return (max(runs) - min(runs)) / 2 / _median(runs)
 
     def run_length(self, kind: str | None) -> float | None:
         """Median running-phase length of earlier jobs of this kind (same model, size, steps, outputs)."""
         with self._lock:
             runs = self._runs.get(kind) if kind is not None else None
-            return statistics.median(runs) if runs else None
+            return _median(runs) if runs else None
 
     def shortest_start(self) -> float | None:
         with self._lock:
@@ -144,7 +145,7 @@ class PhaseHistory:
 
     def finalize_ratio(self) -> float | None:
         with self._lock:
-            return statistics.median(self._finalize_ratio) if self._finalize_ratio else None
+            return _median(self._finalize_ratio) if self._finalize_ratio else None
 
     def clear(self) -> None:
         with self._lock:
@@ -267,7 +268,12 @@ class EtaSchedule:
             hi = min(b[1] for b in bounds)
             lo = min(hi, max(b[0] for b in bounds))
             clear = [b[1] for v, b in zip((r[0] for r in self.readings), bounds, strict=True) if v >= 0.05]
-            if not self.stale and len(clear) >= 2 and max(clear[-2:]) - min(clear[-2:]) <= self.policy.agreement * hi:
+            agree = clear[-self.policy.agreeing :]
+            if (
+                not self.stale
+                and len(agree) >= self.policy.agreeing
+                and max(agree) - min(agree) <= self.policy.agreement * hi
+            ):
                 lo = hi  # smooth progress: its readings agree, the answer is exact
             window = (lo, hi)
         learned = self.history.run_length(self.kind)
@@ -358,6 +364,13 @@ def job_kind(echo: Any) -> str | None:
     if not isinstance(echo, Mapping) or not echo.get("modelId"):
         return None
     return "|".join(str(echo.get(k, "")) for k in KIND_FIELDS)
+
+
+def _median(values: Sequence[float]) -> float:
+    """The median (``statistics`` costs its import for one function)."""
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
 def _progress(job: Any) -> float | None:

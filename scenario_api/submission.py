@@ -56,7 +56,7 @@ from .errors import (
     ServerError,
 )
 from .intents import Intents, Ticket
-from .ledger import SUBMIT, Record
+from .ledger import SUBMIT
 from .limits import CUSTOM, INFERENCE, AccountLimiter, Slot, TeamLimits, action_limit
 from .models import ControlNetRequest, Job, JobStatus, Model, Submission
 from .pacing import EtaSchedule
@@ -66,6 +66,7 @@ from .watch import Limits, NextDelay, OnUpdate, fixed_interval, watch_job
 
 if TYPE_CHECKING:
     from .client import ScenarioClient
+    from .ledger import Record  # annotations only: the ledger's records load when a ledger is used
 
 __all__ = ["DRY_RUN_STATUS", "OnWait", "PaidJobs", "Submitter", "route"]
 

@@ -26,7 +26,7 @@ import re
 import ssl
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import httpx
@@ -44,6 +44,7 @@ from .retry import (
 from .version import __version__
 
 __all__ = [
+    "BodyPieces",
     "LOG",
     "USER_AGENT",
     "DEFAULT_TIMEOUT",
@@ -77,6 +78,27 @@ def describe_blob(data: str | bytes) -> str:
     raw = data.encode("utf-8", "replace") if isinstance(data, str) else data
     unit = "chars" if isinstance(data, str) else "bytes"
     return f"<{len(data)} {unit} sha256:{hashlib.sha256(raw).hexdigest()[:12]}>"
+
+
+class BodyPieces:
+    """A request body already encoded, kept as the pieces it was built from (never joined into one copy).
+
+    Joining megabytes (and handing one huge buffer to the socket) is work on
+    the event loop and holds the GIL: sent piece by piece, the loop copies
+    one piece at a time. Re-iterable, so a request can be sent again; its
+    ``Content-Length`` is known (no chunked encoding).
+    """
+
+    def __init__(self, pieces: Iterable[bytes]) -> None:
+        self.pieces = tuple(pieces)
+        self.size = sum(len(p) for p in self.pieces)
+
+    def __len__(self) -> int:
+        return self.size
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for piece in self.pieces:
+            yield piece
 
 
 class Redacted:
@@ -347,11 +369,12 @@ class Transport:
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         timeout: httpx.Timeout | float | None = None,
-        content: bytes | None = None,
+        content: bytes | BodyPieces | None = None,
     ) -> httpx.Response:
         """One request, no retries. ``path`` is relative to the base URL (``/jobs/…``).
 
-        ``content`` is a JSON body already encoded (big uploads encode theirs in a worker thread).
+        ``content`` is a JSON body already encoded (big uploads encode theirs in a worker thread), as bytes or
+        :class:`BodyPieces`.
         """
         if not path.startswith("/") or "://" in path or path.startswith("//"):
             raise ValueError(f"API paths must be relative to the base URL, got {path!r}")  # auth stays on the API
@@ -366,6 +389,8 @@ class Transport:
         elif content is not None:
             kwargs["content"] = content
             headers["Content-Type"] = "application/json"
+            if isinstance(content, BodyPieces):
+                headers["Content-Length"] = str(content.size)
         if timeout is not None:
             kwargs["timeout"] = timeout
         started = time.monotonic()
@@ -399,7 +424,7 @@ class Transport:
         wire: WireState | None = None,
         before_resend: Callable[[], Awaitable[None]] | None = None,
         before_retry: Callable[[httpx.Response], Awaitable[bool]] | None = None,
-        content: bytes | None = None,
+        content: bytes | BodyPieces | None = None,
     ) -> httpx.Response:
         """Send until ``retry_reason`` has no reason to try again, or ``policy`` runs out.
 
@@ -498,7 +523,7 @@ class Transport:
         wire: WireState | None = None,
         before_resend: Callable[[], Awaitable[None]] | None = None,
         before_retry: Callable[[httpx.Response], Awaitable[bool]] | None = None,
-        content: bytes | None = None,
+        content: bytes | BodyPieces | None = None,
     ) -> httpx.Response:
         """A request that spends credits or creates something: resent only when it provably created nothing.
 

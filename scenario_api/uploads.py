@@ -53,7 +53,7 @@ from .errors import (
 from .ledger import UPLOAD
 from .models import Asset, Model
 from .retry import RetryPolicy
-from .transport import LOG, Redacted, Transport, api_error, decode_body
+from .transport import LOG, BodyPieces, Redacted, Transport, api_error, decode_body
 
 if TYPE_CHECKING:
     from .intents import Intents, Ticket
@@ -304,18 +304,24 @@ def _encode_and_hash(arr: np.ndarray, fmt: str, quality: int | None) -> tuple[im
 
 # --------------------------------------------------------------------------- the paid upload itself
 
-_B64_PIECE = 3 * 2**18  # bytes per base64 piece (a multiple of 3): about a millisecond of work each
+_B64_PIECE = 3 * 2**16  # bytes per base64 piece (a multiple of 3): a fraction of a millisecond each
 
 
-def _upload_body(name: str, data: bytes, mime: str) -> bytes:
-    """``{"name": ..., "image": "data:<mime>;base64,..."}`` as JSON bytes (base64 needs no JSON escaping)."""
+def _upload_body(name: str, data: bytes, mime: str) -> BodyPieces:
+    """``{"name": ..., "image": "data:<mime>;base64,..."}`` as JSON pieces (base64 needs no JSON escaping).
+
+    Runs in a worker thread; it lets go of the GIL after every piece (``sleep(0)``) so the event loop never
+    waits for it longer than one piece, and never joins the pieces (the transport sends them one by one).
+    """
     parts = [b'{"name":', json.dumps(name).encode("utf-8"), b',"image":"data:', mime.encode("ascii"), b";base64,"]
-    parts.extend(base64.b64encode(data[i : i + _B64_PIECE]) for i in range(0, len(data), _B64_PIECE))
+    for i in range(0, len(data), _B64_PIECE):
+        parts.append(base64.b64encode(data[i : i + _B64_PIECE]))
+        time.sleep(0)
     parts.append(b'"}')
-    return b"".join(parts)
+    return BodyPieces(parts)
 
 
-async def _upload_request(data: bytes | str, name: str) -> tuple[dict[str, Any] | None, bytes | None, bytes]:
+async def _upload_request(data: bytes | str, name: str) -> tuple[dict[str, Any] | None, BodyPieces | None, bytes]:
     """``(json payload, or raw body, image bytes)`` of an upload; ValidationError for anything but an image."""
     if isinstance(data, str):
         try:

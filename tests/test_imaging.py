@@ -305,3 +305,16 @@ def test_binary_maps_become_exact_one_bit_pngs():
     almost = edges.copy()
     almost[0, 0] = 128
     assert _mode_of(encode_png(almost)) == "L"
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (5, 8), (3, 9), (64, 1), (16, 17)])
+@pytest.mark.parametrize("level", [None, 0, 9])
+def test_one_bit_pngs_decode_exactly_at_every_width_and_level(shape, level):
+    edges = (np.random.default_rng(sum(shape)).random(shape) > 0.5).astype(np.uint8) * 255
+    edges[0, 0] = 255  # never all zeros (an all-zero map is binary too, tested below)
+    png = encode_png(edges, compress_level=level)
+    with Image.open(io.BytesIO(png)) as image:
+        image.verify()  # chunk CRCs and structure, as any PNG reader checks them
+    assert _mode_of(png) == "1" and np.array_equal(decode_image(png).rgb[:, :, 0], edges)
+    blank = np.zeros(shape, np.uint8)
+    assert np.array_equal(decode_image(encode_png(blank)).rgb[:, :, 0], blank)

@@ -139,6 +139,20 @@ def test_decode_to_tensors_matches_results_to_tensors(tensors, pack):
         tensors.decode_to_tensors([])
 
 
+def test_pixels_decoded_ahead_give_the_same_tensors(tensors, pack):
+    imaging = submodule("scenario_api.imaging")
+    rng = np.random.default_rng(10)
+    colour = _png(rng.integers(0, 256, size=(5, 7, 3), dtype=np.uint8))
+    gray = _png(rng.integers(0, 256, size=(3, 9), dtype=np.uint8))
+    blobs = [colour, _png(rng.integers(0, 256, size=(5, 7, 4), dtype=np.uint8)), gray]
+    plain = tensors.decode_to_tensors(blobs)
+    ahead = [imaging.decode_image(blobs[0]), None, imaging.decode_image(blobs[2])]  # one left to decode here
+    mixed = tensors.decode_to_tensors(blobs, ahead)
+    assert all(torch.equal(a, b) for a, b in zip(plain, mixed, strict=True))
+    with pytest.raises(submodule("scenario_api.errors").ImageDecodeError):
+        tensors.decode_to_tensors([blobs[0], b"not an image"], [imaging.decode_image(blobs[0]), None])
+
+
 def test_release_memory_is_safe_to_call(tensors):
     tensors.release_memory()
     tensors.release_memory()

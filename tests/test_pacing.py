@@ -115,3 +115,22 @@ async def test_the_client_learns_from_every_job_it_follows(emulator, settings):
         await client.wait_for_job(sub.job_id)
     assert pacing.HISTORY.shortest_start() is not None and pacing.HISTORY.finalize_ratio() is not None
     assert len(emulator.requests("GET", f"/v1/jobs/{sub.job_id}")) <= 0.3 / 3 / 0.1 + 3  # the budget, scaled
+
+
+def test_two_staircase_readings_that_agree_by_chance_do_not_fix_the_end():
+    # Running since 1.0; readings 0.1 at 2.0 and 0.4 at 5.0 both allow a run of at most 10 s. A stale
+    # staircase gives that by chance (its jump to 0.4 came some time after 2.0): the run may end well
+    # before 11.0, so the schedule keeps looking instead of jumping to 11.0. A third reading that agrees
+    # (0.7 at 8.0) is a smooth progress: now the end is exact and the next look lands just after it.
+    now = [0.0]
+    history = pacing.PhaseHistory()
+    schedule = pacing.EtaSchedule(submitted_at=0.0, created_at=_iso(0.0), history=history, clock=lambda: now[0])
+    dates = [{"date": _iso(0.0), "status": "queued"}, {"date": _iso(1.0), "status": "in-progress"}]
+
+    def look(at: float, progress: float) -> float:
+        now[0] = at
+        return schedule(SimpleNamespace(status="in-progress", progress=progress, status_history=dates), 0)
+
+    look(2.0, 0.1)
+    assert look(5.0, 0.4) < 11.0 - 5.0
+    assert look(8.0, 0.7) == pytest.approx(11.0 - 8.0 + schedule.policy.landing)

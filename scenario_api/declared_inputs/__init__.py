@@ -38,60 +38,139 @@ The package, one concern a module (this file only re-exports them):
 ``model`` (:class:`DeclaredModel`, roles found by meaning), ``checker`` (the
 rules, both modes), ``mapping`` (generic fields -> a model's inputs),
 ``grammars`` (LoRA lists, extra inputs), ``summary`` (what the frontend and
-docs are told) and ``cache`` (:class:`RecordCache`).
+docs are told) and ``cache`` (:class:`RecordCache`). They load on first use
+of one of their names (module ``__getattr__``), so importing the pack does not
+pay for them.
 """
 
-from .cache import RecordCache
-from .checker import (
-    CLIENT,
-    SERVER,
-    Violation,
-    check_body,
-    first_violation_response,
-    ids_of,
-    referenced_models,
-    validate_body,
-)
-from .grammars import (
-    MAX_EXTRA_TEXT,
-    MAX_LORA_ENTRIES,
-    MAX_LORA_TEXT,
-    collect_assignments,
-    format_loras,
-    parse_assignment,
-    parse_extra_inputs,
-    parse_loras,
-)
-from .mapping import (
-    DEFAULT_LORA_SCALE,
-    GenericFields,
-    MappedBody,
-    assign_loras,
-    derive_size,
-    fields_from_request,
-    map_request,
-)
-from .model import ROLES, DeclaredModel, cost_inputs, describe_inputs, inference_types
-from .schema import (
-    ARRAY_ITEM_TYPE,
-    INPUT_TYPES,
-    InputDecl,
-    LorasComponent,
-    Requirement,
-    ResolutionComponent,
-    parse_input,
-    parse_inputs,
-    parse_requirement,
-)
-from .summary import (
-    CONTROLNET_CAPABILITY,
-    LEGACY_PRICE_INPUTS,
-    WIDGET_OF_ROLE,
-    can_do_controlnet,
-    model_summary,
-    node_table,
-    price_widgets,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the names, for type checkers; at run time each module loads on first use
+    from .cache import (
+        RecordCache,
+    )
+    from .checker import (
+        CLIENT,
+        SERVER,
+        Violation,
+        check_body,
+        first_violation_response,
+        ids_of,
+        referenced_models,
+        validate_body,
+    )
+    from .grammars import (
+        MAX_EXTRA_TEXT,
+        MAX_LORA_ENTRIES,
+        MAX_LORA_TEXT,
+        collect_assignments,
+        format_loras,
+        parse_assignment,
+        parse_extra_inputs,
+        parse_loras,
+    )
+    from .mapping import (
+        DEFAULT_LORA_SCALE,
+        GenericFields,
+        MappedBody,
+        assign_loras,
+        derive_size,
+        fields_from_request,
+        map_request,
+    )
+    from .model import (
+        ROLES,
+        DeclaredModel,
+        cost_inputs,
+        describe_inputs,
+        inference_types,
+    )
+    from .schema import (
+        ARRAY_ITEM_TYPE,
+        INPUT_TYPES,
+        InputDecl,
+        LorasComponent,
+        Requirement,
+        ResolutionComponent,
+        parse_input,
+        parse_inputs,
+        parse_requirement,
+    )
+    from .summary import (
+        CONTROLNET_CAPABILITY,
+        LEGACY_PRICE_INPUTS,
+        WIDGET_OF_ROLE,
+        can_do_controlnet,
+        model_summary,
+        node_table,
+        price_widgets,
+    )
+
+_WHERE = {  # public name -> the module of this package that defines it
+    "RecordCache": "cache",
+    "CLIENT": "checker",
+    "SERVER": "checker",
+    "Violation": "checker",
+    "check_body": "checker",
+    "first_violation_response": "checker",
+    "ids_of": "checker",
+    "referenced_models": "checker",
+    "validate_body": "checker",
+    "MAX_EXTRA_TEXT": "grammars",
+    "MAX_LORA_ENTRIES": "grammars",
+    "MAX_LORA_TEXT": "grammars",
+    "collect_assignments": "grammars",
+    "format_loras": "grammars",
+    "parse_assignment": "grammars",
+    "parse_extra_inputs": "grammars",
+    "parse_loras": "grammars",
+    "DEFAULT_LORA_SCALE": "mapping",
+    "GenericFields": "mapping",
+    "MappedBody": "mapping",
+    "assign_loras": "mapping",
+    "derive_size": "mapping",
+    "fields_from_request": "mapping",
+    "map_request": "mapping",
+    "ROLES": "model",
+    "DeclaredModel": "model",
+    "cost_inputs": "model",
+    "describe_inputs": "model",
+    "inference_types": "model",
+    "ARRAY_ITEM_TYPE": "schema",
+    "INPUT_TYPES": "schema",
+    "InputDecl": "schema",
+    "LorasComponent": "schema",
+    "Requirement": "schema",
+    "ResolutionComponent": "schema",
+    "parse_input": "schema",
+    "parse_inputs": "schema",
+    "parse_requirement": "schema",
+    "CONTROLNET_CAPABILITY": "summary",
+    "LEGACY_PRICE_INPUTS": "summary",
+    "WIDGET_OF_ROLE": "summary",
+    "can_do_controlnet": "summary",
+    "model_summary": "summary",
+    "node_table": "summary",
+    "price_widgets": "summary",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Load the module that defines ``name`` on first use (importing the pack stays cheap)."""
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))
+
 
 __all__ = [
     "INPUT_TYPES",

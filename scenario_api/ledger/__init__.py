@@ -51,35 +51,91 @@ limits), :mod:`.text` (scrubbing), :mod:`.fingerprints`, :mod:`.records`
 :mod:`.schema`, :mod:`.store` (SQLite connections, WAL, integrity,
 migrations, transactions), :mod:`.damaged` (salvage and carry-over),
 :mod:`.writes` (the intent state machine), :mod:`.queries`, :mod:`.pruning`
-and :mod:`.core` (the :class:`Ledger` over all of them).
+and :mod:`.core` (the :class:`Ledger` over all of them). Each loads on first
+use of one of its names (module ``__getattr__``).
 """
 
 from __future__ import annotations
 
-from .constants import (
-    ACCEPTED,
-    CANCELED,
-    CLI_ORIGIN,
-    FAILED,
-    PENDING_STATES,
-    REFUSED,
-    STATES,
-    SUBMIT,
-    SUBMITTING,
-    SUCCEEDED,
-    TERMINAL_STATES,
-    UNCERTAIN,
-    UPLOAD,
-)
-from .constants import KINDS as KINDS  # the tests read these three too
-from .core import Ledger
-from .fingerprints import account_id, canonical_json, fingerprint, node_origin
-from .paths import default_path, max_age_days_from_env, user_dir_ledger_path
-from .records import ClaimResult, LedgerError, LedgerRowError, Receipt, Record, decode_row
-from .schema import _COLUMNS as _COLUMNS
-from .schema import _MIGRATIONS as _MIGRATIONS
-from .schema import SCHEMA_VERSION
-from .text import scrub_text, strip_url
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the names, for type checkers; at run time each module loads on first use
+    from .constants import (
+        ACCEPTED,
+        CANCELED,
+        CLI_ORIGIN,
+        FAILED,
+        PENDING_STATES,
+        REFUSED,
+        STATES,
+        SUBMIT,
+        SUBMITTING,
+        SUCCEEDED,
+        TERMINAL_STATES,
+        UNCERTAIN,
+        UPLOAD,
+    )
+    from .constants import KINDS as KINDS
+    from .core import Ledger
+    from .fingerprints import account_id, canonical_json, fingerprint, node_origin
+    from .paths import default_path, max_age_days_from_env, user_dir_ledger_path
+    from .records import ClaimResult, LedgerError, LedgerRowError, Receipt, Record, decode_row
+    from .schema import _COLUMNS as _COLUMNS
+    from .schema import _MIGRATIONS as _MIGRATIONS
+    from .schema import SCHEMA_VERSION
+    from .text import scrub_text, strip_url
+
+_WHERE = {  # public name -> the module of this package that defines it
+    "ACCEPTED": "constants",
+    "CANCELED": "constants",
+    "CLI_ORIGIN": "constants",
+    "FAILED": "constants",
+    "PENDING_STATES": "constants",
+    "REFUSED": "constants",
+    "STATES": "constants",
+    "SUBMIT": "constants",
+    "SUBMITTING": "constants",
+    "SUCCEEDED": "constants",
+    "TERMINAL_STATES": "constants",
+    "UNCERTAIN": "constants",
+    "UPLOAD": "constants",
+    "KINDS": "constants",
+    "Ledger": "core",
+    "account_id": "fingerprints",
+    "canonical_json": "fingerprints",
+    "fingerprint": "fingerprints",
+    "node_origin": "fingerprints",
+    "default_path": "paths",
+    "max_age_days_from_env": "paths",
+    "user_dir_ledger_path": "paths",
+    "ClaimResult": "records",
+    "LedgerError": "records",
+    "LedgerRowError": "records",
+    "Receipt": "records",
+    "Record": "records",
+    "decode_row": "records",
+    "_COLUMNS": "schema",
+    "_MIGRATIONS": "schema",
+    "SCHEMA_VERSION": "schema",
+    "scrub_text": "text",
+    "strip_url": "text",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Load the module that defines ``name`` on first use (importing the pack does not open SQLite's module)."""
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))
+
 
 __all__ = [
     "Ledger",
