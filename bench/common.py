@@ -89,13 +89,19 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 
 
 def interleaved(runs: int, contenders: dict[str, Callable[[], Any]]) -> dict[str, list[float]]:
-    """Run each contender ``runs`` times, interleaved (A B C A B C ...) so machine noise hits all alike."""
+    """Run each contender ``runs`` times, interleaved so machine noise hits all alike.
+
+    The order turns every round (A B C, B C A, C A B, ...): no contender always runs first, right after the
+    previous round's garbage was freed.
+    """
     times: dict[str, list[float]] = {name: [] for name in contenders}
     for fn in contenders.values():  # one warm-up each (imports, first-call caches)
         fn()
-    for _ in range(runs):
-        for name, fn in contenders.items():
-            seconds, _ = timed(fn)
+    names = list(contenders)
+    for r in range(runs):
+        k = r % len(names)
+        for name in names[k:] + names[:k]:
+            seconds, _ = timed(contenders[name])
             times[name].append(seconds)
     return times
 
