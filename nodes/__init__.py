@@ -33,24 +33,23 @@ __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
 # The web extension's helper routes (price quote, model info). Registered only on
 # the server ComfyUI already started (never imports a "server" module itself);
 # outside ComfyUI, or if they fail, the nodes still load.
+_in_comfyui: bool = False
 try:
     from .routes import try_register
 
-    try_register()
+    _in_comfyui = try_register()
 except Exception:  # noqa: BLE001 - never block node registration
     import logging
 
     logging.getLogger(__name__).warning("Scenario: web routes unavailable; the nodes still work", exc_info=True)
 
 # Unfinished paid jobs from earlier runs (a crash, a restart mid-wait): say how many and how to collect them.
+# In ComfyUI this runs in a daemon thread that then loads what the nodes run (nodes/stack.py), so neither the
+# import nor the first prompt's event loop pays for it.
 try:
-    from .job_ledger import startup_report
+    from .stack import start_up
 
-    _pending = startup_report()
-    if _pending:
-        import logging
-
-        logging.getLogger("scenario_controlnet").warning(_pending)
+    start_up(background=_in_comfyui)
 except Exception:  # noqa: BLE001 - never block node registration
     import logging
 

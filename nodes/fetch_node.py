@@ -13,16 +13,15 @@ No ``IS_CHANGED``: an asset never changes, so ComfyUI's cache is correct.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..scenario_api import ValidationError
-from . import bridge, inputs, tensors
-from .credentials import resolve_settings
+from . import bridge, inputs, stack
 from .errors import node_errors, prefixed
 from .ids import parse_ids, split_ids
-from .jobs import download_files
-from .results import RunReport, file_sizes, save_previews, ui_payload
-from .sessions import shared_client
+
+if TYPE_CHECKING:  # what the node runs loads on first use (nodes/stack.py)
+    from .results import RunReport
 
 EMPTY_HINT = (
     "asset ids such as 'asset_abc,asset_def' (comma, new line or JSON list). If they come from Scenario Poll "
@@ -85,7 +84,7 @@ class ScenarioFetchAsset:
         return result
 
     async def _run(self, asset_ids: str, unique_id: str | None) -> tuple[tuple[Any, Any], dict[str, Any]]:
-        report = RunReport(None if unique_id is None else str(unique_id))
+        report = stack.RunReport(None if unique_id is None else str(unique_id))
         try:
             return await self._fetch(report, asset_ids, unique_id)
         except BaseException as exc:
@@ -99,16 +98,16 @@ class ScenarioFetchAsset:
             if not split_ids(asset_ids):
                 raise ValidationError("asset_ids", asset_ids, EMPTY_HINT, param="asset_ids")
             ids = parse_ids(asset_ids, "asset", "asset_ids")
-            settings = resolve_settings()
+            settings = stack.resolve_settings()
             progress = bridge.Progress(unique_id)
             progress.text(f"downloading {len(ids)} asset(s)")
-            async with shared_client(settings) as client:
-                files = await download_files(client, ids)
-            images, masks = await asyncio.to_thread(tensors.decode_to_tensors, files)
+            async with stack.shared_client(settings) as client:
+                files = await stack.download_files(client, ids)
+            images, masks = await asyncio.to_thread(stack.tensors.decode_to_tensors, files)
             progress.update(1.0)
             progress.text(f"downloaded {len(ids)} asset(s)")
-            report.sizes = file_sizes(files)
+            report.sizes = stack.file_sizes(files)
             state = report.done([], ids, 0.0)  # downloads are free
-            previews = await save_previews(files, report.node)
+            previews = await stack.save_previews(files, report.node)
             del files
-            return (images, masks), ui_payload(previews, state)
+            return (images, masks), stack.ui_payload(previews, state)

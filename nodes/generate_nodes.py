@@ -32,26 +32,19 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..scenario_api import spec
-from ..scenario_api.client import ScenarioClient
 from ..scenario_api.errors import ScenarioError
-from ..scenario_api.intents import ORIGIN
-from ..scenario_api.ledger import node_origin
-from ..scenario_api.models import ControlNetRequest
-from . import bridge, inputs, plan, tensors
-from .budget import enforce_budget
+from . import bridge, inputs, stack
 from .concurrency import bounded
-from .credentials import resolve_settings
 from .errors import node_errors, prefixed
 from .ids import join_ids
-from .jobs import FANOUT_LIMIT, run_requests
-from .request_builder import BUDGET_WIDGET, build_request
-from .results import RunReport, save_previews, ui_payload
-from .sessions import shared_client
-from .status import StatusBoard
 from .validation import validate_inputs_method
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # what the nodes run loads on first use (nodes/stack.py)
+    from ..scenario_api.client import ScenarioClient
     from ..scenario_api.imaging import EncodedImage
+    from ..scenario_api.models import ControlNetRequest
+    from . import plan
+    from .results import RunReport
 
 log = logging.getLogger("scenario_controlnet")
 
@@ -121,15 +114,15 @@ class _ScenarioGenerateBase:
         model = await client.get_model(base.model_id)
         types = await client.referenced_types(base, model)  # LoRA types: free reads
         declared = model.declared if model.family == spec.CUSTOM else None
-        spec.check_request(plan.draft(base, width, height, img2img), model, model_types=types)
+        spec.check_request(stack.plan.draft(base, width, height, img2img), model, model_types=types)
         if int(width or 0) > 0 and int(height or 0) > 0:  # an explicit size needs no asset look-up
             sizes: list[tuple[int, int] | None] = [None] * len(controls)
         else:
-            sizes = await bounded(FANOUT_LIMIT, controls, lambda _, src: plan.source_size(client, src))
+            sizes = await bounded(stack.FANOUT_LIMIT, controls, lambda _, src: stack.plan.source_size(client, src))
         drafts = []
         for size in sizes:
-            w, h = plan.output_size(width, height, size, model.family, declared)
-            d = plan.draft(base, w, h, img2img)
+            w, h = stack.plan.output_size(width, height, size, model.family, declared)
+            d = stack.plan.draft(base, w, h, img2img)
             spec.check_request(d, model, model_types=types)
             drafts.append(d)
         notes = spec.custom_notes(drafts[0], model) if declared is not None and drafts else ()
@@ -139,12 +132,12 @@ class _ScenarioGenerateBase:
                 progress.text(note)
         if any(src.array is not None for src in controls + (inits or [])):
             progress.text("uploading images")
-        control_ids = await plan.resolve_ids(client, settings, controls, "comfyui-control")
+        control_ids = await stack.plan.resolve_ids(client, settings, controls, "comfyui-control")
         init_ids = None
         if inits is not None:
             fmt, quality = inputs.INIT_IMAGE_FORMATS[init_format]
             encodes: list[tuple[EncodedImage, float]] = []
-            init_ids = await plan.resolve_ids(
+            init_ids = await stack.plan.resolve_ids(
                 client,
                 settings,
                 inits,
@@ -179,7 +172,7 @@ class _ScenarioGenerateBase:
 
         Whatever happens, the browser is told how the run ended (``results``).
         """
-        report = RunReport(None if unique_id is None else str(unique_id))
+        report = stack.RunReport(None if unique_id is None else str(unique_id))
         try:
             return await self._generate(report, unique_id, widgets)
         except BaseException as exc:
@@ -190,8 +183,8 @@ class _ScenarioGenerateBase:
         self, report: RunReport, unique_id: str | None, widgets: dict[str, Any]
     ) -> tuple[tuple[Any, str, str], dict[str, Any]]:
         async with node_errors():
-            base = build_request(widgets, img2img=self.IMG2IMG)
-            controls = await plan.sources(
+            base = stack.build_request(widgets, img2img=self.IMG2IMG)
+            controls = await stack.plan.sources(
                 widgets.get("control_image"),
                 widgets.get("control_image_id"),
                 "control_image",
@@ -199,8 +192,8 @@ class _ScenarioGenerateBase:
                 "control map",
             )
             inits = (
-                plan.pair_inits(
-                    await plan.sources(
+                stack.plan.pair_inits(
+                    await stack.plan.sources(
                         widgets.get("image"), widgets.get("image_id"), "image", "image_id", "init image"
                     ),
                     len(controls),
@@ -210,34 +203,35 @@ class _ScenarioGenerateBase:
             )
             width, height = widgets.get("width") or 0, widgets.get("height") or 0
             init_format = widgets.get(inputs.INIT_FORMAT_WIDGET) or inputs.INIT_FORMAT_DEFAULT  # checked above
-            max_creative_units = widgets.get(BUDGET_WIDGET) or 0.0
+            max_creative_units = widgets.get(stack.BUDGET_WIDGET) or 0.0
             # Rules that fail for every model family (linked values skipped VALIDATE_INPUTS and
             # ComfyUI's own range checks): refused before any network call, not even the model lookup.
-            spec.precheck_request(plan.draft(base, width, height, self.IMG2IMG))
-            settings = resolve_settings()
+            spec.precheck_request(stack.plan.draft(base, width, height, self.IMG2IMG))
+            settings = stack.resolve_settings()
             progress = bridge.Progress(unique_id)
             progress.text("checking the request")
-            origin = ORIGIN.set(node_origin(unique_id, bridge.prompt_id()))  # recorded with each paid request
+            # recorded with each paid request
+            origin = stack.ORIGIN.set(stack.node_origin(unique_id, bridge.prompt_id()))
             try:
-                async with shared_client(settings) as client:
+                async with stack.shared_client(settings) as client:
                     requests, notes = await self._prepare(
                         client, settings, base, controls, inits, width, height, progress, init_format
                     )
                     if max_creative_units and max_creative_units > 0:
                         progress.text("asking Scenario for a price quote")
-                        await enforce_budget(client, requests, float(max_creative_units))
+                        await stack.enforce_budget(client, requests, float(max_creative_units))
                     report.sizes = [(r.width, r.height) for r in requests if r.width and r.height]
-                    report.board = StatusBoard(progress, len(requests), notes=notes)
-                    outcomes = await run_requests(client, requests, report.board)
+                    report.board = stack.StatusBoard(progress, len(requests), notes=notes)
+                    outcomes = await stack.run_requests(client, requests, report.board)
             finally:
-                ORIGIN.reset(origin)
+                stack.ORIGIN.reset(origin)
             files = [data for o in outcomes for data in o.files]
             if not files:
                 raise ScenarioError(prefixed(f"job(s) {job_ids_text(outcomes)} finished without any image"))
             # pixels each job decoded as it finished; a job whose files did not decode leaves them to this call,
             # which raises the error
             decoded = [d for o in outcomes for d in (o.decoded if o.decoded is not None else [None] * len(o.files))]
-            images, _masks = await asyncio.to_thread(tensors.decode_to_tensors, files, decoded)
+            images, _masks = await asyncio.to_thread(stack.tensors.decode_to_tensors, files, decoded)
             job_ids = job_ids_text(outcomes)
             all_assets = [a for o in outcomes for a in o.job.asset_ids]
             asset_ids = join_ids(all_assets)
@@ -248,8 +242,8 @@ class _ScenarioGenerateBase:
             if report.reused:
                 billed = 0.0
             state = report.done([o.job.job_id for o in outcomes], all_assets, billed)
-            previews = await save_previews(files, report.node)
-            return (images, job_ids, asset_ids), ui_payload(previews, state)
+            previews = await stack.save_previews(files, report.node)
+            return (images, job_ids, asset_ids), stack.ui_payload(previews, state)
 
 
 class ScenarioControlNetGenerate(_ScenarioGenerateBase):

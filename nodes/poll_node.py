@@ -25,25 +25,17 @@ import asyncio
 import logging
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..scenario_api import (
-    Job,
-    JobStatus,
-    Limits,
-    ValidationError,
-    fixed_interval,
-    outcome_error,
-    watch_job,
-)
-from . import bridge, inputs
+from ..scenario_api import ValidationError
+from . import bridge, inputs, stack
 from .concurrency import bounded
-from .credentials import resolve_settings
 from .errors import node_errors, prefixed
 from .ids import join_ids, parse_ids, split_ids
-from .jobs import FANOUT_LIMIT, poll_interval
-from .sessions import shared_client
-from .status import StatusBoard
+
+if TYPE_CHECKING:  # what the node runs loads on first use (nodes/stack.py)
+    from ..scenario_api import Job
+    from .status import StatusBoard
 
 log = logging.getLogger("scenario_controlnet")
 
@@ -73,14 +65,14 @@ async def follow_job(client: Any, job_id: str, board: StatusBoard, index: int, u
     jobs are in), and a Stop (task cancellation) just ends the wait: only the
     client's ``wait_for_job`` cancels a job it is cancelled on.
     """
-    interval = poll_interval()
+    interval = stack.poll_interval()
     schedule = client.schedule(job_id) if interval is None else None
-    job = await watch_job(
+    job = await stack.watch_job(
         client,
         job_id,
         on_update=lambda job: board.observe(index, job),
-        limits=Limits(until=until),
-        next_delay=schedule if schedule is not None else fixed_interval(interval or 0.0),
+        limits=stack.Limits(until=until),
+        next_delay=schedule if schedule is not None else stack.fixed_interval(interval or 0.0),
         max_failures=client.max_poll_failures,
         raise_on_outcome=False,
     )
@@ -160,28 +152,28 @@ class ScenarioPollJob:
     ) -> tuple[str, str]:
         async with node_errors():
             ids = parse_ids(job_id, "job", "job_id")
-            settings = resolve_settings()
+            settings = stack.resolve_settings()
             progress = bridge.Progress(unique_id)
-            board = StatusBoard(progress, len(ids))
+            board = stack.StatusBoard(progress, len(ids))
             deadline = asyncio.get_running_loop().time() + max(0, int(timeout_seconds))
-            async with shared_client(settings) as client:
+            async with stack.shared_client(settings) as client:
 
                 async def one(i: int, jid: str) -> Any:
                     return await follow_job(client, jid, board, i, deadline)
 
-                jobs = await bounded(FANOUT_LIMIT, ids, one)
+                jobs = await bounded(stack.FANOUT_LIMIT, ids, one)
             board.refresh(force=True)
             for job in jobs:
-                error = outcome_error(job)
+                error = stack.outcome_error(job)
                 if error is not None:
                     raise error
             asset_ids: list[str] = []
             for job in jobs:
-                if job.status == JobStatus.SUCCESS:
+                if job.status == stack.JobStatus.SUCCESS:
                     _remember(job.job_id, job.asset_ids)
                     asset_ids.extend(job.asset_ids)
             statuses = [job.status for job in jobs]
             log.info("Scenario Poll Job: %s", ", ".join(f"{j.job_id} {j.status}" for j in jobs))
-            if any(s != JobStatus.SUCCESS for s in statuses):
+            if any(s != stack.JobStatus.SUCCESS for s in statuses):
                 progress.text(board.text() + " | not finished: queue the workflow again to keep waiting")
             return (join_ids(asset_ids), ",".join(statuses))

@@ -46,9 +46,8 @@ from ..scenario_api import (
     ScenarioTimeoutError,
     ValidationError,
 )
-from . import bridge, web_credentials, web_jobs
+from . import bridge, stack
 from .errors import defuse
-from .web_api import ROUTE_TIMEOUT, model_info, model_list, quote, status
 
 log = logging.getLogger("scenario_controlnet")
 
@@ -94,7 +93,7 @@ def error_payload(exc: BaseException) -> tuple[int, dict[str, Any]]:
     hold a credential.
     """
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)) and not isinstance(exc, ScenarioError):
-        return 504, {"error": f"Scenario: no answer within {ROUTE_TIMEOUT:g} s", "code": "timeout"}
+        return 504, {"error": f"Scenario: no answer within {stack.ROUTE_TIMEOUT:g} s", "code": "timeout"}
     if isinstance(exc, ScenarioError):
         http_status, code = 502, "upstream"
         for cls, st, cd in _STATUS_BY_ERROR:
@@ -133,7 +132,7 @@ async def _answer(work: Awaitable[dict[str, Any]]) -> Any:
 
 
 async def _get_model(request: Any) -> Any:
-    return await _answer(model_info(request.match_info.get("model_id", "")))
+    return await _answer(stack.model_info(request.match_info.get("model_id", "")))
 
 
 async def _post_quote(request: Any) -> Any:
@@ -150,58 +149,58 @@ async def _post_quote(request: Any) -> Any:
             },
             400,
         )
-    return await _answer(quote(payload))
+    return await _answer(stack.quote(payload))
 
 
 async def _get_status(request: Any) -> Any:
-    return await _answer(_as_awaitable(status()))
+    return await _answer(_as_awaitable(stack.status()))
 
 
 async def _get_models(request: Any) -> Any:
-    return await _answer(model_list(dict(request.query)))
+    return await _answer(stack.model_list(dict(request.query)))
 
 
 async def _get_credentials(request: Any) -> Any:
-    return await _answer(_call(web_credentials.status))
+    return await _answer(_call(stack.web_credentials.status))
 
 
 async def _post_credentials(request: Any) -> Any:
     payload, refusal = await _json_body(request, "the credentials")
     if refusal is not None:
         return refusal
-    return await _answer(_call(web_credentials.save, payload))
+    return await _answer(_call(stack.web_credentials.save, payload))
 
 
 async def _post_clear(request: Any) -> Any:
     _, refusal = await _json_body(request, "the clear request", empty_ok=True)
     if refusal is not None:
         return refusal
-    return await _answer(_call(web_credentials.clear))
+    return await _answer(_call(stack.web_credentials.clear))
 
 
 async def _post_test(request: Any) -> Any:
     _, refusal = await _json_body(request, "the test request", empty_ok=True)
     if refusal is not None:
         return refusal
-    return await _answer(web_credentials.test_connection())
+    return await _answer(stack.web_credentials.test_connection())
 
 
 async def _get_jobs(request: Any) -> Any:
-    return await _answer(web_jobs.recent_jobs(request.query.get("limit")))
+    return await _answer(stack.web_jobs.recent_jobs(request.query.get("limit")))
 
 
 async def _post_cancel(request: Any) -> Any:
     _, refusal = await _json_body(request, "the cancel request", empty_ok=True)
     if refusal is not None:
         return refusal
-    return await _answer(web_jobs.cancel(request.match_info.get("job_id", "")))
+    return await _answer(stack.web_jobs.cancel(request.match_info.get("job_id", "")))
 
 
 async def _get_thumbnail(request: Any) -> Any:
     from aiohttp import web
 
     try:
-        data = await web_jobs.thumbnail(request.match_info.get("asset_id", ""))
+        data = await stack.web_jobs.thumbnail(request.match_info.get("asset_id", ""))
     except asyncio.CancelledError:
         raise
     except Exception as exc:

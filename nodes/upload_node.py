@@ -13,11 +13,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from . import bridge, inputs, plan, tensors
-from .credentials import resolve_settings
+from . import bridge, inputs, stack
 from .errors import node_errors
 from .ids import join_ids
-from .sessions import shared_client
 
 DEFAULT_NAME = "comfyui-control"
 
@@ -55,15 +53,15 @@ class ScenarioUploadAsset:
 
     async def upload(self, image: Any, name: str = DEFAULT_NAME, unique_id: str | None = None) -> tuple[str]:
         async with node_errors():
-            arrays = await asyncio.to_thread(tensors.image_to_arrays, image, "image")
-            settings = resolve_settings()
+            arrays = await asyncio.to_thread(stack.tensors.image_to_arrays, image, "image")
+            settings = stack.resolve_settings()
             progress = bridge.Progress(unique_id)
             progress.text(f"uploading {len(arrays)} image(s)")
             base = (name or "").strip() or DEFAULT_NAME
             names = [base] if len(arrays) == 1 else [f"{base}-{i + 1}" for i in range(len(arrays))]
-            async with shared_client(settings) as client:
-                srcs = [plan.Source(array=a) for a in arrays]
-                ids = await plan.resolve_ids(client, settings, srcs, names)
+            async with stack.shared_client(settings) as client:
+                srcs = [stack.plan.Source(array=a) for a in arrays]
+                ids = await stack.plan.resolve_ids(client, settings, srcs, names)
             text = join_ids(ids)
             progress.update(1.0)
             progress.text(text)

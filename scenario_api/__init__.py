@@ -9,27 +9,16 @@ torch or ComfyUI, so it can be used (and tested) on its own::
         job, images = await client.generate(ControlNetRequest(prompt="...", control_image=data_url))
 
 The names below are the public surface; the ComfyUI adapter (``nodes/``) uses
-only these.
+only these. Each loads on first use (module ``__getattr__``): importing the
+package loads only its errors, so the ComfyUI pack registers its nodes without
+the HTTP client stack (httpx, transport, submission...).
 """
 
-from . import imaging, spec
-from .cancellation import Finished, finish_shielded
-from .client import INLINE_IMAGE_LIMIT, ScenarioClient, precheck_request
-from .config import (
-    DEFAULT_BASE_URL,
-    ENV_KEY,
-    ENV_PROJECT,
-    ENV_SDK_KEY,
-    ENV_SDK_SECRET,
-    ENV_SECRET,
-    ENV_URL,
-    Credentials,
-    Settings,
-    check_key_pair,
-    env_key_pair,
-    normalise_base_url,
-)
-from .downloads import is_loopback, safe_url
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     APIError,
     AuthenticationError,
@@ -56,23 +45,105 @@ from .errors import (
     TruncatedDownloadError,
     ValidationError,
 )
-from .limits import AccountLimiter, limiter_for
-from .models import (
-    STATUS_LABELS,
-    TERMINAL_STATUSES,
-    Asset,
-    ControlNetRequest,
-    Job,
-    JobStatus,
-    Model,
-    Quote,
-    Submission,
-)
-from .pacing import EtaSchedule, PollPolicy
-from .retry import RetryPolicy
-from .uploads import UPLOADS, UploadService, upload_array
 from .version import __version__
-from .watch import Limits, fixed_interval, outcome_error, watch_job
+
+if TYPE_CHECKING:  # the names, for type checkers; at run time each module loads on first use
+    from . import imaging, spec
+    from .cancellation import Finished, finish_shielded
+    from .client import INLINE_IMAGE_LIMIT, ScenarioClient
+    from .config import (
+        DEFAULT_BASE_URL,
+        ENV_KEY,
+        ENV_PROJECT,
+        ENV_SDK_KEY,
+        ENV_SDK_SECRET,
+        ENV_SECRET,
+        ENV_URL,
+        Credentials,
+        Settings,
+        check_key_pair,
+        env_key_pair,
+        normalise_base_url,
+    )
+    from .downloads import is_loopback, safe_url
+    from .limits import AccountLimiter, limiter_for
+    from .models import (
+        STATUS_LABELS,
+        TERMINAL_STATUSES,
+        Asset,
+        ControlNetRequest,
+        Job,
+        JobStatus,
+        Model,
+        Quote,
+        Submission,
+    )
+    from .pacing import EtaSchedule, PollPolicy
+    from .retry import RetryPolicy
+    from .spec import precheck_request
+    from .uploads import UPLOADS, UploadService, upload_array
+    from .watch import Limits, fixed_interval, outcome_error, watch_job
+
+_WHERE = {  # public name -> the module of this package that defines it ("" for a submodule itself)
+    "imaging": "",
+    "spec": "",
+    "Finished": "cancellation",
+    "finish_shielded": "cancellation",
+    "INLINE_IMAGE_LIMIT": "client",
+    "ScenarioClient": "client",
+    "precheck_request": "spec",
+    "DEFAULT_BASE_URL": "config",
+    "ENV_KEY": "config",
+    "ENV_PROJECT": "config",
+    "ENV_SDK_KEY": "config",
+    "ENV_SDK_SECRET": "config",
+    "ENV_SECRET": "config",
+    "ENV_URL": "config",
+    "Credentials": "config",
+    "Settings": "config",
+    "check_key_pair": "config",
+    "env_key_pair": "config",
+    "normalise_base_url": "config",
+    "is_loopback": "downloads",
+    "safe_url": "downloads",
+    "AccountLimiter": "limits",
+    "limiter_for": "limits",
+    "STATUS_LABELS": "models",
+    "TERMINAL_STATUSES": "models",
+    "Asset": "models",
+    "ControlNetRequest": "models",
+    "Job": "models",
+    "JobStatus": "models",
+    "Model": "models",
+    "Quote": "models",
+    "Submission": "models",
+    "EtaSchedule": "pacing",
+    "PollPolicy": "pacing",
+    "RetryPolicy": "retry",
+    "UPLOADS": "uploads",
+    "UploadService": "uploads",
+    "upload_array": "uploads",
+    "Limits": "watch",
+    "fixed_interval": "watch",
+    "outcome_error": "watch",
+    "watch_job": "watch",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Load the module that defines ``name`` on first use, and keep the value (later lookups are plain)."""
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    loaded = importlib.import_module(f"{__name__}.{module or name}")
+    value = loaded if not module else getattr(loaded, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))
+
 
 __all__ = [
     "__version__",
