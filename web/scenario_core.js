@@ -29,6 +29,8 @@ export const DEBOUNCE_MS = 800
 export const LINE_HEIGHT = 16
 export const MODEL_CACHE_MS = 5 * 60 * 1000
 export const MAX_LINES = 4
+export const STATUS_MARGIN = 4 // around the status box, inside its widget height
+export const STATUS_PADDING = 12 // the box's own padding and a button row's extra height
 
 /** Widget values sent to POST /scenario/quote (the generate node's own names). */
 export const QUOTE_FIELDS = Object.freeze([
@@ -347,7 +349,9 @@ export function compactWidgetsValues(node, data) {
  * many text lines it shows (1 or 2), for its height. Returns the widget.
  */
 export function addStatusWidget(node, element, lineCount = () => 1) {
-  const height = () => 10 + LINE_HEIGHT * Math.max(1, Math.min(MAX_LINES, lineCount()))
+  // The frontend draws the element its widget height minus the margin above and below (1.27 and 1.58 alike):
+  // the lines, the box's padding and a button row's border must fit inside what is left.
+  const height = () => 2 * STATUS_MARGIN + STATUS_PADDING + LINE_HEIGHT * Math.max(1, Math.min(MAX_LINES, lineCount()))
   const options = {
     serialize: false,
     hideOnZoom: false,
@@ -356,7 +360,7 @@ export function addStatusWidget(node, element, lineCount = () => 1) {
     getMinHeight: height,
     getMaxHeight: height,
     hideInPanel: true,
-    margin: 4
+    margin: STATUS_MARGIN
   }
   const widget = node.addDOMWidget(STATUS_WIDGET, 'scenario-status', element, options)
   widget.serialize = false

@@ -98,7 +98,10 @@ test('the status widget is added last and marked unsaved twice', () => {
   assert.equal(w.element, el)
   assert.equal(w.serialize, false)
   assert.equal(w.options.serialize, false)
-  assert.equal(w.options.getMinHeight(), 10 + core.MAX_LINES * core.LINE_HEIGHT, 'at most MAX_LINES lines high')
+  assert.equal(w.options.getMinHeight(), 2 * core.STATUS_MARGIN + core.STATUS_PADDING + core.MAX_LINES * core.LINE_HEIGHT,
+    'at most MAX_LINES lines high')
+  // what the frontend gives the element (the height less both margins) holds the lines and their padding
+  assert.ok(w.options.getMinHeight() - 2 * w.options.margin >= core.MAX_LINES * core.LINE_HEIGHT + 8)
   assert.equal(w.options.hideInPanel, true, 'kept out of the right-side panel')
   assert.deepEqual(serializeValues(node), before)
 })
