@@ -64,7 +64,11 @@ class PollPolicy:
     tail_growth: float = 1.25
     tail_max: float = 1.0  # the tail never waits longer than this
     finalize_default: float = 0.0  # predicted finalizing time with no history (seconds)
-    budget_extra: float = 2.0  # polls per job stay within job_seconds / 3 + this (one more is the last look)
+    budget_extra: float = (
+        2.0  # polls per job stay within job_seconds / budget_period + this (one more is the last look)
+    )
+    budget_period: float = 3.0  # ... one poll per this many seconds of the job (a duration: it scales)
+    last_look_finalize: float = 0.1  # a last look within the budget allows this fraction of the run for finalizing
 
     def scaled(self, factor: float) -> PollPolicy:
         """Every duration multiplied by ``factor`` (fractions and growth stay)."""
@@ -79,6 +83,7 @@ class PollPolicy:
             "window_fraction",
             "budget_extra",
             "agreeing",
+            "last_look_finalize",
         }
         return replace(self, **{f.name: getattr(self, f.name) * factor for f in fields(self) if f.name not in unitless})
 
@@ -191,6 +196,7 @@ class EtaSchedule:
         self.last_poll: float | None = None
         self.polls = 0
         self.kind: str | None = None
+        self.last_look: float | None = None  # local time by which the job has ended at the latest, if known
 
     # ------------------------------------------------------------------ public
 
@@ -216,12 +222,15 @@ class EtaSchedule:
         if status in QUEUED or status == "warming-up":
             self.last_poll = now
             return self._clamp(p.early_fraction * (now - self.submitted_at))
+        self.last_look = None
         try:
             if status == "in-progress":
-                return self._running(job, now)
-            if status == "finalizing":
-                return self._finalizing(now)
-            return self._clamp(p.tail_gap)
+                gap = self._running(job, now)
+            elif status == "finalizing":
+                gap = self._finalizing(now)
+            else:
+                gap = self._clamp(p.tail_gap)
+            return self._within_budget(now, gap)
         finally:
             self.last_poll = now
 
@@ -297,6 +306,7 @@ class EtaSchedule:
         if window is None:  # no progress yet: keep looking at a pace set by how long it has run
             return self._clamp(max(p.run_fraction * ran, p.early_fraction * (now - self.submitted_at) / 2))
         early, late = (w + self._finalize_estimate(w - run_start) for w in window)
+        self.last_look = window[1] + self._finalize_margin(window[1] - run_start)
         left = early - now
         if left <= 0:
             if now > late:
@@ -322,20 +332,47 @@ class EtaSchedule:
         run_start, final_start = self.phases.get("in-progress"), self.phases.get("finalizing", now)
         if run_start is not None:
             end = final_start + self._finalize_estimate(final_start - run_start)
+            self.last_look = final_start + self._finalize_margin(final_start - run_start)
             left = end - now
             if left > 0:
                 self.tail_gap = p.tail_gap
                 return self._clamp(left + p.landing)
         return self._tail()
 
+    def _within_budget(self, now: float, gap: float) -> float:
+        """``gap``, moved so that the next poll keeps the job within its request budget.
+
+        The next poll (number k) leaves room for a final one only if the job
+        has run ``budget_period * (k - budget_extra)`` by then (it is still
+        running then, so its budget is at least that). A poll planned earlier
+        becomes the last look: just after the latest plausible end (with room
+        for finalizing), or at that safe moment if it comes first; a job
+        already past every estimate waits for the safe moment.
+        """
+        p = self.policy
+        safe_at = self.submitted_at + p.budget_period * (self.polls + 1 - p.budget_extra)
+        if now + gap >= safe_at:
+            return gap
+        last = self.last_look
+        if last is not None and last + p.landing >= now:  # the job can still end as estimated
+            return self._clamp(min(safe_at, max(now + gap, last + p.landing)) - now)
+        return self._clamp(safe_at - now)
+
     def _budget_left(self, end: float) -> float:
-        """Polls still allowed if the job ends at ``end`` (local): the budget is its seconds / 3 + 3."""
-        return (end - self.submitted_at) / 3 + self.policy.budget_extra - self.polls
+        """Polls still allowed if the job ends at ``end`` (local): its seconds / ``budget_period`` + 3 in all."""
+        return (end - self.submitted_at) / self.policy.budget_period + self.policy.budget_extra - self.polls
 
     def _tail(self) -> float:
         gap = self.tail_gap
         self.tail_gap = min(self.policy.tail_max, self.tail_gap * self.policy.tail_growth)
         return self._clamp(gap)
+
+    def _finalize_margin(self, run: float) -> float:
+        """Finalizing time a last look allows: what earlier jobs taught, else a fraction of the run."""
+        ratio = self.history.finalize_ratio()
+        if ratio is None:
+            return max(self.policy.finalize_default, self.policy.last_look_finalize * max(0.0, run))
+        return ratio * max(0.0, run)
 
     def _finalize_estimate(self, run: float) -> float:
         ratio = self.history.finalize_ratio()

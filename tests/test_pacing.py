@@ -134,3 +134,31 @@ def test_two_staircase_readings_that_agree_by_chance_do_not_fix_the_end():
     look(2.0, 0.1)
     assert look(5.0, 0.4) < 11.0 - 5.0
     assert look(8.0, 0.7) == pytest.approx(11.0 - 8.0 + schedule.policy.landing)
+
+
+@pytest.mark.parametrize("profile", ["linear", "jumpy"])
+@pytest.mark.parametrize("seconds", [5.0, 12.0, 30.0, 60.0])
+def test_even_a_first_job_stays_within_its_request_budget(profile, seconds):
+    # No earlier job says how long this kind runs or finalizes: the request budget (T / 3 + 3) still holds,
+    # because a poll that could not leave room for the final one becomes the last look instead.
+    for seed in ("a", "b", "c", "d"):
+        length = seconds * {"a": 0.95, "b": 1.0, "c": 1.03, "d": 1.05}[seed]
+        latency, polls, _ = simulate(length, profile, pacing.PhaseHistory(), seed=seed)
+        assert polls <= length / 3 + 3, (seed, polls)
+        assert 0 <= latency <= pacing.PollPolicy().tail_max + 0.5
+
+
+@pytest.mark.parametrize("profile", ["linear", "jumpy"])
+def test_a_scaled_policy_keeps_the_request_budget_of_the_job_it_follows(profile):
+    # A job clock ten times faster with a policy ten times faster is the same run: the same polls and
+    # the request budget counts job seconds (budget_period scales), so it is neither spent early nor starved.
+    history, fast_history = pacing.PhaseHistory(), pacing.PhaseHistory()
+    policy = pacing.PollPolicy()
+    fast = policy.scaled(0.1)
+    assert fast.budget_period == pytest.approx(policy.budget_period * 0.1)
+    for seed in ("first", "second", "third"):
+        slow = simulate(30.0, profile, history, policy=policy, seed=seed, rtt=0.2)
+        quick = simulate(3.0, profile, fast_history, policy=fast, seed=seed, rtt=0.02)
+        assert quick[1] == slow[1], seed
+        assert quick[0] == pytest.approx(slow[0] / 10, abs=0.01)
+        assert quick[1] <= 30.0 / 3 + 3
