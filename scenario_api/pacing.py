@@ -56,6 +56,7 @@ class PollPolicy:
     approach_trusted: float = 0.85  # ... when the progress has proved steady (two readings agree)
     run_fraction: float = 0.3  # running, progress not proved steady: at most this fraction of the time already run
     agreement: float = 0.03  # a smooth progress: its readings imply run lengths this close (fraction) ...
+    clear_progress: float = 0.05  # readings below this progress bound nothing (rounding divided by a tiny value)
     agreeing: int = 3  # ... this many in a row (two readings of a stale staircase can agree by chance)
     narrow: float = 0.1  # a plausible window at most this wide (fraction of the run) is trusted
     window_fraction: float = 0.1  # inside a wide plausible window: about 1/this looks across it
@@ -68,6 +69,7 @@ class PollPolicy:
         2.0  # polls per job stay within job_seconds / budget_period + this (one more is the last look)
     )
     budget_period: float = 3.0  # ... one poll per this many seconds of the job (a duration: it scales)
+    finalize_catch: float = 0.7  # looks this fraction of the learned finalizing time apart see the job finalizing
     last_look_finalize: float = 0.1  # a last look within the budget allows this fraction of the run for finalizing
 
     def scaled(self, factor: float) -> PollPolicy:
@@ -83,7 +85,9 @@ class PollPolicy:
             "window_fraction",
             "budget_extra",
             "agreeing",
+            "clear_progress",
             "last_look_finalize",
+            "finalize_catch",
         }
         return replace(self, **{f.name: getattr(self, f.name) * factor for f in fields(self) if f.name not in unitless})
 
@@ -197,6 +201,7 @@ class EtaSchedule:
         self.polls = 0
         self.kind: str | None = None
         self.last_look: float | None = None  # local time by which the job has ended at the latest, if known
+        self.latest_end: float | None = None  # the latest end of the run its progress readings allow (local)
 
     # ------------------------------------------------------------------ public
 
@@ -260,6 +265,7 @@ class EtaSchedule:
         same kind (their spread); readings that contradict each other (a
         progress that misleads) leave only the latest one.
         """
+        p = self.policy
         run_start = self.phases.get("in-progress")
         if run_start is None:
             return None
@@ -271,18 +277,19 @@ class EtaSchedule:
         elif progress is not None and self.readings and progress < 1 and now > self.readings[-1][1]:
             self.stale = True  # the same value at two polls: a progress updated now and then
         bounds = [(max(0.0, t0 - run_start) / v, max(1e-3, t - run_start) / v) for v, t, t0 in self.readings if v > 0]
+        clear = [b for v, b in zip((r[0] for r in self.readings), bounds, strict=True) if v >= p.clear_progress]
         window: tuple[float, float] | None = None
+        self.latest_end = None
         if bounds:
-            # A truthful progress never runs ahead: the run is at most the smallest upper bound.
-            hi = min(b[1] for b in bounds)
-            lo = min(hi, max(b[0] for b in bounds))
-            clear = [b[1] for v, b in zip((r[0] for r in self.readings), bounds, strict=True) if v >= 0.05]
-            agree = clear[-self.policy.agreeing :]
-            if (
-                not self.stale
-                and len(agree) >= self.policy.agreeing
-                and max(agree) - min(agree) <= self.policy.agreement * hi
-            ):
+            # A truthful progress never runs ahead: the run is at most the smallest upper bound. A tiny
+            # progress divides the dates' rounding and the clock offset into a large error: only clear readings
+            # count when there are any.
+            usable = clear or bounds
+            hi = min(b[1] for b in usable)
+            self.latest_end = run_start + hi
+            lo = min(hi, max(b[0] for b in usable))
+            agree = [b[1] for b in clear][-p.agreeing :]
+            if not self.stale and len(agree) >= p.agreeing and max(agree) - min(agree) <= p.agreement * hi:
                 lo = hi  # smooth progress: its readings agree, the answer is exact
             window = (lo, hi)
         learned = self.history.run_length(self.kind)
@@ -305,8 +312,13 @@ class EtaSchedule:
         window = self._run_window(job)
         if window is None:  # no progress yet: keep looking at a pace set by how long it has run
             return self._clamp(max(p.run_fraction * ran, p.early_fraction * (now - self.submitted_at) / 2))
-        early, late = (w + self._finalize_estimate(w - run_start) for w in window)
-        self.last_look = window[1] + self._finalize_margin(window[1] - run_start)
+        latest = self.latest_end if self.latest_end is not None else window[1]  # earlier jobs are no hard bound
+        self.last_look = latest + self._finalize_margin(latest - run_start)
+        catch = self._finalize_catch(window[0] - run_start)
+        if catch:  # look for the end of the run: a job seen finalizing tells its exact end (statusHistory)
+            early, late = window
+        else:  # look for the success itself
+            early, late = (w + self._finalize_estimate(w - run_start) for w in window)
         left = early - now
         if left <= 0:
             if now > late:
@@ -315,6 +327,8 @@ class EtaSchedule:
             # and never more than the request budget left allows
             spread = max(p.tail_gap, p.window_fraction * (late - early), 0.0)
             spread = min(spread, max(p.tail_gap, p.run_fraction * ran))
+            if catch:  # looks closer than the finalizing phase lasts see it, wherever in the window the run ends
+                spread = catch
             spread = max(spread, (late - now) / max(1.0, self._budget_left(late)))
             return self._clamp(min(spread, late - now + p.landing))
         self.tail_gap = p.tail_gap
@@ -366,6 +380,13 @@ class EtaSchedule:
         gap = self.tail_gap
         self.tail_gap = min(self.policy.tail_max, self.tail_gap * self.policy.tail_growth)
         return self._clamp(gap)
+
+    def _finalize_catch(self, run: float) -> float:
+        """Gap between looks that sees a finalizing phase learned from earlier jobs (0: too short to aim at)."""
+        if self.history.finalize_ratio() is None:
+            return 0.0
+        gap = self.policy.finalize_catch * self._finalize_estimate(run)
+        return gap if gap >= self.policy.tail_gap else 0.0
 
     def _finalize_margin(self, run: float) -> float:
         """Finalizing time a last look allows: what earlier jobs taught, else a fraction of the run."""
