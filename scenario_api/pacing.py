@@ -329,7 +329,9 @@ class EtaSchedule:
             spread = min(spread, max(p.tail_gap, p.run_fraction * ran))
             if catch:  # looks closer than the finalizing phase lasts see it, wherever in the window the run ends
                 spread = catch
-            spread = max(spread, (late - now) / max(1.0, self._budget_left(late)))
+            # the budget is shared out up to the latest end the readings allow (earlier jobs are no hard bound)
+            reach = max(late, self.last_look)
+            spread = max(spread, (reach - now) / max(1.0, self._budget_left(reach)))
             return self._clamp(min(spread, late - now + p.landing))
         self.tail_gap = p.tail_gap
         if late - early <= p.narrow * max(p.min_gap, late - run_start):  # a narrow window: trust it

@@ -162,3 +162,50 @@ def test_a_scaled_policy_keeps_the_request_budget_of_the_job_it_follows(profile)
         assert quick[1] == slow[1], seed
         assert quick[0] == pytest.approx(slow[0] / 10, abs=0.01)
         assert quick[1] <= 30.0 / 3 + 3
+
+
+def test_a_tiny_progress_reading_does_not_pull_the_end_forward():
+    # A progress of 0.0025 read 7.6 ms after the dated start would allow a run of 3 s: the dates' rounding
+    # and the clock offset are the whole of that. Only clear readings bound the run: 0.4 at 5.0 says 10 s.
+    now = [0.0]
+    schedule = pacing.EtaSchedule(
+        submitted_at=0.0, created_at=_iso(0.0), history=pacing.PhaseHistory(), clock=lambda: now[0]
+    )
+    dates = [{"date": _iso(0.0), "status": "queued"}, {"date": _iso(1.0), "status": "in-progress"}]
+
+    def look(at: float, progress: float) -> SimpleNamespace:
+        now[0] = at
+        job = SimpleNamespace(status="in-progress", progress=progress, status_history=dates)
+        schedule(job, 0)
+        return job
+
+    look(1.0076, 0.0025)
+    job = look(5.0, 0.4)
+    assert schedule.predicted_end(job) == pytest.approx(11.0)
+
+
+@pytest.mark.parametrize("length", [0.9, 0.92, 0.94, 1.08])
+def test_a_known_kind_is_seen_finalizing_wherever_its_run_ends(length):
+    # Earlier jobs of this kind ran 60, 63 and 58 s and taught the finalizing phase: a jumpy job that runs
+    # somewhat shorter or longer than all of them is still seen finalizing (its exact end), then just
+    # after success, and within its request budget.
+    history = pacing.PhaseHistory()
+    for seed, seconds in (("a", 60.0), ("b", 63.0), ("c", 58.0)):
+        simulate(seconds, "jumpy", history, seed=seed)
+    for k in range(3):
+        latency, polls, _ = simulate(60.0 * length, "jumpy", history, seed=f"new{length}{k}")
+        assert 0 <= latency <= 0.3, k
+        assert polls <= 60.0 * length / 3 + 3, k
+
+
+def test_a_job_that_runs_longer_than_its_kind_keeps_looks_for_where_its_progress_says_it_can_end():
+    # Earlier jobs of this kind ran about 11.5 s; this one runs 13 s. Their window is no hard bound: the
+    # looks are shared out up to the latest end the progress readings allow, so some are left when the job
+    # outlives the learned window, and the budget still holds.
+    for seed in ("n0", "n1", "n2", "n3"):
+        history = pacing.PhaseHistory()
+        for earlier, seconds in (("a", 12.0 * 0.95), ("b", 12.0 * 0.96)):
+            simulate(seconds, "jumpy", history, seed=earlier)
+        latency, polls, _ = simulate(12.0 * 1.08, "jumpy", history, seed=seed)
+        assert 0 <= latency <= 0.6, seed
+        assert polls <= 12.0 * 1.08 / 3 + 3, seed
