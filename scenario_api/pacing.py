@@ -15,6 +15,17 @@ schedule uses what each poll says about the job itself:
   of the time left, nor of the time already run, so a coarse or jumpy progress
   cannot send the next poll far past the real end), land just after it, and
   then continue with short, slowly growing gaps until the job ends;
+* a reading that changed since the poll before bounds the run from both
+  sides (the update came in between); the latest end these readings allow
+  is a hard bound, earlier jobs of the same kind only a soft one;
+* once earlier jobs taught how long finalizing lasts, the looks across the
+  window of the run's end come closer than that, so the job is seen
+  finalizing (its exact end, from ``statusHistory``) and the next look lands
+  just after success;
+* the request budget (``budget_period`` seconds of the job per poll, plus
+  ``budget_extra`` and the final look) holds for every job, the first of its
+  kind too: a poll that could not leave room for the final one becomes the
+  last look, just after the latest plausible end;
 * nothing is asked while the job is certainly still queued: the first poll
   waits for the shortest queue-plus-warm-up this process has seen (or
   ``first_poll``);
