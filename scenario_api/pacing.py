@@ -15,6 +15,17 @@ schedule uses what each poll says about the job itself:
   of the time left, nor of the time already run, so a coarse or jumpy progress
   cannot send the next poll far past the real end), land just after it, and
   then continue with short, slowly growing gaps until the job ends;
+* a reading that changed since the poll before bounds the run from both
+  sides (the update came in between); the latest end these readings allow
+  is a hard bound, earlier jobs of the same kind only a soft one;
+* once earlier jobs taught how long finalizing lasts, the looks across the
+  window of the run's end come closer than that, so the job is seen
+  finalizing (its exact end, from ``statusHistory``) and the next look lands
+  just after success;
+* the request budget (``budget_period`` seconds of the job per poll, plus
+  ``budget_extra`` and the final look) holds for every job, the first of its
+  kind too: a poll that could not leave room for the final one becomes the
+  last look, just after the latest plausible end;
 * nothing is asked while the job is certainly still queued: the first poll
   waits for the shortest queue-plus-warm-up this process has seen (or
   ``first_poll``);
@@ -56,6 +67,7 @@ class PollPolicy:
     approach_trusted: float = 0.85  # ... when the progress has proved steady (two readings agree)
     run_fraction: float = 0.3  # running, progress not proved steady: at most this fraction of the time already run
     agreement: float = 0.03  # a smooth progress: its readings imply run lengths this close (fraction) ...
+    clear_progress: float = 0.05  # readings below this progress bound nothing (rounding divided by a tiny value)
     agreeing: int = 3  # ... this many in a row (two readings of a stale staircase can agree by chance)
     narrow: float = 0.1  # a plausible window at most this wide (fraction of the run) is trusted
     window_fraction: float = 0.1  # inside a wide plausible window: about 1/this looks across it
@@ -64,7 +76,12 @@ class PollPolicy:
     tail_growth: float = 1.25
     tail_max: float = 1.0  # the tail never waits longer than this
     finalize_default: float = 0.0  # predicted finalizing time with no history (seconds)
-    budget_extra: float = 2.0  # polls per job stay within job_seconds / 3 + this (one more is the last look)
+    budget_extra: float = (
+        2.0  # polls per job stay within job_seconds / budget_period + this (one more is the last look)
+    )
+    budget_period: float = 3.0  # ... one poll per this many seconds of the job (a duration: it scales)
+    finalize_catch: float = 0.7  # looks this fraction of the learned finalizing time apart see the job finalizing
+    last_look_finalize: float = 0.1  # a last look within the budget allows this fraction of the run for finalizing
 
     def scaled(self, factor: float) -> PollPolicy:
         """Every duration multiplied by ``factor`` (fractions and growth stay)."""
@@ -79,6 +96,9 @@ class PollPolicy:
             "window_fraction",
             "budget_extra",
             "agreeing",
+            "clear_progress",
+            "last_look_finalize",
+            "finalize_catch",
         }
         return replace(self, **{f.name: getattr(self, f.name) * factor for f in fields(self) if f.name not in unitless})
 
@@ -191,6 +211,8 @@ class EtaSchedule:
         self.last_poll: float | None = None
         self.polls = 0
         self.kind: str | None = None
+        self.last_look: float | None = None  # local time by which the job has ended at the latest, if known
+        self.latest_end: float | None = None  # the latest end of the run its progress readings allow (local)
 
     # ------------------------------------------------------------------ public
 
@@ -216,12 +238,15 @@ class EtaSchedule:
         if status in QUEUED or status == "warming-up":
             self.last_poll = now
             return self._clamp(p.early_fraction * (now - self.submitted_at))
+        self.last_look = None
         try:
             if status == "in-progress":
-                return self._running(job, now)
-            if status == "finalizing":
-                return self._finalizing(now)
-            return self._clamp(p.tail_gap)
+                gap = self._running(job, now)
+            elif status == "finalizing":
+                gap = self._finalizing(now)
+            else:
+                gap = self._clamp(p.tail_gap)
+            return self._within_budget(now, gap)
         finally:
             self.last_poll = now
 
@@ -251,6 +276,7 @@ class EtaSchedule:
         same kind (their spread); readings that contradict each other (a
         progress that misleads) leave only the latest one.
         """
+        p = self.policy
         run_start = self.phases.get("in-progress")
         if run_start is None:
             return None
@@ -262,18 +288,19 @@ class EtaSchedule:
         elif progress is not None and self.readings and progress < 1 and now > self.readings[-1][1]:
             self.stale = True  # the same value at two polls: a progress updated now and then
         bounds = [(max(0.0, t0 - run_start) / v, max(1e-3, t - run_start) / v) for v, t, t0 in self.readings if v > 0]
+        clear = [b for v, b in zip((r[0] for r in self.readings), bounds, strict=True) if v >= p.clear_progress]
         window: tuple[float, float] | None = None
+        self.latest_end = None
         if bounds:
-            # A truthful progress never runs ahead: the run is at most the smallest upper bound.
-            hi = min(b[1] for b in bounds)
-            lo = min(hi, max(b[0] for b in bounds))
-            clear = [b[1] for v, b in zip((r[0] for r in self.readings), bounds, strict=True) if v >= 0.05]
-            agree = clear[-self.policy.agreeing :]
-            if (
-                not self.stale
-                and len(agree) >= self.policy.agreeing
-                and max(agree) - min(agree) <= self.policy.agreement * hi
-            ):
+            # A truthful progress never runs ahead: the run is at most the smallest upper bound. A tiny
+            # progress divides the dates' rounding and the clock offset into a large error: only clear readings
+            # count when there are any.
+            usable = clear or bounds
+            hi = min(b[1] for b in usable)
+            self.latest_end = run_start + hi
+            lo = min(hi, max(b[0] for b in usable))
+            agree = [b[1] for b in clear][-p.agreeing :]
+            if not self.stale and len(agree) >= p.agreeing and max(agree) - min(agree) <= p.agreement * hi:
                 lo = hi  # smooth progress: its readings agree, the answer is exact
             window = (lo, hi)
         learned = self.history.run_length(self.kind)
@@ -296,7 +323,13 @@ class EtaSchedule:
         window = self._run_window(job)
         if window is None:  # no progress yet: keep looking at a pace set by how long it has run
             return self._clamp(max(p.run_fraction * ran, p.early_fraction * (now - self.submitted_at) / 2))
-        early, late = (w + self._finalize_estimate(w - run_start) for w in window)
+        latest = self.latest_end if self.latest_end is not None else window[1]  # earlier jobs are no hard bound
+        self.last_look = latest + self._finalize_margin(latest - run_start)
+        catch = self._finalize_catch(window[0] - run_start)
+        if catch:  # look for the end of the run: a job seen finalizing tells its exact end (statusHistory)
+            early, late = window
+        else:  # look for the success itself
+            early, late = (w + self._finalize_estimate(w - run_start) for w in window)
         left = early - now
         if left <= 0:
             if now > late:
@@ -305,7 +338,11 @@ class EtaSchedule:
             # and never more than the request budget left allows
             spread = max(p.tail_gap, p.window_fraction * (late - early), 0.0)
             spread = min(spread, max(p.tail_gap, p.run_fraction * ran))
-            spread = max(spread, (late - now) / max(1.0, self._budget_left(late)))
+            if catch:  # looks closer than the finalizing phase lasts see it, wherever in the window the run ends
+                spread = catch
+            # the budget is shared out up to the latest end the readings allow (earlier jobs are no hard bound)
+            reach = max(late, self.last_look)
+            spread = max(spread, (reach - now) / max(1.0, self._budget_left(reach)))
             return self._clamp(min(spread, late - now + p.landing))
         self.tail_gap = p.tail_gap
         if late - early <= p.narrow * max(p.min_gap, late - run_start):  # a narrow window: trust it
@@ -322,20 +359,54 @@ class EtaSchedule:
         run_start, final_start = self.phases.get("in-progress"), self.phases.get("finalizing", now)
         if run_start is not None:
             end = final_start + self._finalize_estimate(final_start - run_start)
+            self.last_look = final_start + self._finalize_margin(final_start - run_start)
             left = end - now
             if left > 0:
                 self.tail_gap = p.tail_gap
                 return self._clamp(left + p.landing)
         return self._tail()
 
+    def _within_budget(self, now: float, gap: float) -> float:
+        """``gap``, moved so that the next poll keeps the job within its request budget.
+
+        The next poll (number k) leaves room for a final one only if the job
+        has run ``budget_period * (k - budget_extra)`` by then (it is still
+        running then, so its budget is at least that). A poll planned earlier
+        becomes the last look: just after the latest plausible end (with room
+        for finalizing), or at that safe moment if it comes first; a job
+        already past every estimate waits for the safe moment.
+        """
+        p = self.policy
+        safe_at = self.submitted_at + p.budget_period * (self.polls + 1 - p.budget_extra)
+        if now + gap >= safe_at:
+            return gap
+        last = self.last_look
+        if last is not None and last + p.landing >= now:  # the job can still end as estimated
+            return self._clamp(min(safe_at, max(now + gap, last + p.landing)) - now)
+        return self._clamp(safe_at - now)
+
     def _budget_left(self, end: float) -> float:
-        """Polls still allowed if the job ends at ``end`` (local): the budget is its seconds / 3 + 3."""
-        return (end - self.submitted_at) / 3 + self.policy.budget_extra - self.polls
+        """Polls still allowed if the job ends at ``end`` (local): its seconds / ``budget_period`` + 3 in all."""
+        return (end - self.submitted_at) / self.policy.budget_period + self.policy.budget_extra - self.polls
 
     def _tail(self) -> float:
         gap = self.tail_gap
         self.tail_gap = min(self.policy.tail_max, self.tail_gap * self.policy.tail_growth)
         return self._clamp(gap)
+
+    def _finalize_catch(self, run: float) -> float:
+        """Gap between looks that sees a finalizing phase learned from earlier jobs (0: too short to aim at)."""
+        if self.history.finalize_ratio() is None:
+            return 0.0
+        gap = self.policy.finalize_catch * self._finalize_estimate(run)
+        return gap if gap >= self.policy.tail_gap else 0.0
+
+    def _finalize_margin(self, run: float) -> float:
+        """Finalizing time a last look allows: what earlier jobs taught, else a fraction of the run."""
+        ratio = self.history.finalize_ratio()
+        if ratio is None:
+            return max(self.policy.finalize_default, self.policy.last_look_finalize * max(0.0, run))
+        return ratio * max(0.0, run)
 
     def _finalize_estimate(self, run: float) -> float:
         ratio = self.history.finalize_ratio()

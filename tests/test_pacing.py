@@ -134,3 +134,78 @@ def test_two_staircase_readings_that_agree_by_chance_do_not_fix_the_end():
     look(2.0, 0.1)
     assert look(5.0, 0.4) < 11.0 - 5.0
     assert look(8.0, 0.7) == pytest.approx(11.0 - 8.0 + schedule.policy.landing)
+
+
+@pytest.mark.parametrize("profile", ["linear", "jumpy"])
+@pytest.mark.parametrize("seconds", [5.0, 12.0, 30.0, 60.0])
+def test_even_a_first_job_stays_within_its_request_budget(profile, seconds):
+    # No earlier job says how long this kind runs or finalizes: the request budget (T / 3 + 3) still holds,
+    # because a poll that could not leave room for the final one becomes the last look instead.
+    for seed in ("a", "b", "c", "d"):
+        length = seconds * {"a": 0.95, "b": 1.0, "c": 1.03, "d": 1.05}[seed]
+        latency, polls, _ = simulate(length, profile, pacing.PhaseHistory(), seed=seed)
+        assert polls <= length / 3 + 3, (seed, polls)
+        assert 0 <= latency <= pacing.PollPolicy().tail_max + 0.5
+
+
+@pytest.mark.parametrize("profile", ["linear", "jumpy"])
+def test_a_scaled_policy_keeps_the_request_budget_of_the_job_it_follows(profile):
+    # A job clock ten times faster with a policy ten times faster is the same run: the same polls and
+    # the request budget counts job seconds (budget_period scales), so it is neither spent early nor starved.
+    history, fast_history = pacing.PhaseHistory(), pacing.PhaseHistory()
+    policy = pacing.PollPolicy()
+    fast = policy.scaled(0.1)
+    assert fast.budget_period == pytest.approx(policy.budget_period * 0.1)
+    for seed in ("first", "second", "third"):
+        slow = simulate(30.0, profile, history, policy=policy, seed=seed, rtt=0.2)
+        quick = simulate(3.0, profile, fast_history, policy=fast, seed=seed, rtt=0.02)
+        assert quick[1] == slow[1], seed
+        assert quick[0] == pytest.approx(slow[0] / 10, abs=0.01)
+        assert quick[1] <= 30.0 / 3 + 3
+
+
+def test_a_tiny_progress_reading_does_not_pull_the_end_forward():
+    # A progress of 0.0025 read 7.6 ms after the dated start would allow a run of 3 s: the dates' rounding
+    # and the clock offset are the whole of that. Only clear readings bound the run: 0.4 at 5.0 says 10 s.
+    now = [0.0]
+    schedule = pacing.EtaSchedule(
+        submitted_at=0.0, created_at=_iso(0.0), history=pacing.PhaseHistory(), clock=lambda: now[0]
+    )
+    dates = [{"date": _iso(0.0), "status": "queued"}, {"date": _iso(1.0), "status": "in-progress"}]
+
+    def look(at: float, progress: float) -> SimpleNamespace:
+        now[0] = at
+        job = SimpleNamespace(status="in-progress", progress=progress, status_history=dates)
+        schedule(job, 0)
+        return job
+
+    look(1.0076, 0.0025)
+    job = look(5.0, 0.4)
+    assert schedule.predicted_end(job) == pytest.approx(11.0)
+
+
+@pytest.mark.parametrize("length", [0.9, 0.92, 0.94, 1.08])
+def test_a_known_kind_is_seen_finalizing_wherever_its_run_ends(length):
+    # Earlier jobs of this kind ran 60, 63 and 58 s and taught the finalizing phase: a jumpy job that runs
+    # somewhat shorter or longer than all of them is still seen finalizing (its exact end), then just
+    # after success, and within its request budget.
+    history = pacing.PhaseHistory()
+    for seed, seconds in (("a", 60.0), ("b", 63.0), ("c", 58.0)):
+        simulate(seconds, "jumpy", history, seed=seed)
+    for k in range(3):
+        latency, polls, _ = simulate(60.0 * length, "jumpy", history, seed=f"new{length}{k}")
+        assert 0 <= latency <= 0.3, k
+        assert polls <= 60.0 * length / 3 + 3, k
+
+
+def test_a_job_that_runs_longer_than_its_kind_keeps_looks_for_where_its_progress_says_it_can_end():
+    # Earlier jobs of this kind ran about 11.5 s; this one runs 13 s. Their window is no hard bound: the
+    # looks are shared out up to the latest end the progress readings allow, so some are left when the job
+    # outlives the learned window, and the budget still holds.
+    for seed in ("n0", "n1", "n2", "n3"):
+        history = pacing.PhaseHistory()
+        for earlier, seconds in (("a", 12.0 * 0.95), ("b", 12.0 * 0.96)):
+            simulate(seconds, "jumpy", history, seed=earlier)
+        latency, polls, _ = simulate(12.0 * 1.08, "jumpy", history, seed=seed)
+        assert 0 <= latency <= 0.6, seed
+        assert polls <= 12.0 * 1.08 / 3 + 3, seed
