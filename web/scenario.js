@@ -501,18 +501,24 @@ function growToFit(node) {
   }
 }
 
-/**
- * Whether this frontend lays out hidden advanced widgets properly. 1.58 does
- * (and shows a "show advanced inputs" toggle); 1.27 hides them but still
- * reserves their rows, leaving a gap, so there the labels alone say it.
- */
+/** Whether this frontend knows advanced widgets at all (1.58 does, 1.27 does not). */
 function supportsAdvanced(node) {
   return typeof node?.hasAdvancedWidgets === 'function'
 }
 
+/**
+ * Whether marked advanced widgets fold away without a trace. 1.58's Nodes 2.0
+ * folds them behind "show advanced inputs"; 1.58's classic canvas stops
+ * drawing them but keeps their rows in the layout, an empty gap in the
+ * middle of the node, so there (as on 1.27) the "advanced:" labels alone say it.
+ */
+function foldsAdvanced(node) {
+  return supportsAdvanced(node) && Boolean(setting('Comfy.VueNodes.Enabled', false))
+}
+
 function tidy(node) {
   try {
-    if (tidyWidgets(node, { markAdvanced: supportsAdvanced(node) }).length) node.setDirtyCanvas?.(true, true)
+    if (tidyWidgets(node, { markAdvanced: foldsAdvanced(node) }).length) node.setDirtyCanvas?.(true, true)
     const view = states.get(node)?.view
     if (view) renderAdvancedButton(node, view)
   } catch (err) {
