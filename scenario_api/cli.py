@@ -44,7 +44,8 @@ from .imaging import (
 )
 from .intents import ORIGIN
 from .ledger import CLI_ORIGIN, Ledger, LedgerError
-from .models import QUEUED_STATUSES, ControlNetRequest, Job, JobStatus
+from .models import QUEUED_STATUSES, TERMINAL_STATUSES, ControlNetRequest, Job, JobStatus
+from .pacing import server_time
 from .version import __version__
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -246,14 +247,36 @@ class ProgressLine:
         self.stream.flush()
         self._last = text
 
-    def timings(self, download_seconds: float | None = None) -> str:
-        end = self.finished_at or time.monotonic()
-        queued = (self.running_at or end) - self.started
-        running = end - self.running_at if self.running_at is not None else 0.0
+    def timings(self, download_seconds: float | None = None, job: Job | None = None) -> str:
+        """Queue and run time: from the job's own dates when it has them (the polls may never have seen it
+        running), else from what the polls saw."""
+        phases = server_phases(job) if job is not None else None
+        if phases is not None:
+            queued, running = phases
+        else:
+            end = self.finished_at or time.monotonic()
+            queued = (self.running_at or end) - self.started
+            running = end - self.running_at if self.running_at is not None else 0.0
         parts = [f"queued {queued:.1f} s", f"running {running:.1f} s"]
         if download_seconds is not None:
             parts.append(f"download {download_seconds:.1f} s")
         return ", ".join(parts)
+
+
+def server_phases(job: Job) -> tuple[float, float] | None:
+    """(queued, running) seconds from the job's ``createdAt`` and ``statusHistory``, or None without them.
+
+    Queued ends when the job first leaves ``pending`` / ``queued`` (as the progress line counts it); running
+    ends at its terminal status.
+    """
+    dated = [(str(h.get("status")), server_time(h.get("date"))) for h in job.status_history]
+    times = [(status, t) for status, t in dated if t is not None]
+    created = server_time(job.created_at) if job.created_at else (times[0][1] if times else None)
+    left_queue = next((t for status, t in times if status not in QUEUED_STATUSES), None)
+    ended = next((t for status, t in reversed(times) if status in TERMINAL_STATUSES), None)
+    if created is None or left_queue is None or ended is None or not created <= left_queue <= ended:
+        return None
+    return left_queue - created, ended - left_queue
 
 
 def _coarse(text: str) -> str:
@@ -521,7 +544,7 @@ async def _wait_and_save(
         _say(f"{prefix}wrote {path}")
     if job.cost is not None:
         _say(f"{prefix}billed: {job.cost:g} CU")
-    _say(f"{prefix}timings: {progress.timings(download)}")
+    _say(f"{prefix}timings: {progress.timings(download, job)}")
     return EXIT_OK
 
 

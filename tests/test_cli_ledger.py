@@ -256,3 +256,17 @@ def test_a_cli_batch_above_the_account_limit_waits_its_turn_without_429(emulator
     assert len(list((tmp_path / "o").iterdir())) == 6
     bad = cli([*args, "--concurrency", "0"], env, tmp_path)
     assert bad.returncode != 0 and "--concurrency must be from 1 to 64 (got 0)" in bad.stdout + bad.stderr
+
+
+def test_timings_come_from_the_jobs_own_dates_when_no_poll_saw_it_running(env_for_emulator, tmp_path, maps, capsys):
+    import re
+
+    from scenario_api import cli as cli_module
+
+    env_for_emulator.config(timing={"queued": 0.3, "warming_up": 0.0, "running": 1.2})
+    args = ["generate", "--control", str(maps / "road.png"), "--prompt", "a lane", "--seed", "3"]
+    # one poll, long after the end: the progress line never sees the job running
+    assert cli_module.main([*args, "--poll-interval", "3", "--out", str(tmp_path / "o")]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("timings:"))
+    queued, running = (float(v) for v in re.findall(r"(?:queued|running) ([\d.]+) s", line))
+    assert 1.0 <= running <= 2.0 and queued < 1.0, line  # the emulator's 0.3 s queue and 1.2 s run, not 3 s / 0 s
