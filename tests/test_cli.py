@@ -101,6 +101,10 @@ def test_missing_credentials_exit_2_with_help_and_send_nothing(tmp_path, control
     assert emulator.log() == []
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_cancels_the_remote_job(tmp_path, control, emulator):
     emulator.config(timing={"running": 20.0})
     env = _env_for(emulator)
@@ -124,6 +128,9 @@ def test_ctrl_c_cancels_the_remote_job(tmp_path, control, emulator):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # Ctrl-C as a terminal user has it: a test run started in the background without job control (nohup,
+        # `cmd &` in a script) ignores SIGINT, and a child inherits that.
+        preexec_fn=_default_sigint,
     )
     try:
         job_id = None
