@@ -16,7 +16,6 @@ the HTTP client stack (httpx, transport, submission...).
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
@@ -45,6 +44,7 @@ from .errors import (
     TruncatedDownloadError,
     ValidationError,
 )
+from .lazy import export_names, load_export
 from .version import __version__
 
 if TYPE_CHECKING:  # the names, for type checkers; at run time each module loads on first use
@@ -131,18 +131,12 @@ _WHERE = {  # public name -> the module of this package that defines it ("" for 
 
 
 def __getattr__(name: str) -> Any:
-    """Load the module that defines ``name`` on first use, and keep the value (later lookups are plain)."""
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    loaded = importlib.import_module(f"{__name__}.{module or name}")
-    value = loaded if not module else getattr(loaded, name)
-    globals()[name] = value
-    return value
+    """Load the module that defines ``name`` on first use (importing the pack stays cheap)."""
+    return load_export(__name__, _WHERE, name)
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_WHERE))
+    return export_names(__name__, _WHERE)
 
 
 __all__ = [

@@ -45,8 +45,9 @@ pay for them.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from ..lazy import export_names, load_export
 
 if TYPE_CHECKING:  # the names, for type checkers; at run time each module loads on first use
     from .cache import (
@@ -160,16 +161,11 @@ _WHERE = {  # public name -> the module of this package that defines it
 
 def __getattr__(name: str) -> Any:
     """Load the module that defines ``name`` on first use (importing the pack stays cheap)."""
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+    return load_export(__name__, _WHERE, name)
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_WHERE))
+    return export_names(__name__, _WHERE)
 
 
 __all__ = [

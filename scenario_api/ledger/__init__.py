@@ -57,8 +57,9 @@ use of one of its names (module ``__getattr__``).
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from ..lazy import export_names, load_export
 
 if TYPE_CHECKING:  # the names, for type checkers; at run time each module loads on first use
     from .constants import (
@@ -124,17 +125,12 @@ _WHERE = {  # public name -> the module of this package that defines it
 
 
 def __getattr__(name: str) -> Any:
-    """Load the module that defines ``name`` on first use (importing the pack does not open SQLite's module)."""
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+    """Load the module that defines ``name`` on first use (importing the pack stays cheap)."""
+    return load_export(__name__, _WHERE, name)
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_WHERE))
+    return export_names(__name__, _WHERE)
 
 
 __all__ = [
